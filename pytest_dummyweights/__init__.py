@@ -1,0 +1,25 @@
+"""pytest-dummyweights: the real Paddle model class, built from its real config, with dummy weights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import mla
+from .errors import DummyWeightsError
+from .spec import DummySpec
+
+__version__ = "0.1.0"
+__all__ = ["DummySpec", "DummyWeightsError", "build_dummy_model", "initialize_dummy_weights", "mla", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import Paddle only when the build is used, so loading the plugin stays cheap."""
+    if name == "build_dummy_model":
+        from .build import build_dummy_model
+
+        return build_dummy_model
+    if name == "initialize_dummy_weights":
+        from .fill import initialize_dummy_weights
+
+        return initialize_dummy_weights
+    raise AttributeError(f"module 'pytest_dummyweights' has no attribute {name!r}")

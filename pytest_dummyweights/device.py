@@ -1,0 +1,60 @@
+"""Which device a build runs on: ``auto`` picks a GPU when Paddle has CUDA and one is visible."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+
+import paddle
+
+
+def gpu_count() -> int:
+    if not paddle.is_compiled_with_cuda():
+        return 0
+    return paddle.device.cuda.device_count()
+
+
+def worker_index(worker_id: str | None) -> int:
+    """``gw3`` -> 3; the controller or a run without xdist -> 0."""
+    match = re.fullmatch(r"gw(\d+)", worker_id or "")
+    return int(match.group(1)) if match else 0
+
+
+def resolve_device(device: str, worker_id: str | None = None) -> str:
+    """Turn ``auto``/``gpu`` into a concrete Paddle device; xdist worker gwN gets GPU ``N % count``."""
+    count = gpu_count()
+    if device == "auto":
+        device = "gpu" if count else "cpu"
+    if device == "gpu":
+        if not count:
+            from .errors import DummyWeightsError
+
+            raise DummyWeightsError(
+                "device 'gpu' was asked for, but Paddle sees no GPU "
+                f"(compiled with CUDA: {paddle.is_compiled_with_cuda()}); use device='auto' or 'cpu'"
+            )
+        device = f"gpu:{worker_index(worker_id) % count}"
+    return device
+
+
+@contextlib.contextmanager
+def on_device(device: str) -> Iterator[None]:
+    """Make ``device`` Paddle's current device for the block, then restore the previous one."""
+    previous = paddle.device.get_device()
+    paddle.device.set_device(device)
+    try:
+        yield
+    finally:
+        paddle.device.set_device(previous)
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: str) -> Iterator[None]:
+    """Parameters created in the block get ``dtype`` unless a layer says otherwise."""
+    previous = paddle.get_default_dtype()
+    paddle.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        paddle.set_default_dtype(previous)

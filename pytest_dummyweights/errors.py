@@ -1,0 +1,5 @@
+"""Errors a user can act on: each message says what was asked, what was found, and what to do."""
+
+
+class DummyWeightsError(Exception):
+    """Bad input to a dummy build: reported without an internal traceback."""

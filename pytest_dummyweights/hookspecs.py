@@ -1,0 +1,20 @@
+"""Hooks this plugin adds; implement them in a conftest.py or a plugin (registered via ``pytest_addhooks``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_dummyweights_resolve_model(model_config: Any, spec: Any) -> Any:
+    """Return the class (or factory callable) that builds a model from ``model_config``, or None to pass.
+
+    ``model_config`` is PaddleFormers' config class when it knows the ``model_type``, else a plain
+    attribute object, after overrides. Asked after the spec's ``model=``, before PaddleFormers.
+    """
+
+
+def pytest_dummyweights_post_process(model: Any, model_config: Any, spec: Any) -> None:
+    """Final processing of a built model with dummy weights, after its own ``process_weights_after_loading``."""

@@ -1,0 +1,68 @@
+"""Find the model class (or factory) for a config: the spec's ``model``, then the hook, then PaddleFormers."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from .errors import DummyWeightsError
+
+
+def import_reference(reference: str) -> Any:
+    """``"package.module:Name"`` -> the object. Only references the test code wrote, never a config's."""
+    module_name, sep, attribute = reference.partition(":")
+    if not sep or not module_name or not attribute:
+        raise DummyWeightsError(f"model={reference!r} is not of the form 'package.module:Name'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise DummyWeightsError(f"model={reference!r}: cannot import {module_name!r} ({error})") from None
+    target: Any = module
+    for part in attribute.split("."):
+        if not hasattr(target, part):
+            raise DummyWeightsError(f"model={reference!r}: module {module_name!r} has no attribute {attribute!r}")
+        target = getattr(target, part)
+    return target
+
+
+def paddleformers_class(architecture: str) -> tuple[Any | None, str]:
+    """PaddleFormers' class for an architecture name, or None and why not."""
+    try:
+        import paddleformers
+        import paddleformers.transformers as transformers
+    except ImportError:
+        return None, "PaddleFormers is not installed (pip install 'pytest-dummyweights[paddleformers]')"
+    found = getattr(transformers, architecture, None)
+    if found is None:
+        version = getattr(paddleformers, "__version__", "?")
+        return None, f"PaddleFormers {version} has no class {architecture!r} in paddleformers.transformers"
+    return found, f"paddleformers.transformers.{architecture}"
+
+
+def resolve_model(model_config: Any, spec: Any, resolve_hook: Callable[..., Any] | None) -> tuple[Callable[..., Any], str]:
+    """The class or factory that builds the model from ``model_config``, and where it came from."""
+    if spec.model is not None:
+        target = import_reference(spec.model) if isinstance(spec.model, str) else spec.model
+        if not callable(target):
+            raise DummyWeightsError(f"model={spec.model!r} is neither a class nor a factory callable")
+        return target, f"model={getattr(target, '__qualname__', target)!r}"
+    looked = ["the spec's model= (not given)"]
+    if resolve_hook is not None:
+        found = resolve_hook(model_config=model_config, spec=spec)
+        if found is not None:
+            return found, "hook pytest_dummyweights_resolve_model"
+        looked.append("hook pytest_dummyweights_resolve_model (no implementation returned a class)")
+    architectures = getattr(model_config, "architectures", None) or []
+    if architectures:
+        found, where = paddleformers_class(str(architectures[0]))
+        if found is not None:
+            return found, where
+        looked.append(where)
+    else:
+        looked.append("PaddleFormers (the config has no 'architectures' list to look up)")
+    name = architectures[0] if architectures else getattr(model_config, "model_type", "<unknown>")
+    raise DummyWeightsError(
+        f"no model class found for {name!r}; looked at: {'; '.join(looked)}. "
+        "Pass model='package.module:Class', or implement pytest_dummyweights_resolve_model in a conftest.py"
+    )

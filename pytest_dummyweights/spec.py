@@ -1,0 +1,86 @@
+"""What to build: the marker's arguments as one value, checked before any work starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+from .errors import DummyWeightsError
+
+DTYPES = ("bfloat16", "float16", "float32")
+DEVICE_WORDS = ("auto", "cpu", "gpu")
+
+
+@dataclasses.dataclass(frozen=True)
+class DummySpec:
+    """A model to build with dummy weights; the keywords of ``@pytest.mark.dummy_load``.
+
+    ``None`` means "not set here": the plugin's options, then the config, supply the value.
+    """
+
+    config: str | os.PathLike | Mapping[str, Any]
+    dtype: str | None = None
+    overrides: Mapping[str, Any] | None = None
+    seed: int | None = None
+    std: float | None = None
+    device: str | None = None
+    model: str | type | Callable[..., Any] | None = None
+    new_keys: Collection[str] = ()
+    fresh: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, (str, os.PathLike, Mapping)):
+            raise DummyWeightsError(
+                f"config must be a directory holding config.json, a path to a JSON file, or a dict; "
+                f"got {type(self.config).__name__}: {self.config!r}"
+            )
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise DummyWeightsError(
+                f"unknown dtype {self.dtype!r}: use one of {', '.join(DTYPES)} (or leave it unset)"
+            )
+        if self.overrides is not None and not isinstance(self.overrides, Mapping):
+            raise DummyWeightsError(
+                f"overrides must be a dict of config keys to values; got {type(self.overrides).__name__}"
+            )
+        if isinstance(self.new_keys, str):
+            raise DummyWeightsError(
+                f"new_keys must be a collection of key names, e.g. [{self.new_keys!r}]; got the string {self.new_keys!r}"
+            )
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
+            raise DummyWeightsError(f"seed must be a non-negative integer; got {self.seed!r}")
+        if self.std is not None and (isinstance(self.std, bool) or not isinstance(self.std, (int, float)) or not self.std > 0):
+            raise DummyWeightsError(f"std must be a positive number; got {self.std!r}")
+        if self.device is not None:
+            check_device(self.device)
+
+    def describe(self) -> str:
+        """The config as a user wrote it, for messages."""
+        return "<dict>" if isinstance(self.config, Mapping) else os.fspath(self.config)
+
+
+def check_device(device: str) -> None:
+    """Accept ``auto``, ``cpu``, ``gpu`` and ``gpu:N``."""
+    kind, _, index = str(device).partition(":")
+    if kind not in DEVICE_WORDS or (index and (kind != "gpu" or not index.isdigit())):
+        raise DummyWeightsError(f"unknown device {device!r}: use 'auto', 'cpu', 'gpu' or 'gpu:N'")
+
+
+def spec_from_call(args: tuple, kwargs: Mapping[str, Any], what: str) -> DummySpec:
+    """Make a spec from marker or factory arguments, turning signature mistakes into clear errors."""
+    if len(args) > 1:
+        raise DummyWeightsError(
+            f"{what} takes one positional argument (the config) and keywords; got {len(args)} positional arguments"
+        )
+    if args and "config" in kwargs:
+        raise DummyWeightsError(f"{what} got the config twice: positionally ({args[0]!r}) and as config=")
+    if not args and "config" not in kwargs:
+        raise DummyWeightsError(f"{what} needs a config: a directory holding config.json, a JSON file, or a dict")
+    fields = {f.name for f in dataclasses.fields(DummySpec)}
+    unknown = sorted(set(kwargs) - fields)
+    if unknown:
+        raise DummyWeightsError(
+            f"{what} got unknown keyword(s) {', '.join(unknown)}; it takes: {', '.join(sorted(fields))}"
+        )
+    return DummySpec(*args, **kwargs)
