@@ -1,0 +1,423 @@
+"""Dummy build vs. real loading: wall time and peak RSS of each way to get a model, in one run.
+
+    python bench/build_vs_load.py [CONFIG] [--dtype bfloat16] [--repeat 3] [--json PATH] [--set key=value ...]
+
+CONFIG defaults to the shipped Qwen3-0.6B config at full size. Each case runs in a fresh subprocess
+(this script re-invoked with a hidden ``--case NAME``), which imports everything first, notes its RSS,
+then times only the case and prints one JSON line. Cases run round-robin, ``--repeat`` rounds, after
+an untimed warm-up; the table shows the median and the minimum wall time.
+
+The real-load case needs a checkpoint: the first run writes one with the model's own
+``save_pretrained(..., safe_serialization=True)`` under ``bench/.checkpoints/`` (git-ignored) and later
+runs reuse it while the config, dtype and PaddleFormers version match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_CONFIG = HERE.parent / "configs" / "qwen3-0.6b"
+CHECKPOINTS = HERE / ".checkpoints"
+RESULT_PREFIX = "BENCH-RESULT "
+MIB = 2**20
+FLOOR_METHOD = "numpy np.empty(nbytes, uint8).fill(0)"
+RSS_FACTOR, RSS_SLACK_MB = 1.15, 300
+TARGETS = {  # ratio -> (numerator, denominator, comparison, bound)
+    "build / floor": ("build", "floor", "<=", 2.0),
+    "real load / build": ("real_load", "build", ">=", 10.0),
+    "naive / build": ("naive", "build", ">=", 10.0),
+    "default init / build": ("default_init", "build", ">=", None),
+    "build (repeat) / build": ("build_repeat", "build", "<=", None),
+}
+
+
+# --------------------------------------------------------------------------- the child: one case
+
+
+@dataclasses.dataclass
+class Context:
+    """What a case needs, rebuilt in each child from the command line."""
+
+    config: str
+    dtype: str
+    overrides: dict[str, Any]
+    nbytes: int
+    checkpoint: str | None
+
+    def spec(self) -> Any:
+        from pytest_dummyweights import DummySpec
+
+        return DummySpec(self.config, dtype=self.dtype, device="cpu", overrides=self.overrides or None)
+
+    def model_config(self) -> tuple[type, Any]:
+        """The PaddleFormers class and config object, as the build makes them (dtype set on the config)."""
+        from pytest_dummyweights.config import load_config
+        from pytest_dummyweights.resolve import paddleformers_class
+
+        model_config = load_config(self.config, self.overrides).model_config
+        model_config.dtype = self.dtype
+        cls, where = paddleformers_class(model_config.architectures[0])
+        if cls is None:
+            raise SystemExit(where)
+        return cls, model_config
+
+
+@dataclasses.dataclass
+class Case:
+    """A way to get the model. ``prepare`` runs untimed, ``run`` is timed, ``check`` runs untimed after."""
+
+    label: str
+    run: Callable[[Context, Any], Any]
+    prepare: Callable[[Context], Any] = lambda ctx: None
+    check: Callable[[Context, Any, Any], dict] = lambda ctx, state, result: {}
+
+
+def run_floor(ctx: Context, _: Any) -> Any:
+    import numpy as np
+
+    buffer = np.empty(ctx.nbytes, dtype=np.uint8)
+    buffer.fill(0)  # touches every page
+    return buffer
+
+
+def run_build(ctx: Context, _: Any) -> Any:
+    from pytest_dummyweights.build import build
+
+    return build(ctx.spec())
+
+
+def check_build(ctx: Context, _: Any, result: Any) -> dict:
+    return {"phases": result.seconds, "parameters": result.parameters, "nbytes": result.nbytes}
+
+
+def prepare_repeat(ctx: Context) -> Any:
+    """The first get builds; then the cache checks the model back in, as after a test (timed apart)."""
+    from pytest_dummyweights.cache import ModelCache
+
+    cache = ModelCache()
+    cache.get(ctx.spec())
+    start = time.perf_counter()
+    cache.check_returns("bench")
+    return cache, time.perf_counter() - start
+
+
+def run_repeat(ctx: Context, state: Any) -> Any:
+    return state[0].get(ctx.spec())
+
+
+def check_repeat(ctx: Context, state: Any, _: Any) -> dict:
+    return {"check_returns_s": state[1]}
+
+
+def run_naive(ctx: Context, _: Any) -> Any:
+    """The published dummy load of Paddle inference engines: lazy construction, then randn per parameter."""
+    import paddle
+
+    from pytest_dummyweights.build import construction_guards
+
+    cls, model_config = ctx.model_config()
+    std = getattr(model_config, "initializer_range", 0.02)
+    with construction_guards(ctx.dtype):
+        model = cls(model_config)
+    for param in model.parameters():
+        if not param._is_initialized():  # a lazy parameter has no storage yet: give it one, skip its initializer
+            paddle.empty(param.shape, dtype=param.dtype)._share_buffer_to(param)
+        param._init_func = None
+        if param.is_floating_point():
+            param.set_value((paddle.randn(param.shape, dtype="float32") * std).astype(param.dtype))
+        else:
+            param.set_value(paddle.zeros(param.shape, dtype=param.dtype))
+    return model
+
+
+def run_default_init(ctx: Context, _: Any) -> Any:
+    from pytest_dummyweights.device import default_dtype
+
+    cls, model_config = ctx.model_config()
+    with default_dtype(ctx.dtype):
+        return cls(model_config)
+
+
+def prepare_real_load(ctx: Context) -> Any:
+    """Read every checkpoint file once, so the timed load finds the page cache warm."""
+    for file in Path(ctx.checkpoint).iterdir():
+        with open(file, "rb") as handle:
+            while handle.read(64 * MIB):
+                pass
+    return ctx.model_config()[0]
+
+
+def run_real_load(ctx: Context, cls: Any) -> Any:
+    return cls.from_pretrained(ctx.checkpoint, dtype=ctx.dtype)
+
+
+def check_real_load(ctx: Context, _: Any, model: Any) -> dict:
+    """Prove the load read the weights: the smallest matrix equals the checkpoint's bytes."""
+    import numpy as np
+
+    name, param = min(((n, p) for n, p in model.state_dict().items() if len(p.shape) == 2), key=lambda item: int(np.prod(item[1].shape)))
+    stored = checkpoint_tensor(Path(ctx.checkpoint), name)
+    loaded = param.astype("float32").numpy()
+    if stored.shape != loaded.shape or not np.array_equal(stored, loaded):
+        raise SystemExit(f"from_pretrained did not load {name} from {ctx.checkpoint}")
+    return {"checked_tensor": name, "checked_std": float(loaded.std())}
+
+
+CASES = {
+    "floor": Case(f"floor ({FLOOR_METHOD})", run_floor),
+    "build": Case("build (cold)", run_build, check=check_build),
+    "build_repeat": Case("build (repeat, in-process cache)", run_repeat, prepare=prepare_repeat, check=check_repeat),
+    "naive": Case("naive (LazyGuard + set_value(randn))", run_naive),
+    "default_init": Case("default init (PaddleFormers initializers)", run_default_init),
+    "real_load": Case("real load (from_pretrained, warm cache)", run_real_load, prepare=prepare_real_load, check=check_real_load),
+}
+
+
+def checkpoint_tensor(directory: Path, name: str) -> Any:
+    """One tensor of a safetensors checkpoint as float32, read from the file's header and bytes directly."""
+    import numpy as np
+
+    decode = {
+        "BF16": lambda raw: (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32),
+        "F16": lambda raw: np.frombuffer(raw, np.float16).astype(np.float32),
+        "F32": lambda raw: np.frombuffer(raw, np.float32),
+    }
+    for file in sorted(directory.glob("*.safetensors")):
+        with open(file, "rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(length))
+            if name not in header:
+                continue
+            entry = header[name]
+            start, end = entry["data_offsets"]
+            handle.seek(8 + length + start)
+            return decode[entry["dtype"]](handle.read(end - start)).reshape(entry["shape"])
+    raise SystemExit(f"tensor {name} is not in the checkpoint {directory}")
+
+
+def current_rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+
+
+def import_everything(ctx: Context) -> None:
+    """The imports every case shares, done before the baseline so no case pays for them."""
+    import numpy  # noqa: F401
+    import paddle  # noqa: F401
+
+    import pytest_dummyweights.build  # noqa: F401
+    import pytest_dummyweights.config  # noqa: F401
+
+    ctx.model_config()  # imports the model's PaddleFormers modules
+
+
+def run_child(name: str, ctx: Context) -> dict:
+    import gc
+
+    case = CASES[name]
+    import_everything(ctx)
+    gc.collect()
+    baseline = current_rss()
+    state = case.prepare(ctx)
+    start = time.perf_counter()
+    result = case.run(ctx, state)
+    wall = time.perf_counter() - start
+    peak = peak_rss()
+    return {"case": name, "wall_s": wall, "peak_rss_mb": peak / MIB, "baseline_rss_mb": baseline / MIB,
+            "rss_over_baseline_mb": (peak - baseline) / MIB, **case.check(ctx, state, result)}
+
+
+def prepare_checkpoint(ctx: Context) -> dict:
+    """Build once (a warm-up too), report the model's size, and write the checkpoint unless a matching one exists."""
+    import paddle
+    import paddleformers
+
+    from pytest_dummyweights.build import build
+
+    result = build(ctx.spec())
+    key = json.dumps({"config": result.config.raw, "dtype": ctx.dtype, "paddleformers": paddleformers.__version__}, sort_keys=True)
+    architecture = result.model_config.architectures[0]
+    directory = CHECKPOINTS / f"{architecture}-{ctx.dtype}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    meta = directory / "bench-meta.json"
+    written = False
+    if not (meta.is_file() and meta.read_text() == key):
+        partial = directory.with_name(directory.name + f".partial-{os.getpid()}")
+        result.model.save_pretrained(str(partial), safe_serialization=True)
+        (partial / "bench-meta.json").write_text(key)  # written last: marks the checkpoint complete
+        shutil.rmtree(directory, ignore_errors=True)
+        partial.rename(directory)
+        written = True
+    return {"case": "prepare", "checkpoint": str(directory), "checkpoint_written": written,
+            "architecture": architecture, "class": f"{type(result.model).__module__}.{type(result.model).__qualname__}",
+            "parameters": result.parameters, "nbytes": result.nbytes,
+            "paddle": paddle.__version__, "paddleformers": paddleformers.__version__}
+
+
+# --------------------------------------------------------------------------- the parent: orchestrate, report
+
+
+def spawn(args: argparse.Namespace, case: str, nbytes: int = 0, checkpoint: str | None = None) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), str(args.config), "--dtype", args.dtype, "--case", case,
+               "--nbytes", str(nbytes)]
+    command += ["--checkpoint", checkpoint] if checkpoint else []
+    for key, value in args.set:
+        command += ["--set", f"{key}={json.dumps(value)}"]
+    process = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+    lines = [line for line in process.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if process.returncode != 0 or not lines:
+        raise SystemExit(f"case {case} failed (exit {process.returncode}):\n{process.stderr[-4000:]}")
+    return json.loads(lines[-1][len(RESULT_PREFIX):])
+
+
+def machine() -> dict:
+    def first(path: str, key: str) -> str:
+        try:
+            with open(path) as handle:
+                return next((line.split(":", 1)[1].strip() for line in handle if line.startswith(key)), "?")
+        except OSError:
+            return "?"
+
+    ram_kb = first("/proc/meminfo", "MemTotal").split()[0]
+    return {"nproc": len(os.sched_getaffinity(0)), "cpu": first("/proc/cpuinfo", "model name"),
+            "ram_gib": round(int(ram_kb) / 2**20, 1) if ram_kb.isdigit() else None,
+            "python": platform.python_version(), "load_avg_start": os.getloadavg()}
+
+
+def summarize(runs: list[dict]) -> dict:
+    walls = [run["wall_s"] for run in runs]
+    return {"wall_median_s": statistics.median(walls), "wall_min_s": min(walls),
+            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
+            "rss_over_baseline_mb": max(run["rss_over_baseline_mb"] for run in runs), "runs": runs}
+
+
+def ratios(cases: dict) -> dict:
+    out = {}
+    for label, (top, bottom, comparison, bound) in TARGETS.items():
+        median = cases[top]["wall_median_s"] / cases[bottom]["wall_median_s"]
+        minimum = cases[top]["wall_min_s"] / cases[bottom]["wall_min_s"]
+        met = None if bound is None else (median <= bound if comparison == "<=" else median >= bound)
+        out[label] = {"median": median, "min": minimum, "target": None if bound is None else f"{comparison} {bound:g}", "met": met}
+    return out
+
+
+def rss_check(cases: dict, nbytes: int) -> dict:
+    limit = RSS_FACTOR * nbytes / MIB + RSS_SLACK_MB
+    increase = cases["build"]["rss_over_baseline_mb"]
+    return {"build_rss_increase_mb": increase, "limit_mb": limit, "met": increase <= limit,
+            "rule": f"build peak RSS increase <= {RSS_FACTOR} x param bytes + {RSS_SLACK_MB} MB"}
+
+
+def verdict(met: bool | None) -> str:
+    return {True: "ok", False: "MISSED", None: ""}[met]
+
+
+def render(report: dict) -> str:
+    m, model = report["machine"], report["model"]
+    lines = [
+        f"machine: {m['nproc']} CPUs, {m['cpu']}, {m['ram_gib']} GiB RAM, python {m['python']}, paddle {model['paddle']}, "
+        f"paddleformers {model['paddleformers']}; load average at start {' '.join(f'{x:.2f}' for x in m['load_avg_start'])}",
+        f"model: {model['class']} from {report['config']} {report['overrides'] or ''}".rstrip(),
+        f"       {report['dtype']}, {model['parameters']:,} parameters, {model['nbytes']:,} bytes ({model['nbytes'] / MIB:,.1f} MiB)",
+        f"runs: {report['repeat']} per case, round-robin, each in a fresh subprocess, after an untimed warm-up; floor = {FLOOR_METHOD}",
+        "",
+        f"{'case':<46}{'wall s median':>14}{'min':>9}{'peak RSS MB':>13}{'RSS over baseline MB':>22}",
+    ]
+    for name, case in report["cases"].items():
+        lines.append(f"{CASES[name].label:<46}{case['wall_median_s']:>14.3f}{case['wall_min_s']:>9.3f}"
+                     f"{case['peak_rss_mb']:>13.0f}{case['rss_over_baseline_mb']:>22.0f}")
+    lines += ["", f"{'ratio of wall times':<28}{'median':>8}{'min':>8}  target"]
+    for label, ratio in report["ratios"].items():
+        lines.append(f"{label:<28}{ratio['median']:>8.2f}{ratio['min']:>8.2f}  {ratio['target'] or ''} {verdict(ratio['met'])}".rstrip())
+    phases = report["build_phases_median_s"]
+    rss = report["rss_check"]
+    lines += [
+        "",
+        "build phases, median s: " + ", ".join(f"{phase} {seconds:.3f}" for phase, seconds in phases.items()),
+        f"RSS: {rss['rule']}: {rss['build_rss_increase_mb']:,.0f} MB <= {rss['limit_mb']:,.0f} MB {verdict(rss['met'])}",
+        "peak RSS of build (repeat) includes its untimed first build; RSS columns are the maximum over runs",
+    ]
+    return "\n".join(lines)
+
+
+def run_benchmark(args: argparse.Namespace) -> dict:
+    args.config = Path(args.config).resolve()
+    start_machine = machine()
+    prepared = spawn(args, "prepare")
+    nbytes, checkpoint = prepared["nbytes"], prepared["checkpoint"]
+    spawn(args, "floor", nbytes)  # warm-up, untimed: the first touch of fresh memory can be slow on a VM
+    runs: dict[str, list[dict]] = {name: [] for name in CASES}
+    for round_index in range(args.repeat):
+        for name in CASES:
+            runs[name].append(spawn(args, name, nbytes, checkpoint))
+            print(f"  round {round_index + 1}/{args.repeat} {name:<13}{runs[name][-1]['wall_s']:8.3f} s", file=sys.stderr)
+    cases = {name: summarize(case_runs) for name, case_runs in runs.items()}
+    phases = {phase: statistics.median(run["phases"][phase] for run in runs["build"]) for phase in runs["build"][0]["phases"]}
+    return {"machine": start_machine, "config": str(args.config), "overrides": dict(args.set), "dtype": args.dtype,
+            "repeat": args.repeat, "floor_method": FLOOR_METHOD, "model": prepared, "cases": cases,
+            "ratios": ratios(cases), "build_phases_median_s": phases, "rss_check": rss_check(cases, nbytes)}
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``key=value``, the value read as JSON when it parses (``2``, ``true``), else kept as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", nargs="?", default=str(DEFAULT_CONFIG), help="a directory holding config.json (default: %(default)s)")
+    parser.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float16", "float32"))
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case; the table shows median and min (default: 3)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
+    parser.add_argument("--set", type=parse_assignment, action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set num_hidden_layers=2 (repeatable)")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per case subprocess")
+    parser.add_argument("--case", choices=("prepare", *CASES), help=argparse.SUPPRESS)
+    parser.add_argument("--nbytes", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    if args.case:
+        ctx = Context(str(args.config), args.dtype, dict(args.set), args.nbytes, args.checkpoint)
+        result = prepare_checkpoint(ctx) if args.case == "prepare" else run_child(args.case, ctx)
+        print(RESULT_PREFIX + json.dumps(result), flush=True)
+        return 0
+    if args.repeat < 1:
+        raise SystemExit("--repeat must be at least 1")
+    report = run_benchmark(args)
+    print(render(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
