@@ -135,40 +135,61 @@ def _user_code(what: str, spec: DummySpec, call: Any, *args: Any) -> Any:
         raise DummyWeightsError(f"{what} failed for config {spec.describe()}: {type(error).__name__}: {error}") from error
 
 
-def build(
+@dataclasses.dataclass
+class Plan:
+    """Everything decided before construction: cheap to make, and all that the result depends on."""
+
+    spec: DummySpec  # with every default filled in: what will actually be built
+    config: LoadedConfig
+    factory: Any
+    source: str  # where the class came from
+    seconds: dict[str, float]
+
+
+def plan_build(
     spec: DummySpec,
     *,
     search_dirs: Iterable[str | os.PathLike] = (),
     hooks: BuildHooks | None = None,
     worker_id: str | None = None,
-) -> BuildResult:
-    """Build ``spec``'s model with dummy weights; ``search_dirs`` resolve a relative config path."""
+) -> Plan:
+    """Read the config, choose device, dtype and std, and find the model class; ``search_dirs`` resolve a relative config path."""
     seconds: dict[str, float] = {}
     with _timed(seconds, "config"):
         loaded = load_config(spec.config, spec.overrides, spec.new_keys, [Path(d) for d in search_dirs])
         device = resolve_device(spec.device or "auto", worker_id)
         dtype = choose_dtype(spec.dtype, loaded.raw, device)
-        model_config = loaded.model_config
-        model_config.dtype = dtype  # configs read from JSON keep float32 unless told
+        loaded.model_config.dtype = dtype  # configs read from JSON keep float32 unless told
         spec = dataclasses.replace(
             spec,
             dtype=dtype,
             device=device,
             seed=DEFAULT_SEED if spec.seed is None else spec.seed,
-            std=choose_std(spec.std, model_config),
+            std=choose_std(spec.std, loaded.model_config),
         )
-    with on_device(device):
-        with _timed(seconds, "resolve"):
-            resolve_hook = hooks.pytest_dummyweights_resolve_model if hooks is not None else None
-            factory, source = resolve_model(model_config, spec, resolve_hook)
+    with _timed(seconds, "resolve"), on_device(device):
+        resolve_hook = hooks.pytest_dummyweights_resolve_model if hooks is not None else None
+        factory, source = resolve_model(loaded.model_config, spec, resolve_hook)
+    return Plan(spec, loaded, factory, source, seconds)
+
+
+def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
+    """Construct, dummy-init and post-process the planned model on its device."""
+    spec, model_config, seconds = plan.spec, plan.config.model_config, dict(plan.seconds)
+    with on_device(spec.device):
         with _timed(seconds, "construct"):
-            model = _user_code(f"constructing {source}", spec, construct, factory, model_config, dtype)
+            model = _user_code(f"constructing {plan.source}", spec, construct, plan.factory, model_config, spec.dtype)
         with _timed(seconds, "init"):
             initialize_dummy_weights(model, seed=spec.seed, std=spec.std)
         with _timed(seconds, "post_process"):
             _user_code("post-processing", spec, post_process, model, model_config, spec, hooks)
     parameters, nbytes = parameter_stats(model)
-    return BuildResult(model, model_config, spec, loaded, source, parameters, nbytes, seconds)
+    return BuildResult(model, model_config, spec, plan.config, plan.source, parameters, nbytes, seconds)
+
+
+def build(spec: DummySpec, *, hooks: BuildHooks | None = None, **where: Any) -> BuildResult:
+    """Plan and execute in one go; ``where``: ``search_dirs`` and ``worker_id`` of :func:`plan_build`."""
+    return execute(plan_build(spec, hooks=hooks, **where), hooks)
 
 
 def build_dummy_model(config: Any, **keywords: Any) -> paddle.nn.Layer:

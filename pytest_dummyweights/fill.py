@@ -28,12 +28,7 @@ POOL_SIZE = 1 << 22  # samples per pool: 16 MiB in float32, made in about 50 ms
 CHUNK = 1 << 16  # elements per window; small enough to stay in cache
 COPY_GROUP = 16  # chunks per copy_ on the copy path: scratch is bounded by COPY_GROUP * CHUNK elements
 
-NORMAL_DTYPES = {
-    paddle.float16: ("float16", np.uint16),
-    paddle.bfloat16: ("bfloat16", np.uint16),
-    paddle.float32: ("float32", np.uint32),
-    paddle.float64: ("float64", np.uint64),
-}
+NORMAL_DTYPES = {paddle.float16: "float16", paddle.bfloat16: "bfloat16", paddle.float32: "float32", paddle.float64: "float64"}
 FLOAT8_DTYPES = tuple(getattr(paddle, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(paddle, name))
 
 
@@ -85,11 +80,15 @@ def fill_bits(out: np.ndarray, first_chunk: int, pools: tuple[np.ndarray, np.nda
         np.bitwise_xor(values[value_at : value_at + end - start], signs[sign_at : sign_at + end - start], out=out[start:end])
 
 
-def host_view(param: paddle.Tensor, bits_dtype: type) -> np.ndarray:
+UNSIGNED_OF_WIDTH = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def host_view(param: paddle.Tensor) -> np.ndarray:
     """A writable NumPy view of a CPU parameter's storage, as unsigned ints of the element width."""
     count = int(np.prod(param.shape))
-    buffer = (ctypes.c_char * (count * np.dtype(bits_dtype).itemsize)).from_address(param.data_ptr())
-    return np.frombuffer(buffer, dtype=bits_dtype)
+    width = param.element_size()
+    buffer = (ctypes.c_char * (count * width)).from_address(param.data_ptr())
+    return np.frombuffer(buffer, dtype=UNSIGNED_OF_WIDTH[width])
 
 
 def fill_by_copy(param: paddle.Tensor, pools: tuple[np.ndarray, np.ndarray], offsets: list) -> None:
@@ -133,9 +132,9 @@ def initialize_dummy_weights(model: paddle.nn.Layer, *, seed: int = 0, std: floa
         if float8:
             fill_by_copy(param, value_pool("float32", seed, float(std)), offsets)
         elif param.place.is_cpu_place():
-            fill_bits(host_view(param, normal[1]), 0, value_pool(normal[0], seed, float(std)), offsets)
+            fill_bits(host_view(param), 0, value_pool(normal, seed, float(std)), offsets)
         else:
-            fill_by_copy(param, wide_pool(normal[0], seed, float(std)), offsets)
+            fill_by_copy(param, wide_pool(normal, seed, float(std)), offsets)
 
 
 def parameter_stats(model: paddle.nn.Layer) -> tuple[int, int]:

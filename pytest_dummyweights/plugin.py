@@ -1,9 +1,11 @@
-"""pytest glue: options, markers, fixtures and hooks. The work is done by plain functions in ``build``."""
+"""pytest glue: options, markers, fixtures, hooks and the run summary. The work is done by plain
+functions in ``build`` and by the per-worker ``cache``."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import Any
 
 import pytest
@@ -17,6 +19,19 @@ MARKER_DOC = (
     "new_keys=(), fresh=False): build the real model class from config with dummy weights for the "
     "dummy_model fixture"
 )
+SETTINGS = pytest.StashKey["Settings"]()
+CACHE = pytest.StashKey[Any]()
+WORKER_STATS = pytest.StashKey[list]()
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The run's options, read once."""
+
+    seed: int
+    device: str
+    cache_bytes: int | None  # None: the default share of the device's memory
+    cache_enabled: bool
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -29,48 +44,86 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("dummyweights", "dummy weights for Paddle models (pytest-dummyweights)")
     group.addoption("--dummy-seed", type=int, default=None, help="seed of the dummy weights (default: ini dummyweights_seed, else 0)")
     group.addoption("--dummy-device", default=None, help="auto, cpu, gpu or gpu:N (default: ini dummyweights_device, else auto)")
+    group.addoption(
+        "--dummy-cache-bytes",
+        default=None,
+        help="memory budget of each worker's model cache, e.g. 4GiB (default: ini dummyweights_cache_bytes, "
+        "else a quarter of RAM, or half of the GPU's memory, shared by the workers on the device)",
+    )
+    group.addoption("--no-dummy-cache", action="store_true", help="build every model fresh for each test")
     parser.addini("dummyweights_seed", "seed of the dummy weights", default="0")
     parser.addini("dummyweights_device", "device of dummy builds: auto, cpu, gpu or gpu:N", default="auto")
+    parser.addini("dummyweights_cache_bytes", "memory budget of each worker's model cache, e.g. 4GiB", default="")
+
+
+def parse_bytes(text: str) -> int:
+    """``4GiB``, ``500MB``, ``1000000`` -> bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?\s*", text, re.IGNORECASE)
+    if not match:
+        raise ValueError(f"cache budget {text!r} is not a size; write e.g. 4GiB, 500MB or 1000000")
+    number, prefix, binary = match.groups()
+    base = 1024 if binary or not prefix else 1000
+    return int(float(number) * base ** " KMGT".index(prefix.upper() or " "))
 
 
 def _option(config: pytest.Config, name: str) -> str:
     value = config.getoption(f"--dummy-{name}")
-    return str(value) if value is not None else str(config.getini(f"dummyweights_{name}"))
+    return str(value) if value is not None else str(config.getini(f"dummyweights_{name.replace('-', '_')}"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
     try:
-        seed = int(_option(config, "seed"))
         device = _option(config, "device")
         check_device(device)
+        budget = _option(config, "cache-bytes")
+        config.stash[SETTINGS] = Settings(
+            seed=int(_option(config, "seed")),
+            device=device,
+            cache_bytes=parse_bytes(budget) if budget else None,
+            cache_enabled=not config.getoption("--no-dummy-cache"),
+        )
     except (ValueError, DummyWeightsError) as error:
         raise pytest.UsageError(f"pytest-dummyweights: {error}") from None
-    config.stash[DEFAULTS] = {"seed": seed, "device": device}
+    config.stash[WORKER_STATS] = []
 
 
-DEFAULTS = pytest.StashKey[dict]()
+def _worker_id() -> str | None:
+    return os.environ.get("PYTEST_XDIST_WORKER")
 
 
-def _with_defaults(config: pytest.Config, spec: DummySpec) -> DummySpec:
-    """Fill what the spec leaves unset from the command line and ini."""
-    unset = {key: value for key, value in config.stash[DEFAULTS].items() if getattr(spec, key) is None}
-    return dataclasses.replace(spec, **unset)
+def _cache(request: pytest.FixtureRequest) -> Any:
+    """This worker's model cache, made on first use (so Paddle is imported only by runs that build)."""
+    config = request.config
+    if CACHE not in config.stash:
+        from .cache import ModelCache, default_budget_bytes, workers_per_device
+        from .device import resolve_device
 
-
-def _build(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
-    from .build import build
-
-    spec = _with_defaults(request.config, spec)
-    search_dirs = [request.path.parent, request.config.rootpath]
-    try:
-        return build(spec, search_dirs=search_dirs, hooks=request.config.hook, worker_id=os.environ.get("PYTEST_XDIST_WORKER")).model
-    except DummyWeightsError as error:
-        _fail(request, spec.describe(), error)
+        settings = config.stash[SETTINGS]
+        budget = settings.cache_bytes
+        if budget is None:
+            workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+            budget = default_budget_bytes(resolve_device(settings.device, _worker_id()), workers_per_device(workers))
+        shared_tmp = request.getfixturevalue("tmp_path_factory").getbasetemp().parent if _worker_id() else None
+        config.stash[CACHE] = ModelCache(budget, enabled=settings.cache_enabled, lock_dir=shared_tmp)
+    return config.stash[CACHE]
 
 
 def _fail(request: pytest.FixtureRequest, config_description: str, error: Exception) -> None:
     pytest.fail(f"{request.node.nodeid}: dummy build of config {config_description!r} failed: {error}", pytrace=False)
+
+
+def _serve(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
+    """The model for ``spec`` from this worker's cache; after the test, its isolation is checked."""
+    settings = request.config.stash[SETTINGS]
+    unset = {key: getattr(settings, key) for key in ("seed", "device") if getattr(spec, key) is None}
+    spec = dataclasses.replace(spec, **unset)
+    cache = _cache(request)
+    request.addfinalizer(lambda: cache.check_returns(request.node.nodeid))
+    try:
+        return cache.get(spec, search_dirs=[request.path.parent, request.config.rootpath], hooks=request.config.hook, worker_id=_worker_id())
+    except DummyWeightsError as error:
+        _fail(request, spec.describe(), error)
 
 
 _NO_PARAM = object()
@@ -102,7 +155,7 @@ def dummy_model(request: pytest.FixtureRequest) -> Any:
         marker = request.node.get_closest_marker(MARKER)
         given = marker.args[0] if marker is not None and marker.args else getattr(request, "param", "<none>")
         _fail(request, str(given), error)
-    return _build(request, spec)
+    return _serve(request, spec)
 
 
 @pytest.fixture
@@ -114,6 +167,38 @@ def dummy_model_factory(request: pytest.FixtureRequest) -> Any:
             spec = spec_from_call(args, keywords, "dummy_model_factory")
         except DummyWeightsError as error:
             _fail(request, str(args[0] if args else keywords.get("config", "<none>")), error)
-        return _build(request, spec)
+        return _serve(request, spec)
 
     return make
+
+
+# --- run summary, aggregated on the xdist controller -------------------------------------------
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker, hand this worker's counts to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and CACHE in session.config.stash:
+        workeroutput["dummyweights"] = dataclasses.asdict(session.config.stash[CACHE].stats)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    stats = getattr(node, "workeroutput", {}).get("dummyweights")
+    if stats is not None:
+        node.config.stash[WORKER_STATS].append(stats)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    from .summary import summary_lines
+
+    if hasattr(config, "workerinput"):
+        return
+    reports = list(config.stash[WORKER_STATS])
+    if CACHE in config.stash:
+        reports.append(dataclasses.asdict(config.stash[CACHE].stats))
+    lines = summary_lines(reports, config.get_verbosity())
+    if lines:
+        terminalreporter.write_sep("=", "dummyweights")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -1,0 +1,210 @@
+"""Per-worker cache of built models: each distinct spec is built once per process, and each test
+gets the model as a fresh build would give it.
+
+Isolation is checked cheaply after each test that borrowed a model: Paddle's in-place version
+counters and data pointers, the parameter set (names, identities, shapes, dtypes), a few probed
+elements per parameter (``set_value`` and optimizer steps bump no version counter), gradients,
+and the ``training`` flags. Mode and gradients are restored in place; changed weights or
+parameters drop the model, so the next test gets a rebuild.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paddle
+
+from . import __version__
+from .build import BuildHooks, BuildResult, Plan, execute, plan_build
+from .device import gpu_count
+from .fill import host_view, unique_parameters
+from .spec import DummySpec
+from .summary import CacheStats
+
+PROBES_PER_PARAMETER = 8
+CPU_MEMORY_FRACTION = 0.25
+GPU_MEMORY_FRACTION = 0.5
+
+
+def fingerprint(plan: Plan) -> str:
+    """Everything that changes the built model: class, config after overrides, dtype, seed, std, device, versions."""
+    factory = plan.factory
+    factory_name = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', type(factory).__qualname__)}"
+    described = {
+        "class": factory_name,
+        "config": plan.config.raw,  # includes quantization_config, the quantization-relevant settings
+        "dtype": plan.spec.dtype,
+        "seed": plan.spec.seed,
+        "std": plan.spec.std,
+        "device": plan.spec.device,
+        "plugin": __version__,
+        "paddle": paddle.__version__,
+    }
+    text = json.dumps(described, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def default_budget_bytes(device: str, workers_on_device: int = 1) -> int:
+    """A fraction of the device's memory, shared by the xdist workers that build on that device."""
+    if device.startswith("gpu"):
+        index = int(device.partition(":")[2] or 0)
+        total = paddle.device.cuda.get_device_properties(index).total_memory
+        fraction = GPU_MEMORY_FRACTION
+    else:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        fraction = CPU_MEMORY_FRACTION
+    return int(total * fraction / max(1, workers_on_device))
+
+
+def workers_per_device(worker_count: int) -> int:
+    """How many xdist workers share one device: all on the CPU, spread round-robin over GPUs."""
+    gpus = gpu_count()
+    return -(-worker_count // gpus) if gpus else worker_count
+
+
+def _probe(param: paddle.Tensor) -> bytes:
+    """A few elements at fixed, spread positions: a cheap witness that values were rewritten."""
+    count = int(np.prod(param.shape))
+    if count == 0:
+        return b""
+    positions = np.unique(np.linspace(0, count - 1, PROBES_PER_PARAMETER).astype(np.int64))
+    if param.place.is_cpu_place():
+        return host_view(param)[positions].tobytes()
+    picked = paddle.index_select(param.reshape([-1]), paddle.to_tensor(positions, place=param.place))
+    return picked.cast("float32").numpy().tobytes() if picked.dtype != paddle.float32 else picked.numpy().tobytes()
+
+
+def _parameter_state(model: paddle.nn.Layer) -> dict[str, tuple]:
+    return {
+        name: (id(param), tuple(param.shape), str(param.dtype), param._inplace_version(), param.data_ptr(), _probe(param))
+        for name, param in unique_parameters(model)
+    }
+
+
+@dataclasses.dataclass
+class Snapshot:
+    """What a model looked like when it was lent to a test."""
+
+    parameters: dict[str, tuple]
+
+    @classmethod
+    def of(cls, model: paddle.nn.Layer) -> Snapshot:
+        return cls(_parameter_state(model))
+
+    def changes(self, model: paddle.nn.Layer) -> tuple[list[str], list[str]]:
+        """(what needs a rebuild, what was restored in place)."""
+        rebuild, restored = [], []
+        now = _parameter_state(model)
+        if now.keys() != self.parameters.keys():
+            added, dropped = sorted(now.keys() - self.parameters.keys()), sorted(self.parameters.keys() - now.keys())
+            rebuild.append(f"parameters added {added[:3]} dropped {dropped[:3]}".replace(" added []", "").replace(" dropped []", ""))
+        changed = sorted(name for name in now.keys() & self.parameters.keys() if now[name] != self.parameters[name])
+        if changed:
+            rebuild.append(f"{len(changed)} parameter(s) changed, e.g. {changed[0]}")
+        if any(param.grad is not None for _, param in unique_parameters(model)):
+            model.clear_gradients()
+            restored.append("gradients cleared")
+        if any(layer.training for layer in model.sublayers(include_self=True)):
+            model.eval()
+            restored.append("train mode reset to eval")
+        return rebuild, restored
+
+
+@dataclasses.dataclass
+class Entry:
+    result: BuildResult
+    snapshot: Snapshot
+
+
+class ModelCache:
+    """Built models of one process (one xdist worker), least recently used evicted past ``budget_bytes``."""
+
+    def __init__(self, budget_bytes: int | None = None, *, enabled: bool = True, lock_dir: str | os.PathLike | None = None):
+        self.budget_bytes = budget_bytes
+        self.enabled = enabled
+        self.lock_dir = Path(lock_dir) if lock_dir is not None else None
+        self.stats = CacheStats()
+        self._entries: collections.OrderedDict[str, Entry] = collections.OrderedDict()
+        self._lent: list[tuple[str, Any]] = []
+
+    def get(self, spec: DummySpec, *, search_dirs: Iterable[str | os.PathLike] = (), hooks: BuildHooks | None = None, worker_id: str | None = None) -> paddle.nn.Layer:
+        """The model for ``spec``: from the cache when built before, else built (under the device's build lock)."""
+        plan = plan_build(spec, search_dirs=search_dirs, hooks=hooks, worker_id=worker_id)
+        key = fingerprint(plan)
+        entry = self._entries.get(key) if self.enabled and not spec.fresh else None
+        if entry is not None:
+            self._entries.move_to_end(key)
+            self.stats.hits += 1
+            self.stats.models[key][3] += 1
+        else:
+            result = self._build(plan, hooks, key)
+            if not (self.enabled and not spec.fresh):
+                self.stats.served_bytes += result.nbytes
+                return result.model
+            entry = Entry(result, Snapshot.of(result.model))
+            self._store(key, entry)
+        self.stats.served_bytes += entry.result.nbytes
+        self._lent.append((key, entry.result.model))
+        return entry.result.model
+
+    def check_returns(self, test_id: str) -> list[str]:
+        """After a test: restore or drop each model it borrowed; returns what was repaired."""
+        said = []
+        for key, model in self._lent:
+            entry = self._entries.get(key)
+            if entry is None or entry.result.model is not model:
+                continue
+            rebuild, restored = entry.snapshot.changes(model)
+            if rebuild:
+                del self._entries[key]
+            what = "; ".join(rebuild + restored) + ("; dropped, the next test gets a rebuild" if rebuild else "")
+            if what:
+                name = type(model).__name__
+                self.stats.repairs.append([test_id, name, what])
+                said.append(f"{name}: {what}")
+        self._lent.clear()
+        return said
+
+    def _build(self, plan: Plan, hooks: BuildHooks | None, key: str) -> BuildResult:
+        with self._build_lock(plan.spec.device):
+            started = time.perf_counter()
+            result = execute(plan, hooks)
+        self.stats.built += 1
+        self.stats.build_seconds += time.perf_counter() - started
+        self.stats.built_bytes += result.nbytes
+        record = self.stats.models.setdefault(key, [f"{type(result.model).__name__} {plan.spec.dtype}", result.nbytes, 0, 0])
+        record[2] += 1
+        return result
+
+    @contextlib.contextmanager
+    def _build_lock(self, device: str) -> Iterator[None]:
+        """Serialize builds on one device across processes, so their memory peaks do not add up."""
+        if self.lock_dir is None:
+            yield
+            return
+        from filelock import FileLock
+
+        started = time.perf_counter()
+        with FileLock(str(self.lock_dir / f"dummyweights-build-{device.replace(':', '')}.lock")):
+            self.stats.lock_wait_seconds += time.perf_counter() - started
+            yield
+
+    def _store(self, key: str, entry: Entry) -> None:
+        size = entry.result.nbytes
+        if self.budget_bytes is not None:
+            while self._entries and sum(e.result.nbytes for e in self._entries.values()) + size > self.budget_bytes:
+                self._entries.popitem(last=False)
+                self.stats.evictions += 1
+            if size > self.budget_bytes:
+                return
+        self._entries[key] = entry
