@@ -303,6 +303,18 @@ def machine() -> dict:
             "python": platform.python_version(), "load_avg_start": os.getloadavg()}
 
 
+def code_state() -> str:
+    """The commit measured, and which package files differ from it (the build is measured as it is on disk)."""
+    def git(*words: str) -> str:
+        try:
+            return subprocess.run(["git", *words], cwd=HERE, capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    changed = git("status", "--porcelain", "--", "../pytest_dummyweights").splitlines()
+    return f"{git('rev-parse', '--short', 'HEAD') or '?'}" + (f" + uncommitted {', '.join(line[3:] for line in changed)}" if changed else "")
+
+
 def summarize(runs: list[dict]) -> dict:
     walls = [run["wall_s"] for run in runs]
     return {"wall_median_s": statistics.median(walls), "wall_min_s": min(walls),
@@ -336,6 +348,7 @@ def render(report: dict) -> str:
     lines = [
         f"machine: {m['nproc']} CPUs, {m['cpu']}, {m['ram_gib']} GiB RAM, python {m['python']}, paddle {model['paddle']}, "
         f"paddleformers {model['paddleformers']}; load average at start {' '.join(f'{x:.2f}' for x in m['load_avg_start'])}",
+        f"code: {m['code']}",
         f"model: {model['class']} from {report['config']} {report['overrides'] or ''}".rstrip(),
         f"       {report['dtype']}, {model['parameters']:,} parameters, {model['nbytes']:,} bytes ({model['nbytes'] / MIB:,.1f} MiB)",
         f"runs: {report['repeat']} per case, round-robin, each in a fresh subprocess, after an untimed warm-up; floor = {FLOOR_METHOD}",
@@ -361,7 +374,7 @@ def render(report: dict) -> str:
 
 def run_benchmark(args: argparse.Namespace) -> dict:
     args.config = Path(args.config).resolve()
-    start_machine = machine()
+    start_machine = {**machine(), "code": code_state()}
     prepared = spawn(args, "prepare")
     nbytes, checkpoint = prepared["nbytes"], prepared["checkpoint"]
     spawn(args, "floor", nbytes)  # warm-up, untimed: the first touch of fresh memory can be slow on a VM
