@@ -19,6 +19,8 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 
 import numpy as np
@@ -27,6 +29,8 @@ import paddle
 POOL_SIZE = 1 << 22  # samples per pool: 16 MiB in float32, made in about 50 ms
 CHUNK = 1 << 16  # elements per window; small enough to stay in cache
 COPY_GROUP = 16  # chunks per copy_ on the copy path: scratch is bounded by COPY_GROUP * CHUNK elements
+PIECE_CHUNKS = 64  # chunks per task when host memory is filled by several threads
+FILL_THREADS = min(4, os.cpu_count() or 1)
 
 NORMAL_DTYPES = {paddle.float16: "float16", paddle.bfloat16: "bfloat16", paddle.float32: "float32", paddle.float64: "float64"}
 FLOAT8_DTYPES = tuple(getattr(paddle, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(paddle, name))
@@ -121,6 +125,7 @@ def unique_parameters(model: paddle.nn.Layer) -> Iterator[tuple[str, paddle.Tens
 
 def initialize_dummy_weights(model: paddle.nn.Layer, *, seed: int = 0, std: float = 0.02) -> None:
     """Give every parameter of ``model`` its dummy values, exactly once, on the parameter's device."""
+    host_pieces = []
     for name, param in unique_parameters(model):
         normal = NORMAL_DTYPES.get(param.dtype)
         float8 = param.dtype in FLOAT8_DTYPES
@@ -132,9 +137,23 @@ def initialize_dummy_weights(model: paddle.nn.Layer, *, seed: int = 0, std: floa
         if float8:
             fill_by_copy(param, value_pool("float32", seed, float(std)), offsets)
         elif param.place.is_cpu_place():
-            fill_bits(host_view(param), 0, value_pool(normal, seed, float(std)), offsets)
+            view, pools = host_view(param), value_pool(normal, seed, float(std))
+            piece = PIECE_CHUNKS * CHUNK
+            host_pieces += [(view[start : start + piece], start // CHUNK, pools, offsets) for start in range(0, numel, piece)]
         else:
             fill_by_copy(param, wide_pool(normal, seed, float(std)), offsets)
+    _fill_pieces(host_pieces)
+
+
+def _fill_pieces(pieces: list[tuple]) -> None:
+    """Fill host memory on all cores: NumPy releases the GIL, and first-touch page faults run in parallel."""
+    if FILL_THREADS < 2 or len(pieces) < 2:
+        for piece in pieces:
+            fill_bits(*piece)
+        return
+    with ThreadPoolExecutor(FILL_THREADS) as workers:
+        for _ in workers.map(lambda piece: fill_bits(*piece), pieces):
+            pass
 
 
 def parameter_stats(model: paddle.nn.Layer) -> tuple[int, int]:
