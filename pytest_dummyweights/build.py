@@ -96,6 +96,7 @@ def add_mla_derived_weights(model: paddle.nn.Layer, dtype: str) -> list[str]:
             continue
         for attribute, shape in mla.derived_weight_shapes(layer).items():
             if getattr(layer, attribute, None) is None:
+                layer.__dict__.pop(attribute, None)  # a `self.k_b_proj_weight = None` placeholder blocks add_parameter
                 layer.add_parameter(attribute, layer.create_parameter(shape, dtype=dtype))
         given.append(name)
     return given

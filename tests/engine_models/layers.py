@@ -112,6 +112,15 @@ class MLAAttention(paddle.nn.Layer):
         return self.o_proj(out[..., : self.v_head_dim].reshape([b, s, h * self.v_head_dim]))
 
 
+class MLAAttentionWithPlaceholders(MLAAttention):
+    """The same, declaring the derived weights as ``None`` placeholders, as engine code often does."""
+
+    def __init__(self, *args: int) -> None:
+        super().__init__(*args)
+        self.k_b_proj_weight = None
+        self.v_b_proj_weight = None
+
+
 class EngineModel(paddle.nn.Layer):
     """A tiny causal LM of engine-style layers, built from a plain config."""
 
@@ -119,7 +128,8 @@ class EngineModel(paddle.nn.Layer):
         super().__init__()
         hidden = config.hidden_size
         self.embed = paddle.nn.Embedding(config.vocab_size, hidden)
-        self.attention = MLAAttention(hidden, config.num_heads, config.kv_lora_rank, config.qk_nope_head_dim, config.qk_rope_head_dim, config.v_head_dim)
+        attention = MLAAttentionWithPlaceholders if getattr(config, "mla_placeholders", False) else MLAAttention
+        self.attention = attention(hidden, config.num_heads, config.kv_lora_rank, config.qk_nope_head_dim, config.qk_rope_head_dim, config.v_head_dim)
         self.quant = QuantLinear(hidden, hidden)
         self.fp8_e4m3 = Float8Linear(hidden, hidden, "float8_e4m3fn")
         self.fp8_e5m2 = Float8Linear(hidden, hidden, "float8_e5m2")
