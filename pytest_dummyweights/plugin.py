@@ -118,9 +118,9 @@ def _serve(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
     settings = request.config.stash[SETTINGS]
     unset = {key: getattr(settings, key) for key in ("seed", "device") if getattr(spec, key) is None}
     spec = dataclasses.replace(spec, **unset)
-    cache = _cache(request)
-    request.addfinalizer(lambda: cache.check_returns(request.node.nodeid))
     try:
+        cache = _cache(request)
+        request.addfinalizer(lambda: cache.check_returns(request.node.nodeid))
         return cache.get(spec, search_dirs=[request.path.parent, request.config.rootpath], hooks=request.config.hook, worker_id=_worker_id())
     except DummyWeightsError as error:
         _fail(request, spec.describe(), error)
@@ -197,7 +197,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     reports = list(config.stash[WORKER_STATS])
     if CACHE in config.stash:
         reports.append(dataclasses.asdict(config.stash[CACHE].stats))
-    lines = summary_lines(reports, config.get_verbosity())
+    lines = summary_lines(reports, config.option.verbose)
     if lines:
         terminalreporter.write_sep("=", "dummyweights")
         for line in lines:
