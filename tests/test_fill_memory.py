@@ -1,0 +1,43 @@
+"""Filling float8 goes through bounded scratch memory, never a full-size wider temporary."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, resource
+    import paddle
+    from pytest_dummyweights import fill
+
+    def peak_bytes():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    layer = paddle.nn.Layer()
+    with paddle.LazyGuard():
+        layer.weight = layer.create_parameter(
+            [{count}], dtype="float8_e4m3fn", default_initializer=paddle.nn.initializer.Constant(0.0)
+        )
+    fill.value_pool("float32", 0, 0.02)  # the pools are shared by every parameter: not scratch
+    before = peak_bytes()
+    fill.initialize_dummy_weights(layer, seed=0, std=0.02)
+    sample = layer.weight[:65536].astype("float32").numpy()
+    print(json.dumps({{"before": before, "after": peak_bytes(), "std": float(sample.std()), "zeros": int((sample == 0).sum())}}))
+    """
+)
+
+
+def test_float8_fill_needs_scratch_bounded_by_the_chunk_not_the_parameter():
+    from pytest_dummyweights import fill
+
+    count = 256 * 2**20  # 256 MiB of float8; a float16 copy alone would be 512 MiB
+    output = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(count=count)], capture_output=True, text=True, check=True
+    ).stdout
+    measured = json.loads(output.strip().splitlines()[-1])
+    scratch = measured["after"] - measured["before"] - count  # the parameter itself is touched once
+    chunk_scratch = fill.COPY_GROUP * fill.CHUNK * (4 + 4 + 1)  # uint32 bits, float32 tensor, float8 cast
+    assert scratch < 4 * chunk_scratch + 32 * 2**20, f"fill needed {scratch / 2**20:.0f} MiB beyond the parameter"
+    assert 0.015 < measured["std"] < 0.025  # normal values, not zeros
+    assert measured["zeros"] < 65536 // 10  # e4m3 rounds |x| < 2**-10 to zero: about 4% at std 0.02
