@@ -33,3 +33,7 @@ ENGINE = "engine_models.layers:EngineModel"
 def zoo_config(tag: str = "", **params: tuple[str, list[int]]) -> dict:
     """A dict config for ``ParamZoo``: one parameter per keyword, ``name=(dtype, shape)``."""
     return {"model_type": "param_zoo", "tag": tag, "params": {name: list(spec) for name, spec in (params or {"w": ("float32", [4, 4])}).items()}}
+
+
+# every floating dtype, several chunks each (values are written chunk by chunk)
+ZOO_PARAMS = {f"w_{dtype}": (dtype, [3, 40000]) for dtype in ("float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2")}
