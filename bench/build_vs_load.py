@@ -59,6 +59,7 @@ class Context:
     overrides: dict[str, Any]
     nbytes: int
     checkpoint: str | None
+    checkpoints: Path = CHECKPOINTS
 
     def spec(self) -> Any:
         from pytest_dummyweights import DummySpec
@@ -217,7 +218,8 @@ def current_rss() -> int:
 
 
 def peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
+    """ru_maxrss (kilobytes on Linux); the kernel updates it lazily, so never below the current RSS."""
+    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, current_rss())
 
 
 def import_everything(ctx: Context) -> None:
@@ -257,7 +259,7 @@ def prepare_checkpoint(ctx: Context) -> dict:
     result = build(ctx.spec())
     key = json.dumps({"config": result.config.raw, "dtype": ctx.dtype, "paddleformers": paddleformers.__version__}, sort_keys=True)
     architecture = result.model_config.architectures[0]
-    directory = CHECKPOINTS / f"{architecture}-{ctx.dtype}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    directory = ctx.checkpoints / f"{architecture}-{ctx.dtype}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     meta = directory / "bench-meta.json"
     written = False
     if not (meta.is_file() and meta.read_text() == key):
@@ -279,7 +281,7 @@ def prepare_checkpoint(ctx: Context) -> dict:
 def spawn(args: argparse.Namespace, case: str, nbytes: int = 0, checkpoint: str | None = None) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), str(args.config), "--dtype", args.dtype, "--case", case,
                "--nbytes", str(nbytes)]
-    command += ["--checkpoint", checkpoint] if checkpoint else []
+    command += ["--checkpoint", checkpoint] if checkpoint else ["--checkpoints", str(args.checkpoints)]
     for key, value in args.set:
         command += ["--set", f"{key}={json.dumps(value)}"]
     process = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
@@ -409,6 +411,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
     parser.add_argument("--set", type=parse_assignment, action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set num_hidden_layers=2 (repeatable)")
+    parser.add_argument("--checkpoints", type=Path, default=CHECKPOINTS, help="where checkpoints are written and reused (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per case subprocess")
     parser.add_argument("--case", choices=("prepare", *CASES), help=argparse.SUPPRESS)
     parser.add_argument("--nbytes", type=int, default=0, help=argparse.SUPPRESS)
@@ -419,7 +422,7 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     if args.case:
-        ctx = Context(str(args.config), args.dtype, dict(args.set), args.nbytes, args.checkpoint)
+        ctx = Context(str(args.config), args.dtype, dict(args.set), args.nbytes, args.checkpoint, args.checkpoints.resolve())
         result = prepare_checkpoint(ctx) if args.case == "prepare" else run_child(args.case, ctx)
         print(RESULT_PREFIX + json.dumps(result), flush=True)
         return 0

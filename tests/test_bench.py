@@ -1,0 +1,51 @@
+"""The benchmark script runs end to end on a shrunk config and reports every case (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "bench" / "build_vs_load.py"
+TINY = {
+    "num_hidden_layers": 1,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "vocab_size": 512,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "head_dim": 32,
+}
+CASES = {"floor", "build", "build_repeat", "naive", "default_init", "real_load"}
+
+pytest.importorskip("paddleformers")
+
+
+def test_benchmark_runs_end_to_end_on_a_tiny_config(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    command = [sys.executable, str(SCRIPT), str(ROOT / "configs" / "qwen3-0.6b"), "--repeat", "1", "--json", str(out)]
+    command += ["--checkpoints", str(tmp_path / "checkpoints")]
+    for key, value in TINY.items():
+        command += ["--set", f"{key}={value}"]
+    process = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert "build / floor" in process.stdout
+
+    report = json.loads(out.read_text())
+    assert set(report["cases"]) == CASES
+    nbytes = report["model"]["nbytes"]
+    assert nbytes == 2 * report["model"]["parameters"] > 0  # bfloat16
+    for name, case in report["cases"].items():
+        assert len(case["runs"]) == 1, name
+        assert 0 <= case["wall_min_s"] <= case["wall_median_s"] < 120, name
+        assert case["peak_rss_mb"] >= case["runs"][0]["baseline_rss_mb"] > 0, name
+    assert set(report["build_phases_median_s"]) >= {"construct", "init"}
+    assert report["cases"]["real_load"]["runs"][0]["checked_tensor"]
+    assert {"build / floor", "real load / build", "naive / build"} <= set(report["ratios"])
+    assert all(ratio["median"] > 0 for ratio in report["ratios"].values())
+    assert report["rss_check"]["limit_mb"] > 300
+    assert Path(report["model"]["checkpoint"]).parent == tmp_path / "checkpoints"
