@@ -41,3 +41,24 @@ def test_float8_fill_needs_scratch_bounded_by_the_chunk_not_the_parameter():
     assert scratch < 4 * chunk_scratch + 32 * 2**20, f"fill needed {scratch / 2**20:.0f} MiB beyond the parameter"
     assert 0.015 < measured["std"] < 0.025  # normal values, not zeros
     assert measured["zeros"] < 65536 // 10  # e4m3 rounds |x| < 2**-10 to zero: about 4% at std 0.02
+
+
+def test_the_copy_path_for_devices_writes_the_same_bits_as_the_host_path():
+    """GPUs fill through copy_ from widened values; run that path on CPU and compare it bit for bit."""
+    import paddle
+
+    from pytest_dummyweights import fill
+
+    def layer_of(dtypes):
+        layer = paddle.nn.Layer()
+        for index, dtype in enumerate(dtypes):
+            setattr(layer, f"w{index}", layer.create_parameter([3, fill.CHUNK + 17], dtype=dtype))
+        return layer
+
+    dtypes = ["float16", "bfloat16", "float32", "float64"]
+    host, device = layer_of(dtypes), layer_of(dtypes)
+    fill.initialize_dummy_weights(host, seed=7, std=0.5)
+    for (name, expected), (_, param), dtype in zip(host.named_parameters(), device.named_parameters(), dtypes):
+        numel = int(expected.numel())
+        fill.fill_by_copy(param, fill.wide_pool(dtype, 7, 0.5), fill.chunk_offsets(name, 7, numel))
+        assert (fill.host_view(param) == fill.host_view(expected)).all(), dtype
