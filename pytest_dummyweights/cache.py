@@ -112,7 +112,7 @@ class Snapshot:
         if changed:
             rebuild.append(f"{len(changed)} parameter(s) changed, e.g. {changed[0]}")
         if any(param.grad is not None for _, param in unique_parameters(model)):
-            model.clear_gradients()
+            model.clear_gradients(set_to_zero=False)  # None, as built: zeroed gradients would read as "left behind" again
             restored.append("gradients cleared")
         if any(layer.training for layer in model.sublayers(include_self=True)):
             model.eval()

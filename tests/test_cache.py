@@ -122,3 +122,105 @@ def test_each_spec_is_built_at_most_once_per_worker_and_the_summary_counts_it(in
     else:
         builds_of = collections.Counter(b["name"] for b in builds)
         assert per_model == {key_of(tiny(n)): (builds_of[n], count - builds_of[n]) for n, count in SPREAD.items()}
+
+
+# --- a mutating test does not leak into the next one; the summary names it --------------------------
+
+ISOLATION_TESTS = """
+import numpy as np
+import paddle
+import pytest
+
+def weight(model):
+    return model.layers[0].weight
+
+def set_value(model):
+    weight(model).set_value(paddle.zeros_like(weight(model)))
+
+def inplace_under_no_grad(model):
+    with paddle.no_grad():
+        weight(model).scale_(2.0)
+
+def setitem_one_element(model):  # element 1 of 16: not one of the probed positions
+    with paddle.no_grad():
+        weight(model)[0, 1] = 5.0
+
+def optimizer_step(model):
+    model.train()
+    optimizer = paddle.optimizer.SGD(learning_rate=0.1, parameters=model.parameters())
+    model(paddle.ones([3, 4])).sum().backward()
+    optimizer.step()
+
+def backward_only(model):  # gradients left behind, weights untouched
+    model(paddle.ones([3, 4])).sum().backward()
+
+def train_mode(model):
+    model.train()
+
+def add_parameter(model):
+    model.add_parameter("extra", model.create_parameter([2]))
+
+def drop_parameter(model):
+    model.layers[1].bias = None
+
+def replace_parameter(model):
+    model.layers[0].weight = model.create_parameter([4, 4])
+
+def swap_values_in_place(model):  # a numpy write into the storage: no version counter sees it
+    np.frombuffer((__import__("ctypes").c_float * 16).from_address(weight(model).data_ptr()), np.float32)[:] *= -1
+
+MUTATIONS = {MUTATIONS!r}
+
+@pytest.mark.dummy_load({{"name": "m", "width": 4, "depth": 2}}, model="cache_support:Tiny")
+class TestIsolation:
+    @pytest.mark.dummy_load({{"name": "m", "width": 4, "depth": 2}}, model="cache_support:Tiny", fresh=True)
+    def test_0_reference(self, dummy_model, record):
+        record(dummy_model)
+
+    for _name in MUTATIONS:
+        def _mutates(self, dummy_model, record, _mutate=globals()[_name]):
+            record(dummy_model)
+            _mutate(dummy_model)
+
+        def _next(self, dummy_model, record):
+            record(dummy_model)
+
+        locals()[f"test_{{_name}}"] = _mutates
+        locals()[f"test_{{_name}}_next"] = _next
+"""
+# mutation -> does it change the weights or parameter set (rebuild), or only mode/gradients (restore)
+MUTATIONS = {
+    "set_value": "rebuild",
+    "inplace_under_no_grad": "rebuild",
+    "setitem_one_element": "rebuild",
+    "optimizer_step": "rebuild",
+    "backward_only": "restore",
+    "train_mode": "restore",
+    "add_parameter": "rebuild",
+    "drop_parameter": "rebuild",
+    "replace_parameter": "rebuild",
+    "swap_values_in_place": "rebuild",
+}
+
+
+def test_a_mutating_test_does_not_leak_into_the_next_and_the_summary_names_it(inner, logs) -> None:
+    inner.write("test_isolation.py", ISOLATION_TESTS.format(MUTATIONS=list(MUTATIONS)))
+    result = run_xdist(inner, "--dist", "loadscope", "-v")  # one class: one worker, in order
+    result.assert_outcomes(passed=1 + 2 * len(MUTATIONS))
+
+    seen = seen_by_test(logs)
+    fresh = fresh_digest(tiny("m"))
+    assert seen["test_0_reference"]["digest"] == fresh
+    for name in MUTATIONS:
+        before, after = seen[f"test_{name}"], seen[f"test_{name}_next"]
+        assert before["digest"] == fresh, name  # the previous mutation did not leak into this one either
+        assert (after["digest"], after["training"], after["grads"]) == (fresh, False, False), name
+        rebuilt = after["id"] != before["id"]
+        assert rebuilt == (MUTATIONS[name] == "rebuild"), name
+
+    lines = summary_section(result.outlines)
+    repaired = [line for line in lines if line.startswith("isolation repaired after ")]
+    assert [line.split(": ")[0].rpartition("::")[2] for line in repaired] == [f"test_{name}" for name in MUTATIONS]
+    rebuilds = sum(kind == "rebuild" for kind in MUTATIONS.values())
+    assert summary_counts(lines)["repairs"] == len(MUTATIONS)
+    assert [(m["built"], m["hits"]) for m in model_lines(result.outlines)] == [(2 + rebuilds, 2 * len(MUTATIONS) - 1 - rebuilds)]
