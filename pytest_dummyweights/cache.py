@@ -2,7 +2,8 @@
 gets the model as a fresh build would give it.
 
 Isolation is checked cheaply after each test that borrowed a model: Paddle's in-place version
-counters and data pointers, the parameter set (names, identities, shapes, dtypes), a few probed
+counters and data pointers, the parameter set (names, identities, shapes, dtypes, ``stop_gradient``),
+buffers and forward hooks, a few probed
 elements per parameter (``set_value`` and optimizer steps bump no version counter), gradients,
 and the ``training`` flags. Mode and gradients are restored in place; changed weights or
 parameters drop the model, so the next test gets a rebuild.
@@ -84,11 +85,19 @@ def _probe(param: paddle.Tensor) -> bytes:
     return picked.cast("float32").numpy().tobytes() if picked.dtype != paddle.float32 else picked.numpy().tobytes()
 
 
+def _tensor_state(tensor: paddle.Tensor) -> tuple:
+    return (id(tensor), tuple(tensor.shape), str(tensor.dtype), tensor.stop_gradient, tensor._inplace_version(), tensor.data_ptr(), _probe(tensor))
+
+
 def _parameter_state(model: paddle.nn.Layer) -> dict[str, tuple]:
-    return {
-        name: (id(param), tuple(param.shape), str(param.dtype), param._inplace_version(), param.data_ptr(), _probe(param))
-        for name, param in unique_parameters(model)
-    }
+    """Parameters, and buffers (as ``buffer <name>``) and forward hooks (as ``hooks <layer>``): what a test can leave behind."""
+    state = {name: _tensor_state(param) for name, param in unique_parameters(model)}
+    state.update((f"buffer {name}", _tensor_state(buffer)) for name, buffer in model.named_buffers() if buffer is not None)
+    for name, layer in model.named_sublayers(include_self=True):
+        hooks = (tuple(layer._forward_pre_hooks), tuple(layer._forward_post_hooks))
+        if any(hooks):
+            state[f"hooks {name or '<model>'}"] = hooks
+    return state
 
 
 @dataclasses.dataclass

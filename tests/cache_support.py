@@ -23,7 +23,7 @@ class Tiny(paddle.nn.Layer):
 
     def __init__(self, config) -> None:
         super().__init__()
-        self.name = config.name
+        self.name, self.width = config.name, config.width
         self.layers = paddle.nn.LayerList([paddle.nn.Linear(config.width, config.width) for _ in range(config.depth)])
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -71,12 +71,15 @@ def pytest_dummyweights_post_process(model, model_config, spec):
 @pytest.fixture
 def record(request):
     '''record(model): log the test's model: digest, identity, mode, gradients for the outer test.'''
+    import paddle
     from cache_support import digest
 
     def record(model, **extra):
         _append("seen", {{"test": request.node.name, "pid": os.getpid(), "digest": digest(model),
                          "id": id(model), "training": model.training,
-                         "name": model.name, "grads": any(p.grad is not None for p in model.parameters()), **extra}})
+                         "name": model.name, "grads": any(p.grad is not None for p in model.parameters()),
+                         "frozen": [p.stop_gradient for p in model.parameters()], "buffers": [n for n, _ in model.named_buffers()],
+                         "output": model(paddle.ones([1, model.width])).numpy().tolist(), **extra}})
     return record
 """
 
