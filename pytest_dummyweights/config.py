@@ -39,7 +39,7 @@ def read_raw_config(config: str | os.PathLike | Mapping[str, Any], search_dirs: 
     if isinstance(config, Mapping):
         return copy.deepcopy(dict(config)), "<dict>"
     path = Path(config).expanduser()
-    candidates = [path] if path.is_absolute() else [Path(d) / path for d in search_dirs] or [path]
+    candidates = [path] if path.is_absolute() else list(dict.fromkeys(Path(d) / path for d in search_dirs)) or [path]
     found = next((c for c in candidates if c.exists()), None)
     if found is None:
         looked = ", ".join(str(c) for c in candidates)

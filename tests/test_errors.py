@@ -1,0 +1,121 @@
+"""Bad input: a clear error at the test's setup naming the test, the config and the cause; no internal
+traceback; the other tests of the session are unaffected."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+ERRORS = """
+    import pytest
+    from engine_models import SHRINK, ZOO, zoo_config
+
+    QWEN3 = str(SHRINK["qwen3"][0])
+    TINY = SHRINK["qwen3"][1]
+
+    @pytest.mark.dummy_load("no_such_dir")
+    def test_missing_path(dummy_model):
+        pass
+
+    @pytest.mark.dummy_load("no_config_json")
+    def test_dir_without_config_json(dummy_model):
+        pass
+
+    @pytest.mark.dummy_load("malformed")
+    def test_malformed_json(dummy_model):
+        pass
+
+    @pytest.mark.dummy_load({"model_type": "no_such_type", "architectures": ["NoSuchForCausalLM"]})
+    def test_unresolvable_architecture(dummy_model):
+        pass
+
+    @pytest.mark.dummy_load(QWEN3, dtype="float99")
+    def test_unknown_dtype(dummy_model):
+        pass
+
+    @pytest.mark.dummy_load(QWEN3, overrides={**TINY, "num_hiden_layers": 1})
+    def test_override_typo(dummy_model):
+        pass
+
+    def test_healthy_neighbour(dummy_model_factory):
+        assert dummy_model_factory(zoo_config("ok"), model=ZOO).config.tag == "ok"
+
+    @pytest.mark.dummy_load(zoo_config("new"), model=ZOO, overrides={"brand_new": 1}, new_keys=["brand_new"])
+    def test_new_key_allowed_explicitly(dummy_model):
+        assert dummy_model.config.brand_new == 1
+
+    @pytest.mark.dummy_load(QWEN3, config=QWEN3)
+    def test_config_given_twice(dummy_model):
+        pass
+
+    @pytest.mark.dummy_load(QWEN3)
+    @pytest.mark.parametrize("dummy_model", [QWEN3], indirect=True)
+    def test_marker_and_indirect_param(dummy_model):
+        pass
+
+    @pytest.mark.dummy_load(QWEN3, dtypes="float32")
+    def test_unknown_keyword(dummy_model):
+        pass
+
+    @pytest.mark.parametrize("dummy_model", ["no_such_dir"], indirect=True)
+    def test_indirect_missing_path(dummy_model):
+        pass
+
+    @pytest.mark.dummy_load(zoo_config("bad"), model="engine_models.layers:NoSuchModel")
+    def test_bad_model_reference(dummy_model):
+        pass
+
+    def test_factory_error(dummy_model_factory):
+        dummy_model_factory("no_such_dir")
+    """
+
+# test -> (config as the user wrote it, pattern of the cause)
+EXPECTED = {
+    # the test's dir is the rootdir here: looked at once
+    "test_missing_path": ("no_such_dir", r"config 'no_such_dir' not found \(looked at: [^,]*no_such_dir\); "),
+    "test_dir_without_config_json": ("no_config_json", r"has no config\.json \(it holds: weights\.txt\)"),
+    "test_malformed_json": ("malformed", r"is not valid JSON: .* at line 1, column \d+"),
+    "test_unresolvable_architecture": (
+        "<dict>",
+        r"no model class found for 'NoSuchForCausalLM'; looked at: the spec's model= \(not given\); "
+        r"hook pytest_dummyweights_resolve_model .*; PaddleFormers [\d.]+ has no class 'NoSuchForCausalLM'",
+    ),
+    "test_unknown_dtype": ("qwen3-0.6b", r"unknown dtype 'float99': use one of bfloat16, float16, float32"),
+    "test_override_typo": ("qwen3-0.6b", r"override key 'num_hiden_layers' is not in config .*; did you mean 'num_hidden_layers'\?"),
+    "test_config_given_twice": ("qwen3-0.6b", r"got the config twice"),
+    "test_marker_and_indirect_param": ("qwen3-0.6b", r"both a dummy_load marker and an indirect parametrization"),
+    "test_unknown_keyword": ("qwen3-0.6b", r"unknown keyword\(s\) dtypes"),
+    "test_indirect_missing_path": ("no_such_dir", r"config 'no_such_dir' not found"),
+    "test_bad_model_reference": ("<dict>", r"module 'engine_models\.layers' has no attribute 'NoSuchModel'"),
+}
+
+
+def test_each_bad_input_errors_at_setup_naming_test_config_and_cause(inner):
+    inner.write("no_config_json/weights.txt", "")
+    inner.write("malformed/config.json", '{"model_type": "qwen3",,}')
+    inner.write("test_bad_input.py", ERRORS)
+    result = inner.run("-v", "--strict-markers")
+    result.assert_outcomes(passed=2, failed=1, errors=len(EXPECTED))
+    output = result.stdout.str()
+    for test, (config, cause) in EXPECTED.items():
+        assert re.search(rf"^test_bad_input\.py::{test}\S* ERROR", output, re.MULTILINE), test  # at setup...
+        assert re.search(rf"_ ERROR at setup of {test}\b", output), test
+        message = re.search(rf"^test_bad_input\.py::{test}\S*: dummy build of config '([^']*)' failed: (.*)$", output, re.MULTILINE)
+        assert message is not None, test  # ...naming the test...
+        assert config in message[1], (test, message[0])  # ...the config...
+        assert re.search(cause, message[2]), (test, message[0])  # ...and the cause
+    assert re.search(r"^test_bad_input\.py::test_factory_error: dummy build of config 'no_such_dir' failed: config 'no_such_dir' not found", output, re.MULTILINE)
+    assert "Traceback" not in output and "pytest_dummyweights/" not in output  # no internal traceback
+    result.stdout.fnmatch_lines(["*test_healthy_neighbour PASSED*", "*test_new_key_allowed_explicitly PASSED*"])
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [(("--dummy-device", "tpu"), "*pytest-dummyweights: unknown device 'tpu'*"), (("--dummy-seed", "x"), "*--dummy-seed*invalid int value*")],
+)
+def test_bad_options_are_usage_errors(inner, option, message):
+    inner.write("test_nothing.py", "def test_nothing():\n    pass\n")
+    result = inner.run(*option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
