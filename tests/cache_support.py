@@ -32,6 +32,10 @@ class Tiny(paddle.nn.Layer):
         return x
 
 
+class OtherTiny(Tiny):
+    """The same layers under another class: another model, another cache key."""
+
+
 def tiny(name: str, width: int = 4, depth: int = 2) -> dict:
     """A config for ``Tiny``; ``name`` makes specs distinct and shows up in the build log."""
     return {"name": name, "width": width, "depth": depth}
