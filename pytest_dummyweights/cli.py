@@ -37,14 +37,14 @@ def run_build(args: argparse.Namespace) -> int:
         new_keys=tuple(args.new_key),
     )
     result = build(spec, search_dirs=[Path.cwd()])
-    print(f"class       {type(result.model).__module__}.{type(result.model).__qualname__} ({result.source})")
-    print(f"config      {result.config.source}")
-    print(f"dtype       {result.spec.dtype} on {result.spec.device}, seed {result.spec.seed}, std {result.spec.std:g}")
-    print(f"parameters  {result.parameters:,}")
-    print(f"bytes       {result.nbytes:,} ({result.nbytes / 2**20:,.1f} MiB)")
+    print(f"class         {type(result.model).__module__}.{type(result.model).__qualname__} ({result.source})")
+    print(f"config        {result.config.source}")
+    print(f"dtype         {result.spec.dtype} on {result.spec.device}, seed {result.spec.seed}, std {result.spec.std:g}")
+    print(f"parameters    {result.parameters:,}")
+    print(f"bytes         {result.nbytes:,} ({result.nbytes / 2**20:,.1f} MiB)")
     for phase in PHASES:
-        print(f"{phase:<12}{result.seconds[phase]:.3f} s")
-    print(f"{'total':<12}{sum(result.seconds.values()):.3f} s")
+        print(f"{phase:<14}{result.seconds[phase]:.3f} s")
+    print(f"{'total':<14}{sum(result.seconds.values()):.3f} s")
     return 0
 
 

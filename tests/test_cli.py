@@ -1,0 +1,66 @@
+"""``python -m pytest_dummyweights build``: what it prints, and a one-line error with exit status 2 on bad input."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from engine_models import REPO, SHRINK
+from pytest_dummyweights import build_dummy_model, cli
+
+QWEN3_SETS = [f"--set={key}={value}" for key, value in SHRINK["qwen3"][1].items()]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest_dummyweights", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_build_prints_class_size_and_seconds_per_phase():
+    done = run_cli("build", "configs/qwen3-0.6b", *QWEN3_SETS, "--seed", "3")
+    assert done.returncode == 0, done.stderr
+    fields = dict(re.fullmatch(r"(\w+)\s+(.*)", line).groups() for line in done.stdout.splitlines())
+    expected = build_dummy_model(SHRINK["qwen3"][0], overrides=SHRINK["qwen3"][1], seed=3)
+    count = sum(int(np.prod(p.shape)) for p in expected.parameters())
+    assert fields["class"] == "paddleformers.transformers.qwen3.modeling.Qwen3ForCausalLM (paddleformers.transformers.Qwen3ForCausalLM)"
+    assert fields["dtype"] == "float32 on cpu, seed 3, std 0.02"
+    assert fields["parameters"] == f"{count:,}"
+    assert fields["bytes"].startswith(f"{4 * count:,} (")  # float32
+    for phase in ("resolve", "construct", "init", "post_process", "total"):
+        assert re.fullmatch(r"\d+\.\d{3} s", fields[phase]), phase
+
+
+def test_bad_input_exits_2_with_a_one_line_error():
+    done = run_cli("build", "no_such_dir")
+    assert done.returncode == 2 and not done.stdout
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [done.stderr.splitlines()[-1]] and "Traceback" not in done.stderr
+    assert errors[0].startswith("error: config 'no_such_dir' not found (looked at: ")
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--set", "num_hiden_layers=1"], "override key 'num_hiden_layers' is not in config *; did you mean 'num_hidden_layers'? *"),
+        (["--set", "brand_new=1", "--set", "num_hidden_layers=1"], "override key 'brand_new' is not in config *"),
+        (["--seed", "-1"], "seed must be a non-negative integer; got -1"),
+        (["--device", "tpu"], "unknown device 'tpu'*"),
+    ],
+    ids=["override-typo", "new-key-not-allowed", "negative-seed", "unknown-device"],
+)
+def test_bad_input_in_process(capsys, monkeypatch, args, error):
+    monkeypatch.chdir(REPO)
+    assert cli.main(["build", "configs/qwen3-0.6b", *args]) == 2
+    out, err = capsys.readouterr()
+    assert not out and err.count("\n") == 1
+    assert fnmatch.fnmatchcase(err.strip(), f"error: {error}"), err
+
+
+def test_new_key_allowed_with_new_key(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert cli.main(["build", "configs/qwen3-0.6b", *QWEN3_SETS, "--set", "brand_new=1", "--new-key", "brand_new"]) == 0
+    assert "Qwen3ForCausalLM" in capsys.readouterr().out
