@@ -72,10 +72,12 @@ def test_loads_with_autoload_off_markers_nearest_wins_and_relative_paths(inner):
 
 
 def test_without_the_plugin_marker_and_fixture_are_unknown(inner):
-    inner.write("test_markers.py", MARKERS)
-    result = inner.run("--strict-markers", plugin=False)
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*'dummy_load' not found in `markers` configuration option*"])
+    """In a subprocess: in-process sessions share pytest's global marker cache."""
+    inner.write("test_markers.py", "import pytest\n\n@pytest.mark.dummy_load({})\ndef test_marked():\n    pass\n")
+    inner.write("test_fixture.py", "def test_uses_fixture(dummy_model):\n    pass\n")
+    result = inner.run("--strict-markers", "--continue-on-collection-errors", plugin=False, subprocess=True)
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*'dummy_load' not found in `markers` configuration option*", "*fixture 'dummy_model' not found*"])
 
 
 def test_no_dummyweights_disables_the_autoloaded_plugin(inner, monkeypatch):
