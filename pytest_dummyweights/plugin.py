@@ -215,10 +215,11 @@ class DiffCoverGate:
             xml_path = Path(scratch, "coverage.xml")
             try:
                 coverage.xml_report(outfile=str(xml_path))
-                report = measure(xml_path, self.compare, self.fail_under)
-            except (CoverageException, DummyWeightsError) as error:
-                self.report_lines, self.passed = [f"diff coverage gate FAILED: no report: {error}"], False
+            except CoverageException as error:
+                self.report_lines = [f"diff coverage gate FAILED: coverage has nothing to gate ({error}): check that --cov names the package the tests import"]
+                self.passed = False
                 return
+            report = measure(xml_path, self.compare, self.fail_under)
         self.report_lines, self.passed = report.lines(), report.passed
 
     @pytest.hookimpl(trylast=True)

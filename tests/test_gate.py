@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,8 +106,8 @@ def repo(isolated: pytest.Pytester) -> pytest.Pytester:
     return isolated
 
 
-def run_with_coverage(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess("-p", "dummyweights", "-p", "pytest_cov", "--cov=shapes", "-p", "no:cacheprovider", *args)
+def run_with_coverage(pytester: pytest.Pytester, *args: str, package: str = "shapes") -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "dummyweights", "-p", "pytest_cov", f"--cov={package}", "-p", "no:cacheprovider", *args)
 
 
 def output(result: pytest.RunResult) -> str:
@@ -154,6 +155,20 @@ def test_gate_passes_without_changed_python_lines(repo: pytest.Pytester) -> None
     assert gate_section(result)[-1].startswith("diff coverage gate passed: no changed Python lines with coverage data against HEAD")
 
 
+def test_gate_without_coverage_data_fails_and_says_why(repo: pytest.Pytester) -> None:
+    result = run_with_coverage(repo, "--diff-cover-fail-under=80", "--diff-cover-compare-branch=main", package="no_such_package")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert gate_section(result) == [
+        "diff coverage gate FAILED: coverage has nothing to gate (No data to report.): check that --cov names the package the tests import"
+    ]
+
+
+def test_gate_stays_out_of_collect_only(repo: pytest.Pytester) -> None:
+    result = run_with_coverage(repo, "--collect-only", "--diff-cover-fail-under=80", "--diff-cover-compare-branch=main")
+    assert result.ret == pytest.ExitCode.OK
+    assert "diff coverage" not in result.stdout.str()
+
+
 def test_github_actions_get_annotations_and_step_summary(repo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     step_summary = repo.path.parent / "step_summary.md"
     step_summary.write_text("earlier step\n")
@@ -191,6 +206,12 @@ def test_gate_without_diff_cover_names_the_extra(repo: pytest.Pytester) -> None:
     repo.makeconftest("import sys\n\nsys.modules['diff_cover'] = None  # as if it were not installed\n")
     result = run_with_coverage(repo, "--diff-cover-fail-under=80")
     assert_usage_error(result, f"the diff coverage gate needs diff-cover, which is not installed: {INSTALL_EXTRA}")
+
+
+def test_gate_threshold_must_be_a_number(repo: pytest.Pytester) -> None:
+    repo.makeini("[pytest]\ndummyweights_diff_cover_fail_under = eighty\n")
+    result = repo.runpytest("-p", "dummyweights", "-p", "pytest_cov")
+    assert_usage_error(result, "dummyweights_diff_cover_fail_under must be a percentage, got 'eighty'")
 
 
 def test_gate_outside_a_git_repository(isolated: pytest.Pytester) -> None:
@@ -236,6 +257,21 @@ def test_command_passes_at_threshold(coverage_xml: Path, capsys: pytest.CaptureF
 def test_command_errors(repo: pytest.Pytester, capsys: pytest.CaptureFixture[str], arguments: list[str], message: str) -> None:
     assert main(["gate", *arguments, "--fail-under", "80"]) == 2
     assert capsys.readouterr().err.startswith(message)
+
+
+def test_command_without_merge_base_hints_at_shallow_clone(repo: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+    empty_tree = git("hash-object", "-w", "-t", "tree", os.devnull).strip()
+    git("update-ref", "refs/heads/unrelated", git("commit-tree", "-m", "unrelated history", empty_tree).strip())
+    assert main(["gate", "--compare-branch", "unrelated", "--fail-under", "80"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "error: HEAD and 'unrelated' have no common commit, so there is no merge base to compare against: the clone is probably shallow"
+    )
+
+
+def test_command_without_diff_cover_names_the_extra(repo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "diff_cover", None)  # as if it were not installed
+    assert main(["gate", "--compare-branch", "main", "--fail-under", "80"]) == 2
+    assert capsys.readouterr().err == f"error: the diff coverage gate needs diff-cover, which is not installed: {INSTALL_EXTRA}\n"
 
 
 def test_command_outside_a_git_repository(isolated: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
