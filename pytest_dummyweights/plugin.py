@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -124,7 +122,13 @@ def dummy_model_factory(request: pytest.FixtureRequest) -> Any:
 
 
 # --- The diff coverage gate ----------------------------------------------------------------------------
-# Options, start-up checks, and the run of ``gate.measure`` once pytest-cov has combined its data.
+# Options, start-up checks, and the run of ``gate.measure`` once pytest-cov has combined its data. Its imports
+# are here to keep the section self-contained; gate.py needs only the standard library until it measures.
+
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from .gate import INSTALL_GATE_EXTRA, ComparePoint, GateError, measure, require_diff_cover, resolve_compare_ref  # noqa: E402
 
 
 def _add_gate_options(parser: pytest.Parser) -> None:
@@ -154,8 +158,6 @@ def _gate_setting(config: pytest.Config, name: str) -> str | float | None:
 
 
 def _require_coverage(config: pytest.Config) -> None:
-    from .gate import INSTALL_GATE_EXTRA, GateError
-
     if not config.pluginmanager.hasplugin("pytest_cov"):
         raise GateError(
             f"the diff coverage gate needs pytest-cov, which is not loaded: {INSTALL_GATE_EXTRA} "
@@ -170,15 +172,14 @@ def _configure_gate(config: pytest.Config) -> None:
     fail_under = _gate_setting(config, "fail_under")
     if fail_under is None or hasattr(config, "workerinput"):
         return
-    from .gate import require_diff_cover, resolve_compare_ref
-
     try:
         threshold = float(fail_under)
+    except ValueError:
+        raise pytest.UsageError(f"pytest-dummyweights: dummyweights_diff_cover_fail_under must be a percentage, got {fail_under!r}") from None
+    try:
         _require_coverage(config)
         require_diff_cover()
         compare = resolve_compare_ref(_gate_setting(config, "compare_branch"))
-    except ValueError:
-        raise pytest.UsageError(f"pytest-dummyweights: dummyweights_diff_cover_fail_under must be a percentage, got {fail_under!r}") from None
     except DummyWeightsError as error:
         raise pytest.UsageError(f"pytest-dummyweights: {error}") from None
     config.pluginmanager.register(DiffCoverGate(compare, threshold), "dummyweights-diff-cover-gate")
@@ -187,7 +188,7 @@ def _configure_gate(config: pytest.Config) -> None:
 class DiffCoverGate:
     """Measures diff coverage on the controller after pytest-cov has combined the workers' data."""
 
-    def __init__(self, compare: Any, fail_under: float) -> None:
+    def __init__(self, compare: ComparePoint, fail_under: float) -> None:
         self.compare = compare
         self.fail_under = fail_under
         self.report_lines: list[str] = []
@@ -196,8 +197,9 @@ class DiffCoverGate:
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Any:
         # pytest-cov stops, combines and saves coverage after the yield of its own runtestloop wrapper;
-        # tryfirst makes this wrapper enclose that one, so the data is complete here. Failing by
-        # testsfailed, as pytest-cov does for --cov-fail-under, is the last moment that sets the exit status.
+        # tryfirst makes this wrapper enclose that one, so the data is complete here. pytest turns
+        # testsfailed into the exit status right after runtestloop, so the gate fails the run here,
+        # as pytest-cov does for --cov-fail-under.
         result = yield
         if not session.config.option.collectonly:
             self._measure(session)
@@ -207,8 +209,6 @@ class DiffCoverGate:
 
     def _measure(self, session: pytest.Session) -> None:
         from coverage.exceptions import CoverageException
-
-        from .gate import measure
 
         coverage = session.config.pluginmanager.getplugin("_cov").cov_controller.cov
         with tempfile.TemporaryDirectory() as scratch:
