@@ -1,4 +1,4 @@
-"""``python -m pytest_dummyweights``: build a model from the command line and show what it cost."""
+"""``python -m pytest_dummyweights``: build a model and show what it cost; gate a coverage XML on diff coverage."""
 
 from __future__ import annotations
 
@@ -48,6 +48,14 @@ def run_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_gate(args: argparse.Namespace) -> int:
+    from .gate import measure, resolve_compare_ref
+
+    report = measure(args.coverage_xml, resolve_compare_ref(args.compare_branch), args.fail_under)
+    print("\n".join(report.lines()))
+    return 0 if report.passed else 1
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pytest_dummyweights", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -61,6 +69,11 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--device", help="auto, cpu, gpu or gpu:N")
     build.add_argument("--model", help="package.module:Class, instead of looking the class up")
     build.set_defaults(run=run_build)
+    gate = commands.add_parser("gate", help="fail when the lines changed since the merge base are covered less than a threshold")
+    gate.add_argument("--coverage-xml", type=Path, default=Path("coverage.xml"), help="Cobertura XML, as written by --cov-report=xml (default: coverage.xml)")
+    gate.add_argument("--compare-branch", metavar="REF", help="ref whose merge base with HEAD the changes are measured from (default: origin/main, else main)")
+    gate.add_argument("--fail-under", type=float, required=True, metavar="PCT", help="lowest acceptable percentage of changed lines covered")
+    gate.set_defaults(run=run_gate)
     return parser
 
 

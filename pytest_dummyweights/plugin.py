@@ -6,11 +6,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .errors import DummyWeightsError
+from .gate import INSTALL_GATE_EXTRA, ComparePoint, GateError, measure, require_diff_cover, resolve_compare_ref
 from .spec import DummySpec, check_device, spec_from_call
 
 MARKER = "dummy_load"
@@ -54,6 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dummyweights_seed", "seed of the dummy weights", default="0")
     parser.addini("dummyweights_device", "device of dummy builds: auto, cpu, gpu or gpu:N", default="auto")
     parser.addini("dummyweights_cache_bytes", "memory budget of each worker's model cache, e.g. 4GiB", default="")
+    _add_gate_options(parser)
 
 
 def parse_bytes(text: str) -> int:
@@ -86,6 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except (ValueError, DummyWeightsError) as error:
         raise pytest.UsageError(f"pytest-dummyweights: {error}") from None
     config.stash[WORKER_STATS] = []
+    _configure_gate(config)
 
 
 def _worker_id() -> str | None:
@@ -202,3 +207,109 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_sep("=", "dummyweights")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+# --- The diff coverage gate ----------------------------------------------------------------------------
+# Options, start-up checks, and the run of ``gate.measure`` once pytest-cov has combined its data.
+
+
+def _add_gate_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dummyweights")
+    group.addoption(
+        "--diff-cover-fail-under",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="turn the diff coverage gate on: fail the run when less than PCT%% of the Python lines changed since "
+        "the merge base are covered (needs pytest-cov and --cov; default: ini dummyweights_diff_cover_fail_under)",
+    )
+    group.addoption(
+        "--diff-cover-compare-branch",
+        default=None,
+        metavar="REF",
+        help="ref whose merge base with HEAD the gate measures changes from (default: ini "
+        "dummyweights_diff_cover_compare_branch, else origin/main, else main)",
+    )
+    parser.addini("dummyweights_diff_cover_fail_under", "diff coverage gate threshold in percent (empty: gate off)", default="")
+    parser.addini("dummyweights_diff_cover_compare_branch", "ref the diff coverage gate compares against", default="")
+
+
+def _gate_setting(config: pytest.Config, name: str) -> str | float | None:
+    value = config.getoption(f"--diff-cover-{name.replace('_', '-')}")
+    return value if value is not None else (config.getini(f"dummyweights_diff_cover_{name}") or None)
+
+
+def _require_coverage(config: pytest.Config) -> None:
+    if not config.pluginmanager.hasplugin("pytest_cov"):
+        raise GateError(
+            f"the diff coverage gate needs pytest-cov, which is not loaded: {INSTALL_GATE_EXTRA} "
+            "(with plugin autoloading off, also pass -p pytest_cov)"
+        )
+    if not config.getoption("cov_source") or config.getoption("no_cov"):
+        raise GateError("the diff coverage gate needs coverage data, but coverage is off: add --cov=PACKAGE, the package whose changes are gated")
+
+
+def _configure_gate(config: pytest.Config) -> None:
+    """Check everything the gate needs before any test runs; xdist workers only collect coverage."""
+    fail_under = _gate_setting(config, "fail_under")
+    if fail_under is None or hasattr(config, "workerinput"):
+        return
+    try:
+        threshold = float(fail_under)
+    except ValueError:
+        raise pytest.UsageError(f"pytest-dummyweights: dummyweights_diff_cover_fail_under must be a percentage, got {fail_under!r}") from None
+    try:
+        _require_coverage(config)
+        require_diff_cover()
+        compare = resolve_compare_ref(_gate_setting(config, "compare_branch"))
+    except DummyWeightsError as error:
+        raise pytest.UsageError(f"pytest-dummyweights: {error}") from None
+    config.pluginmanager.register(DiffCoverGate(compare, threshold), "dummyweights-diff-cover-gate")
+
+
+class DiffCoverGate:
+    """Measures diff coverage on the controller after pytest-cov has combined the workers' data."""
+
+    def __init__(self, compare: ComparePoint, fail_under: float) -> None:
+        self.compare = compare
+        self.fail_under = fail_under
+        self.report_lines: list[str] = []
+        self.passed = True
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Any:
+        # pytest-cov stops, combines and saves coverage after the yield of its own runtestloop wrapper;
+        # tryfirst makes this wrapper enclose that one, so the data is complete here. pytest turns
+        # testsfailed into the exit status right after runtestloop, so the gate fails the run here,
+        # as pytest-cov does for --cov-fail-under.
+        result = yield
+        if not session.config.option.collectonly:
+            self._measure(session)
+            if not self.passed:
+                session.testsfailed += 1
+        return result
+
+    def _measure(self, session: pytest.Session) -> None:
+        from coverage.exceptions import CoverageException
+
+        coverage = session.config.pluginmanager.getplugin("_cov").cov_controller.cov
+        with tempfile.TemporaryDirectory() as scratch:
+            xml_path = Path(scratch, "coverage.xml")
+            try:
+                coverage.xml_report(outfile=str(xml_path))
+            except CoverageException as error:
+                self.report_lines = [f"diff coverage gate FAILED: coverage has nothing to gate ({error}): check that --cov names the package the tests import"]
+                self.passed = False
+                return
+            report = measure(xml_path, self.compare, self.fail_under)
+        self.report_lines, self.passed = report.lines(), report.passed
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.report_lines:
+            return
+        terminalreporter.write_sep("=", "diff coverage gate")
+        *table, verdict = self.report_lines
+        for line in table:
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(verdict, green=self.passed, red=not self.passed, bold=True)

@@ -268,7 +268,7 @@ def test_eviction_under_a_small_budget_is_least_recently_used(inner, logs, how) 
         result = run_xdist(inner, "--dist", "loadscope", f"--dummy-cache-bytes={budget}", "-v")
 
     assert [b["name"] for b in read_log(logs, "builds")] == ["a", "b", "c", "b"]
-    seen = [record for record in read_log(logs, "seen")]
+    seen = read_log(logs, "seen")
     assert [s["name"] for s in seen] == LRU_SEQUENCE
     assert seen[0]["id"] == seen[2]["id"] == seen[4]["id"]  # a stayed cached: the same object
     assert {s["digest"] for s in seen} == {fresh_digest(tiny("a"))}

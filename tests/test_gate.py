@@ -1,0 +1,282 @@
+"""The diff coverage gate, run the way users run it: pytest sessions and the gate command on real git repositories.
+
+The repository: ``main`` holds ``shapes/flat.py`` with a tested ``area``; the ``feature`` branch adds to it a
+tested ``perimeter`` and untested ``diagonal`` (lines 10-12) and ``describe`` (line 16), and a new, fully
+tested ``shapes/solid.py``. Changed lines with coverage data: 8 in flat.py (4 uncovered), 2 in solid.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_dummyweights.cli import main
+
+FLAT_BASE = """\
+def area(width, height):
+    return width * height
+"""
+FLAT_FEATURE = FLAT_BASE + """\
+
+
+def perimeter(width, height):
+    return 2 * (width + height)
+
+
+def diagonal(width, height):
+    squared = width**2 + height**2
+    root = squared**0.5
+    return root
+
+
+def describe(width, height):
+    return f"{width}x{height}"
+"""
+SOLID_FEATURE = """\
+def volume(width, height, depth):
+    return width * height * depth
+"""
+TESTS_BASE = """\
+from shapes.flat import area
+
+
+def test_area():
+    assert area(2, 3) == 6
+"""
+TESTS_FEATURE = TESTS_BASE + """\
+
+
+def test_perimeter():
+    from shapes.flat import perimeter
+
+    assert perimeter(1, 2) == 6
+
+
+def test_volume():
+    from shapes.solid import volume
+
+    assert volume(1, 2, 3) == 6
+"""
+
+TABLE = [
+    "file             covered  uncovered lines",
+    "shapes/flat.py     50.0%  10-12, 16",
+    "shapes/solid.py   100.0%",
+    "total              60.0%  4 of 10 changed lines uncovered",
+]
+FAILED_AT_80 = "diff coverage gate FAILED: 60.0% of 10 changed lines covered, below the threshold of 80%: test the lines listed above"
+INSTALL_EXTRA = "pip install 'pytest-dummyweights[gate]'"
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def isolated(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """Inner sessions load only the plugins they name, and see no GitHub Actions job even when this suite runs in one."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    for name in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{name}_NAME", "Gate Test")
+        monkeypatch.setenv(f"GIT_{name}_EMAIL", "gate@example.com")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    # Coverage stops auto-measuring a subprocess that creates its own Coverage object (pytest-cov does) unless
+    # this is set; with it, this project's own coverage run counts the gate code those sessions execute.
+    monkeypatch.setenv("COVERAGE_COVERAGE", "1")
+    return pytester
+
+
+@pytest.fixture
+def repo(isolated: pytest.Pytester) -> pytest.Pytester:
+    isolated.makepyfile(**{"shapes/__init__": "", "shapes/flat": FLAT_BASE, "test_shapes": TESTS_BASE})
+    git("init", "--quiet", "--initial-branch=main")
+    git("add", ".")
+    git("commit", "--quiet", "-m", "base")
+    git("checkout", "--quiet", "-b", "feature")
+    isolated.makepyfile(**{"shapes/flat": FLAT_FEATURE, "shapes/solid": SOLID_FEATURE, "test_shapes": TESTS_FEATURE})
+    isolated.path.joinpath("NOTES.txt").write_text("not Python: not gated\n")
+    git("add", ".")
+    git("commit", "--quiet", "-m", "feature")
+    return isolated
+
+
+def run_with_coverage(pytester: pytest.Pytester, *args: str, package: str = "shapes") -> pytest.RunResult:
+    return pytester.runpytest_subprocess("-p", "dummyweights", "-p", "pytest_cov", f"--cov={package}", "-p", "no:cacheprovider", *args)
+
+
+def output(result: pytest.RunResult) -> str:
+    return result.stdout.str() + result.stderr.str()
+
+
+def gate_section(result: pytest.RunResult) -> list[str]:
+    """The lines the gate printed, without the separator, up to pytest's final summary line."""
+    lines = result.outlines
+    start = next(index for index, line in enumerate(lines) if "diff coverage gate" in line and line.startswith("="))
+    end = next(index for index in range(start + 1, len(lines)) if lines[index].startswith("="))
+    return lines[start + 1 : end]
+
+
+def test_gate_fails_below_threshold_naming_files_and_uncovered_ranges(repo: pytest.Pytester) -> None:
+    result = run_with_coverage(repo, "--diff-cover-fail-under=80")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=3)
+    merge_base = git("rev-parse", "main").strip()
+    assert gate_section(result) == [
+        "origin/main not found: comparing against main",
+        f"diff coverage against main (merge base {merge_base[:10]}):",
+        *TABLE,
+        FAILED_AT_80,
+    ]
+
+
+def test_gate_passes_at_threshold_from_ini(repo: pytest.Pytester) -> None:
+    repo.makeini("[pytest]\ndummyweights_diff_cover_fail_under = 60\ndummyweights_diff_cover_compare_branch = main\n")
+    result = run_with_coverage(repo)
+    assert result.ret == pytest.ExitCode.OK
+    assert gate_section(result)[-1] == "diff coverage gate passed: 60.0% of 10 changed lines covered, threshold 60%"
+
+
+def test_gate_measures_combined_coverage_of_xdist_workers(repo: pytest.Pytester) -> None:
+    result = run_with_coverage(repo, "-p", "xdist", "-n", "2", "--diff-cover-fail-under=80", "--diff-cover-compare-branch=main")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=3)
+    assert gate_section(result)[1:] == [*TABLE, FAILED_AT_80]
+
+
+def test_gate_passes_without_changed_python_lines(repo: pytest.Pytester) -> None:
+    result = run_with_coverage(repo, "--diff-cover-fail-under=100", "--diff-cover-compare-branch=HEAD")
+    assert result.ret == pytest.ExitCode.OK
+    assert gate_section(result)[-1].startswith("diff coverage gate passed: no changed Python lines with coverage data against HEAD")
+
+
+def test_gate_without_coverage_data_fails_and_says_why(repo: pytest.Pytester) -> None:
+    result = run_with_coverage(repo, "--diff-cover-fail-under=80", "--diff-cover-compare-branch=main", package="no_such_package")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert gate_section(result) == [
+        "diff coverage gate FAILED: coverage has nothing to gate (No data to report.): check that --cov names the package the tests import"
+    ]
+
+
+def test_gate_stays_out_of_collect_only(repo: pytest.Pytester) -> None:
+    result = run_with_coverage(repo, "--collect-only", "--diff-cover-fail-under=80", "--diff-cover-compare-branch=main")
+    assert result.ret == pytest.ExitCode.OK
+    assert "diff coverage" not in result.stdout.str()
+
+
+def test_github_actions_get_annotations_and_step_summary(repo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    step_summary = repo.path.parent / "step_summary.md"
+    step_summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    result = run_with_coverage(repo, "--diff-cover-fail-under=80", "--diff-cover-compare-branch=main")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert gate_section(result)[:2] == [
+        "::warning file=shapes/flat.py,line=10,endLine=12,title=Missing Coverage::Line 10-12 missing coverage",
+        "::warning file=shapes/flat.py,line=16,title=Missing Coverage::Line 16 missing coverage",
+    ]
+    summary = step_summary.read_text()
+    assert summary.startswith("earlier step\n# Diff Coverage\n## Diff: main...HEAD")
+    assert "- shapes/flat&#46;py (50.0%): Missing lines 10-12,16" in summary
+    assert "- **Coverage**: 60.0%" in summary
+
+
+def assert_usage_error(result: pytest.RunResult, message: str) -> None:
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in output(result)
+    assert "Traceback" not in output(result)
+
+
+def test_gate_without_cov_is_a_usage_error(repo: pytest.Pytester) -> None:
+    result = repo.runpytest("-p", "dummyweights", "-p", "pytest_cov", "--diff-cover-fail-under=80")
+    assert_usage_error(result, "the diff coverage gate needs coverage data, but coverage is off: add --cov=PACKAGE")
+
+
+def test_gate_without_pytest_cov_names_the_extra(repo: pytest.Pytester) -> None:
+    result = repo.runpytest("-p", "dummyweights", "--diff-cover-fail-under=80")
+    assert_usage_error(result, f"the diff coverage gate needs pytest-cov, which is not loaded: {INSTALL_EXTRA}")
+
+
+def test_gate_without_diff_cover_names_the_extra(repo: pytest.Pytester) -> None:
+    repo.makeconftest("import sys\n\nsys.modules['diff_cover'] = None  # as if it were not installed\n")
+    result = run_with_coverage(repo, "--diff-cover-fail-under=80")
+    assert_usage_error(result, f"the diff coverage gate needs diff-cover, which is not installed: {INSTALL_EXTRA}")
+
+
+def test_gate_threshold_must_be_a_number(repo: pytest.Pytester) -> None:
+    repo.makeini("[pytest]\ndummyweights_diff_cover_fail_under = eighty\n")
+    result = repo.runpytest("-p", "dummyweights", "-p", "pytest_cov")
+    assert_usage_error(result, "dummyweights_diff_cover_fail_under must be a percentage, got 'eighty'")
+
+
+def test_gate_outside_a_git_repository(isolated: pytest.Pytester) -> None:
+    isolated.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    result = run_with_coverage(isolated, "--diff-cover-fail-under=80")
+    assert_usage_error(result, f"the diff coverage gate compares against a git ref, but {isolated.path} is not in a git repository")
+
+
+def test_gate_with_unknown_compare_ref_hints_at_fetching(repo: pytest.Pytester) -> None:
+    result = run_with_coverage(repo, "--diff-cover-fail-under=80", "--diff-cover-compare-branch=origin/release")
+    assert_usage_error(result, "compare ref 'origin/release' not found in this repository: fetch it (`git fetch origin`;")
+    assert "fetch-depth: 0" in output(result)
+
+
+@pytest.fixture
+def coverage_xml(repo: pytest.Pytester) -> Path:
+    """A coverage XML written by pytest-cov alone, as a CI step before the gate command would."""
+    result = run_with_coverage(repo, "--cov-report=xml")
+    assert result.ret == pytest.ExitCode.OK
+    return repo.path / "coverage.xml"
+
+
+def test_command_fails_below_threshold(coverage_xml: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    git("update-ref", "refs/remotes/origin/main", "main")
+    assert main(["gate", "--coverage-xml", str(coverage_xml), "--fail-under", "80"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("diff coverage against origin/main (merge base ")
+    assert lines[1:] == [*TABLE, FAILED_AT_80]
+
+
+def test_command_passes_at_threshold(coverage_xml: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gate", "--compare-branch", "main", "--fail-under", "60"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "diff coverage gate passed: 60.0% of 10 changed lines covered, threshold 60%"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--coverage-xml", "missing.xml"], "error: cannot read the coverage XML 'missing.xml': [Errno 2] No such file or directory"),
+        (["--compare-branch", "v9"], "error: compare ref 'v9' not found in this repository"),
+    ],
+)
+def test_command_errors(repo: pytest.Pytester, capsys: pytest.CaptureFixture[str], arguments: list[str], message: str) -> None:
+    assert main(["gate", *arguments, "--fail-under", "80"]) == 2
+    assert capsys.readouterr().err.startswith(message)
+
+
+def test_command_without_merge_base_hints_at_shallow_clone(repo: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+    empty_tree = git("hash-object", "-w", "-t", "tree", os.devnull).strip()
+    git("update-ref", "refs/heads/unrelated", git("commit-tree", "-m", "unrelated history", empty_tree).strip())
+    assert main(["gate", "--compare-branch", "unrelated", "--fail-under", "80"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "error: HEAD and 'unrelated' have no common commit, so there is no merge base to compare against: the clone is probably shallow"
+    )
+
+
+def test_command_without_diff_cover_names_the_extra(repo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "diff_cover", None)  # as if it were not installed
+    assert main(["gate", "--compare-branch", "main", "--fail-under", "80"]) == 2
+    assert capsys.readouterr().err == f"error: the diff coverage gate needs diff-cover, which is not installed: {INSTALL_EXTRA}\n"
+
+
+def test_command_outside_a_git_repository(isolated: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["gate", "--fail-under", "80"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: the diff coverage gate compares against a git ref, but {isolated.path} is not in a git repository: "
+        "run from a git checkout, or turn the gate off\n"
+    )
