@@ -16,14 +16,10 @@ from pytest_dummyweights import build_dummy_model, cli
 QWEN3_SETS = [f"--set={key}={value}" for key, value in SHRINK["qwen3"][1].items()]
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest_dummyweights", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
-
-
-def test_build_prints_class_size_and_seconds_per_phase():
-    done = run_cli("build", "configs/qwen3-0.6b", *QWEN3_SETS, "--seed", "3")
-    assert done.returncode == 0, done.stderr
-    fields = dict(re.fullmatch(r"(\w+)\s+(.*)", line).groups() for line in done.stdout.splitlines())
+def test_build_prints_class_size_and_seconds_per_phase(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)  # the config path is relative to the working directory
+    assert cli.main(["build", "configs/qwen3-0.6b", *QWEN3_SETS, "--seed", "3"]) == 0
+    fields = dict(re.fullmatch(r"(\w+)\s+(.*)", line).groups() for line in capsys.readouterr().out.splitlines())
     expected = build_dummy_model(SHRINK["qwen3"][0], overrides=SHRINK["qwen3"][1], seed=3)
     count = sum(int(np.prod(p.shape)) for p in expected.parameters())
     assert fields["class"] == "paddleformers.transformers.qwen3.modeling.Qwen3ForCausalLM (paddleformers.transformers.Qwen3ForCausalLM)"
@@ -35,7 +31,8 @@ def test_build_prints_class_size_and_seconds_per_phase():
 
 
 def test_bad_input_exits_2_with_a_one_line_error():
-    done = run_cli("build", "no_such_dir")
+    """The real command, in its own process: the exit status."""
+    done = subprocess.run([sys.executable, "-m", "pytest_dummyweights", "build", "no_such_dir"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and not done.stdout
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors == [done.stderr.splitlines()[-1]] and "Traceback" not in done.stderr

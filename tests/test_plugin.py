@@ -39,21 +39,17 @@ MARKERS = HEADER + """
     """
 
 RELATIVE = HEADER + """
-    @pytest.mark.dummy_load("beside", model=ZOO)
-    def test_beside_the_test_file(dummy_model):
-        assert dummy_model.config.tag == "sub/beside"
+    def where(config, expected_tag, name):
+        return pytest.param(expected_tag, marks=pytest.mark.dummy_load(config, model=ZOO), id=name)
 
-    @pytest.mark.dummy_load("at_root", model=ZOO)
-    def test_rootdir_when_not_beside(dummy_model):
-        assert dummy_model.config.tag == "at_root"
-
-    @pytest.mark.dummy_load("both", model=ZOO)
-    def test_test_dir_before_rootdir(dummy_model):
-        assert dummy_model.config.tag == "sub/both"
-
-    @pytest.mark.dummy_load("beside/config.json", model=ZOO)
-    def test_json_file_path(dummy_model):
-        assert dummy_model.config.tag == "sub/beside"
+    @pytest.mark.parametrize("expected_tag", [
+        where("beside", "sub/beside", "beside-the-test-file"),
+        where("at_root", "at_root", "rootdir-when-not-beside"),
+        where("both", "sub/both", "test-dir-before-rootdir"),
+        where("beside/config.json", "sub/beside", "json-file"),
+    ])
+    def test_relative_config(dummy_model, expected_tag):
+        assert dummy_model.config.tag == expected_tag
     """
 
 
@@ -68,7 +64,7 @@ def test_loads_with_autoload_off_markers_nearest_wins_and_relative_paths(inner):
     write_relative_configs(inner)
     result = inner.run("--strict-markers", "-v", subprocess=True)
     result.assert_outcomes(passed=9)
-    result.stdout.fnmatch_lines(["*test_test_dir_before_rootdir PASSED*", "*test_function_marker_beats_module PASSED*"])
+    result.stdout.fnmatch_lines(["*test_relative_config?test-dir-before-rootdir? PASSED*", "*test_function_marker_beats_module PASSED*"])
 
 
 def test_without_the_plugin_marker_and_fixture_are_unknown(inner):
