@@ -89,37 +89,39 @@ def _tensor_state(tensor: paddle.Tensor) -> tuple:
     return (id(tensor), tuple(tensor.shape), str(tensor.dtype), tensor.stop_gradient, tensor._inplace_version(), tensor.data_ptr(), _probe(tensor))
 
 
-def _parameter_state(model: paddle.nn.Layer) -> dict[str, tuple]:
-    """Parameters, and buffers (as ``buffer <name>``) and forward hooks (as ``hooks <layer>``): what a test can leave behind."""
-    state = {name: _tensor_state(param) for name, param in unique_parameters(model)}
+def _model_state(model: paddle.nn.Layer) -> dict[str, tuple]:
+    """What a test can leave behind: parameters, buffers and forward hooks, keyed ``parameter <name>`` etc."""
+    state = {f"parameter {name}": _tensor_state(param) for name, param in unique_parameters(model)}
     state.update((f"buffer {name}", _tensor_state(buffer)) for name, buffer in model.named_buffers() if buffer is not None)
     for name, layer in model.named_sublayers(include_self=True):
         hooks = (tuple(layer._forward_pre_hooks), tuple(layer._forward_post_hooks))
         if any(hooks):
-            state[f"hooks {name or '<model>'}"] = hooks
+            state[f"hooks of {name or 'the model'}"] = hooks
     return state
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 @dataclasses.dataclass
 class Snapshot:
     """What a model looked like when it was lent to a test."""
 
-    parameters: dict[str, tuple]
+    state: dict[str, tuple]
 
     @classmethod
     def of(cls, model: paddle.nn.Layer) -> Snapshot:
-        return cls(_parameter_state(model))
+        return cls(_model_state(model))
 
     def changes(self, model: paddle.nn.Layer) -> tuple[list[str], list[str]]:
         """(what needs a rebuild, what was restored in place)."""
-        rebuild, restored = [], []
-        now = _parameter_state(model)
-        if now.keys() != self.parameters.keys():
-            added, dropped = sorted(now.keys() - self.parameters.keys()), sorted(self.parameters.keys() - now.keys())
-            rebuild.append(f"parameters added {added[:3]} dropped {dropped[:3]}".replace(" added []", "").replace(" dropped []", ""))
-        changed = sorted(name for name in now.keys() & self.parameters.keys() if now[name] != self.parameters[name])
-        if changed:
-            rebuild.append(f"{len(changed)} parameter(s) changed, e.g. {changed[0]}")
+        now = _model_state(model)
+        added = sorted(now.keys() - self.state.keys())
+        dropped = sorted(self.state.keys() - now.keys())
+        changed = sorted(key for key in now.keys() & self.state.keys() if now[key] != self.state[key])
+        rebuild = [f"{what} {_some(keys)}" for what, keys in (("added", added), ("dropped", dropped), ("changed", changed)) if keys]
+        restored = []
         if any(param.grad is not None for _, param in unique_parameters(model)):
             model.clear_gradients(set_to_zero=False)  # None, as built: zeroed gradients would read as "left behind" again
             restored.append("gradients cleared")
@@ -209,11 +211,14 @@ class ModelCache:
             yield
 
     def _store(self, key: str, entry: Entry) -> None:
+        """Keep ``entry``, evicting least recently used models past the budget; one larger than the budget is not kept."""
         size = entry.result.nbytes
         if self.budget_bytes is not None:
-            while self._entries and sum(e.result.nbytes for e in self._entries.values()) + size > self.budget_bytes:
-                self._entries.popitem(last=False)
-                self.stats.evictions += 1
             if size > self.budget_bytes:
                 return
+            held = sum(e.result.nbytes for e in self._entries.values())
+            while held + size > self.budget_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                held -= evicted.result.nbytes
+                self.stats.evictions += 1
         self._entries[key] = entry
