@@ -11,7 +11,7 @@ import pytest
 
 from engine_models import SHRINK, ZOO_PARAMS, zoo_config
 from engine_models.layers import ParamZoo, parameter_digests
-from pytest_dummyweights import build_dummy_model, fill
+from pytest_dummyweights import build_dummy_model, fill, initialize_dummy_weights
 
 FLOATS = ("float16", "bfloat16", "float32", "float64")
 
@@ -146,3 +146,21 @@ def test_seed_precedence(inner, monkeypatch, ini_seed, option, expected):
         inner.pytester.makeini(f"[pytest]\ndummyweights_seed = {ini_seed}\n")
     monkeypatch.setenv("EXPECTED_SEED", str(expected))
     inner.run(*(("--dummy-seed", option) if option else ())).assert_outcomes(passed=3)
+
+
+def test_initialize_dummy_weights_overwrites_an_eagerly_built_model():
+    """The public API outside the build: whatever the layers' own initializers drew is replaced."""
+    first, second = paddle.nn.Linear(64, 64), paddle.nn.Linear(64, 64)
+    assert not np.array_equal(first.weight.numpy(), second.weight.numpy())
+    for layer in (first, second):
+        initialize_dummy_weights(layer, seed=1, std=0.1)
+    for name in ("weight", "bias"):
+        np.testing.assert_array_equal(getattr(first, name).numpy(), getattr(second, name).numpy())
+    assert float(first.weight.std()) == pytest.approx(0.1, rel=0.05) and float(first.bias.abs().max()) > 0
+
+
+def test_bfloat16_build_on_cpu():
+    config, overrides = SHRINK["qwen3"]
+    model = build_dummy_model(config, overrides=overrides, dtype="bfloat16")
+    assert {param.dtype for param in model.parameters()} == {paddle.bfloat16}
+    assert as_float64(model.lm_head.weight).std() == pytest.approx(0.02, rel=0.05)
