@@ -31,6 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pytest_dummyweights.cli import parse_assignment  # light: imports neither Paddle nor PaddleFormers
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_CONFIG = HERE.parent / "configs" / "qwen3-0.6b"
 CHECKPOINTS = HERE / ".checkpoints"
@@ -249,6 +251,13 @@ def run_child(name: str, ctx: Context) -> dict:
             "rss_over_baseline_mb": (peak - baseline) / MIB, **case.check(ctx, state, result)}
 
 
+def buffer_bytes(model: Any) -> int:
+    """Bytes of the model's buffers (rotary caches and the like): memory a build holds beyond the parameters."""
+    import numpy as np
+
+    return sum(int(np.prod(buffer.shape)) * buffer.element_size() for _, buffer in model.named_buffers())
+
+
 def prepare_checkpoint(ctx: Context) -> dict:
     """Build once (a warm-up too), report the model's size, and write the checkpoint unless a matching one exists."""
     import paddle
@@ -271,7 +280,7 @@ def prepare_checkpoint(ctx: Context) -> dict:
         written = True
     return {"case": "prepare", "checkpoint": str(directory), "checkpoint_written": written,
             "architecture": architecture, "class": f"{type(result.model).__module__}.{type(result.model).__qualname__}",
-            "parameters": result.parameters, "nbytes": result.nbytes,
+            "parameters": result.parameters, "nbytes": result.nbytes, "buffer_bytes": buffer_bytes(result.model),
             "paddle": paddle.__version__, "paddleformers": paddleformers.__version__}
 
 
@@ -309,12 +318,12 @@ def code_state() -> str:
     """The commit measured, and which package files differ from it (the build is measured as it is on disk)."""
     def git(*words: str) -> str:
         try:
-            return subprocess.run(["git", *words], cwd=HERE, capture_output=True, text=True, timeout=30).stdout.strip()
+            return subprocess.run(["git", *words], cwd=HERE, capture_output=True, text=True, timeout=30).stdout
         except (OSError, subprocess.SubprocessError):
             return ""
 
     changed = git("status", "--porcelain", "--", "../pytest_dummyweights").splitlines()
-    return f"{git('rev-parse', '--short', 'HEAD') or '?'}" + (f" + uncommitted {', '.join(line[3:] for line in changed)}" if changed else "")
+    return f"{git('rev-parse', '--short', 'HEAD').strip() or '?'}" + (f" + uncommitted {', '.join(line[3:] for line in changed)}" if changed else "")
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -352,7 +361,8 @@ def render(report: dict) -> str:
         f"paddleformers {model['paddleformers']}; load average at start {' '.join(f'{x:.2f}' for x in m['load_avg_start'])}",
         f"code: {m['code']}",
         f"model: {model['class']} from {report['config']} {report['overrides'] or ''}".rstrip(),
-        f"       {report['dtype']}, {model['parameters']:,} parameters, {model['nbytes']:,} bytes ({model['nbytes'] / MIB:,.1f} MiB)",
+        f"       {report['dtype']}, {model['parameters']:,} parameters, {model['nbytes']:,} bytes ({model['nbytes'] / MIB:,.1f} MiB); "
+        f"buffers {model['buffer_bytes'] / MIB:,.1f} MiB (in neither the floor nor the RSS bound)",
         f"runs: {report['repeat']} per case, round-robin, each in a fresh subprocess, after an untimed warm-up; floor = {FLOOR_METHOD}",
         "",
         f"{'case':<46}{'wall s median':>14}{'min':>9}{'peak RSS MB':>13}{'RSS over baseline MB':>22}",
@@ -390,17 +400,6 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     return {"machine": start_machine, "config": str(args.config), "overrides": dict(args.set), "dtype": args.dtype,
             "repeat": args.repeat, "floor_method": FLOOR_METHOD, "model": prepared, "cases": cases,
             "ratios": ratios(cases), "build_phases_median_s": phases, "rss_check": rss_check(cases, nbytes)}
-
-
-def parse_assignment(text: str) -> tuple[str, Any]:
-    """``key=value``, the value read as JSON when it parses (``2``, ``true``), else kept as text."""
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
 
 
 def make_parser() -> argparse.ArgumentParser:
