@@ -155,6 +155,7 @@ def plan_build(
     worker_id: str | None = None,
 ) -> Plan:
     """Read the config, choose device, dtype and std, and find the model class; ``search_dirs`` resolve a relative config path."""
+    spec.validate()
     seconds: dict[str, float] = {}
     with _timed(seconds, "config"):
         loaded = load_config(spec.config, spec.overrides, spec.new_keys, [Path(d) for d in search_dirs])

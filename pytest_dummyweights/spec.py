@@ -30,7 +30,9 @@ class DummySpec:
     new_keys: Collection[str] = ()
     fresh: bool = False
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        """Checked when the build starts, not at construction: a bad spec in a ``parametrize`` list then
+        fails its own test at setup instead of stopping the session's collection."""
         if not isinstance(self.config, (str, os.PathLike, Mapping)):
             raise DummyWeightsError(
                 f"config must be a directory holding config.json, a path to a JSON file, or a dict; "
@@ -57,7 +59,9 @@ class DummySpec:
 
     def describe(self) -> str:
         """The config as a user wrote it, for messages."""
-        return "<dict>" if isinstance(self.config, Mapping) else os.fspath(self.config)
+        if isinstance(self.config, Mapping):
+            return "<dict>"
+        return os.fspath(self.config) if isinstance(self.config, (str, os.PathLike)) else repr(self.config)
 
 
 def check_device(device: str) -> None:

@@ -10,6 +10,7 @@ import pytest
 ERRORS = """
     import pytest
     from engine_models import SHRINK, ZOO, zoo_config
+    from pytest_dummyweights import DummySpec
 
     QWEN3 = str(SHRINK["qwen3"][0])
     TINY = SHRINK["qwen3"][1]
@@ -68,6 +69,10 @@ ERRORS = """
 
     def test_factory_error(dummy_model_factory):
         dummy_model_factory("no_such_dir")
+
+    @pytest.mark.parametrize("dummy_model", [DummySpec(QWEN3, seed=-1)], indirect=True)
+    def test_bad_spec_in_a_parametrize_list(dummy_model):
+        pass
     """
 
 # test -> (config as the user wrote it, pattern of the cause)
@@ -88,6 +93,8 @@ EXPECTED = {
     "test_unknown_keyword": ("qwen3-0.6b", r"unknown keyword\(s\) dtypes"),
     "test_indirect_missing_path": ("no_such_dir", r"config 'no_such_dir' not found"),
     "test_bad_model_reference": ("<dict>", r"module 'engine_models\.layers' has no attribute 'NoSuchModel'"),
+    # checked when its test sets up, so collection goes on
+    "test_bad_spec_in_a_parametrize_list": ("qwen3-0.6b", r"seed must be a non-negative integer; got -1"),
 }
 
 
