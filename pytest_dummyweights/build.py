@@ -88,18 +88,15 @@ def construction_guards(dtype: str) -> Iterator[None]:
         yield
 
 
-def add_mla_derived_weights(model: paddle.nn.Layer, dtype: str) -> list[str]:
-    """Create the MLA weights an engine derives while loading a checkpoint; names of the layers given them."""
-    given = []
-    for name, layer in model.named_sublayers(include_self=True):
+def add_mla_derived_weights(model: paddle.nn.Layer, dtype: str) -> None:
+    """Create the MLA weights an engine derives while loading a checkpoint (the build loads none)."""
+    for layer in model.sublayers(include_self=True):
         if not mla.is_mla_layer(layer):
             continue
         for attribute, shape in mla.derived_weight_shapes(layer).items():
             if getattr(layer, attribute, None) is None:
                 layer.__dict__.pop(attribute, None)  # a `self.k_b_proj_weight = None` placeholder blocks add_parameter
                 layer.add_parameter(attribute, layer.create_parameter(shape, dtype=dtype))
-        given.append(name)
-    return given
 
 
 def construct(factory: Any, model_config: Any, dtype: str) -> paddle.nn.Layer:
