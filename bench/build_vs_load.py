@@ -26,6 +26,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +39,7 @@ DEFAULT_CONFIG = HERE.parent / "configs" / "qwen3-0.6b"
 CHECKPOINTS = HERE / ".checkpoints"
 RESULT_PREFIX = "BENCH-RESULT "
 MIB = 2**20
-FLOOR_METHOD = "numpy np.empty(nbytes, uint8).fill(0)"
+FLOOR_METHOD = "paddle.zeros per parameter shape and dtype"
 RSS_FACTOR, RSS_SLACK_MB = 1.15, 300
 TARGETS = {  # ratio -> (numerator, denominator, comparison, bound)
     "build / floor": ("build", "floor", "<=", 2.0),
@@ -60,6 +61,7 @@ class Context:
     dtype: str
     overrides: dict[str, Any]
     nbytes: int
+    shapes: list  # [shape, dtype name] per unique parameter
     checkpoint: str | None
     checkpoints: Path = CHECKPOINTS
 
@@ -92,6 +94,14 @@ class Case:
 
 
 def run_floor(ctx: Context, _: Any) -> Any:
+    """Allocate and zero the parameters' bytes as the build's allocator lays them out: one tensor per parameter."""
+    import paddle
+
+    return [paddle.zeros(shape, dtype=dtype) for shape, dtype in ctx.shapes]
+
+
+def run_floor_numpy(ctx: Context, _: Any) -> Any:
+    """The same bytes as one NumPy buffer; NumPy asks for huge pages, whose first touch varies a lot on a VM."""
     import numpy as np
 
     buffer = np.empty(ctx.nbytes, dtype=np.uint8)
@@ -183,7 +193,8 @@ def check_real_load(ctx: Context, _: Any, model: Any) -> dict:
 
 
 CASES = {
-    "floor": Case(f"floor ({FLOOR_METHOD})", run_floor),
+    "floor": Case("floor (paddle.zeros per parameter)", run_floor),
+    "floor_numpy": Case("floor, one NumPy buffer (np.empty().fill(0))", run_floor_numpy),
     "build": Case("build (cold)", run_build, check=check_build),
     "build_repeat": Case("build (repeat, in-process cache)", run_repeat, prepare=prepare_repeat, check=check_repeat),
     "naive": Case("naive (LazyGuard + set_value(randn))", run_naive),
@@ -281,15 +292,16 @@ def prepare_checkpoint(ctx: Context) -> dict:
     return {"case": "prepare", "checkpoint": str(directory), "checkpoint_written": written,
             "architecture": architecture, "class": f"{type(result.model).__module__}.{type(result.model).__qualname__}",
             "parameters": result.parameters, "nbytes": result.nbytes, "buffer_bytes": buffer_bytes(result.model),
+            "shapes": [[list(param.shape), str(param.dtype).removeprefix("paddle.")] for _, param in result.model.named_parameters()],
             "paddle": paddle.__version__, "paddleformers": paddleformers.__version__}
 
 
 # --------------------------------------------------------------------------- the parent: orchestrate, report
 
 
-def spawn(args: argparse.Namespace, case: str, nbytes: int = 0, checkpoint: str | None = None) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), str(args.config), "--dtype", args.dtype, "--case", case,
-               "--nbytes", str(nbytes)]
+def spawn(args: argparse.Namespace, case: str, model_file: Path | None = None, checkpoint: str | None = None) -> dict:
+    command = [sys.executable, str(Path(__file__).resolve()), str(args.config), "--dtype", args.dtype, "--case", case]
+    command += ["--model-file", str(model_file)] if model_file else []
     command += ["--checkpoint", checkpoint] if checkpoint else ["--checkpoints", str(args.checkpoints)]
     for key, value in args.set:
         command += ["--set", f"{key}={json.dumps(value)}"]
@@ -389,12 +401,15 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     start_machine = {**machine(), "code": code_state()}
     prepared = spawn(args, "prepare")
     nbytes, checkpoint = prepared["nbytes"], prepared["checkpoint"]
-    spawn(args, "floor", nbytes)  # warm-up, untimed: the first touch of fresh memory can be slow on a VM
     runs: dict[str, list[dict]] = {name: [] for name in CASES}
-    for round_index in range(args.repeat):
-        for name in CASES:
-            runs[name].append(spawn(args, name, nbytes, checkpoint))
-            print(f"  round {round_index + 1}/{args.repeat} {name:<13}{runs[name][-1]['wall_s']:8.3f} s", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as scratch:
+        model_file = Path(scratch) / "model.json"  # the parameters' shapes, for the floor
+        model_file.write_text(json.dumps({"nbytes": nbytes, "shapes": prepared.pop("shapes")}))
+        spawn(args, "floor", model_file)  # warm-up, untimed: the first touch of fresh memory can be slow on a VM
+        for round_index in range(args.repeat):
+            for name in CASES:
+                runs[name].append(spawn(args, name, model_file, checkpoint))
+                print(f"  round {round_index + 1}/{args.repeat} {name:<13}{runs[name][-1]['wall_s']:8.3f} s", file=sys.stderr)
     cases = {name: summarize(case_runs) for name, case_runs in runs.items()}
     phases = {phase: statistics.median(run["phases"][phase] for run in runs["build"]) for phase in runs["build"][0]["phases"]}
     return {"machine": start_machine, "config": str(args.config), "overrides": dict(args.set), "dtype": args.dtype,
@@ -413,7 +428,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINTS, help="where checkpoints are written and reused (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per case subprocess")
     parser.add_argument("--case", choices=("prepare", *CASES), help=argparse.SUPPRESS)
-    parser.add_argument("--nbytes", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--model-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
     return parser
 
@@ -421,7 +436,8 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     if args.case:
-        ctx = Context(str(args.config), args.dtype, dict(args.set), args.nbytes, args.checkpoint, args.checkpoints.resolve())
+        model = json.loads(args.model_file.read_text()) if args.model_file else {"nbytes": 0, "shapes": []}
+        ctx = Context(str(args.config), args.dtype, dict(args.set), model["nbytes"], model["shapes"], args.checkpoint, args.checkpoints.resolve())
         result = prepare_checkpoint(ctx) if args.case == "prepare" else run_child(args.case, ctx)
         print(RESULT_PREFIX + json.dumps(result), flush=True)
         return 0

@@ -20,7 +20,7 @@ TINY = {
     "num_key_value_heads": 1,
     "head_dim": 32,
 }
-CASES = {"floor", "build", "build_repeat", "naive", "default_init", "real_load"}
+CASES = {"floor", "floor_numpy", "build", "build_repeat", "naive", "default_init", "real_load"}
 
 pytest.importorskip("paddleformers")
 
