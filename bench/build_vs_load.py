@@ -7,6 +7,10 @@ CONFIG defaults to the shipped Qwen3-0.6B config at full size. Each case runs in
 then times only the case and prints one JSON line. Cases run round-robin, ``--repeat`` rounds, after
 an untimed warm-up; the table shows the median and the minimum wall time.
 
+The floor for the ratio is ``paddle.zeros`` per parameter: the build's own allocator and page size.
+One NumPy buffer of the same bytes is shown too; NumPy advises huge pages for it, and their first
+touch on this kind of VM varied from 0.2 s to 2 s for 1.2 GB, too noisy to divide by.
+
 The real-load case needs a checkpoint: the first run writes one with the model's own
 ``save_pretrained(..., safe_serialization=True)`` under ``bench/.checkpoints/`` (git-ignored) and later
 runs reuse it while the config, dtype and PaddleFormers version match.
