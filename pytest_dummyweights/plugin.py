@@ -8,7 +8,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -81,8 +81,11 @@ def pytest_configure(config: pytest.Config) -> None:
         device = _option(config, "device")
         check_device(device)
         budget = _option(config, "cache-bytes")
+        seed = int(_option(config, "seed"))
+        if seed < 0:
+            raise ValueError(f"the seed must be a non-negative integer; got {seed}")
         config.stash[SETTINGS] = Settings(
-            seed=int(_option(config, "seed")),
+            seed=seed,
             device=device,
             cache_bytes=parse_bytes(budget) if budget else None,
             cache_enabled=not config.getoption("--no-dummy-cache"),
@@ -114,7 +117,7 @@ def _cache(request: pytest.FixtureRequest) -> Any:
     return config.stash[CACHE]
 
 
-def _fail(request: pytest.FixtureRequest, config_description: str, error: Exception) -> None:
+def _fail(request: pytest.FixtureRequest, config_description: str, error: Exception) -> NoReturn:
     pytest.fail(f"{request.node.nodeid}: dummy build of config {config_description!r} failed: {error}", pytrace=False)
 
 

@@ -119,7 +119,11 @@ def test_each_bad_input_errors_at_setup_naming_test_config_and_cause(inner):
 
 @pytest.mark.parametrize(
     ("option", "message"),
-    [(("--dummy-device", "tpu"), "*pytest-dummyweights: unknown device 'tpu'*"), (("--dummy-seed", "x"), "*--dummy-seed*invalid int value*")],
+    [
+        (("--dummy-device", "tpu"), "*pytest-dummyweights: unknown device 'tpu'*"),
+        (("--dummy-seed", "x"), "*--dummy-seed*invalid int value*"),
+        (("--dummy-seed=-1",), "*pytest-dummyweights: the seed must be a non-negative integer; got -1*"),
+    ],
 )
 def test_bad_options_are_usage_errors(inner, option, message):
     inner.write("test_nothing.py", "def test_nothing():\n    pass\n")
