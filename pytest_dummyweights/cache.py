@@ -152,21 +152,21 @@ class ModelCache:
         """The model for ``spec``: from the cache when built before, else built (under the device's build lock)."""
         plan = plan_build(spec, search_dirs=search_dirs, hooks=hooks, worker_id=worker_id)
         key = fingerprint(plan)
-        entry = self._entries.get(key) if self.enabled and not spec.fresh else None
+        cached = self.enabled and not spec.fresh
+        entry = self._entries.get(key) if cached else None
         if entry is not None:
             self._entries.move_to_end(key)
             self.stats.hits += 1
             self.stats.models[key][3] += 1
+            result = entry.result
         else:
             result = self._build(plan, hooks, key)
-            if not (self.enabled and not spec.fresh):
-                self.stats.served_bytes += result.nbytes
-                return result.model
-            entry = Entry(result, Snapshot.of(result.model))
-            self._store(key, entry)
-        self.stats.served_bytes += entry.result.nbytes
-        self._lent.append((key, entry.result.model))
-        return entry.result.model
+            if cached:
+                self._store(key, Entry(result, Snapshot.of(result.model)))
+        self.stats.served_bytes += result.nbytes
+        if cached:
+            self._lent.append((key, result.model))
+        return result.model
 
     def check_returns(self, test_id: str) -> list[str]:
         """After a test: restore or drop each model it borrowed; returns what was repaired."""
