@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,6 +24,7 @@ from .spec import DTYPES, DummySpec
 
 DEFAULT_SEED = 0
 DEFAULT_STD = 0.02
+MAX_ABS_SAMPLE = 8.0  # a bound on |normal sample| / std that the dummy values never exceed in practice
 PHASES = ("config", "resolve", "construct", "init", "post_process")
 
 
@@ -66,13 +68,22 @@ def choose_dtype(spec_dtype: str | None, raw: Mapping[str, Any], device: str) ->
     return "float32"
 
 
-def choose_std(spec_std: float | None, model_config: Any) -> float:
+def choose_std(spec_std: float | None, model_config: Any, dtype: str) -> float:
+    """The spec's std; else the config's ``initializer_range``; else 0.02. It must leave every value finite in ``dtype``."""
     initializer_range = getattr(model_config, "initializer_range", None)
     if spec_std is not None:
-        return float(spec_std)
-    if isinstance(initializer_range, (int, float)) and initializer_range > 0:
-        return float(initializer_range)
-    return DEFAULT_STD
+        std, where = float(spec_std), "std"
+    elif isinstance(initializer_range, (int, float)) and not isinstance(initializer_range, bool) and initializer_range > 0:
+        std, where = float(initializer_range), "the config's initializer_range"
+    else:
+        std, where = DEFAULT_STD, "std"
+    limit = float(paddle.finfo(getattr(paddle, dtype)).max) / MAX_ABS_SAMPLE
+    if not (math.isfinite(std) and 0 < std <= limit):
+        raise DummyWeightsError(
+            f"{where} {std!r} cannot give finite {dtype} values: normal samples reach {MAX_ABS_SAMPLE:g} std, "
+            f"so std must be positive and at most {limit:.4g}; pass a smaller std="
+        )
+    return std
 
 
 @contextlib.contextmanager
@@ -123,14 +134,22 @@ def post_process(model: paddle.nn.Layer, model_config: Any, spec: DummySpec, hoo
     model.eval()
 
 
-def _user_code(what: str, spec: DummySpec, call: Any, *args: Any) -> Any:
-    """Run model code; its failure becomes an error naming the step and the config, cause chained."""
+def run_model_code(what: str, spec: DummySpec, users_own: bool, call: Callable[[], Any]) -> Any:
+    """Run code the plugin does not own. The user's own code (a factory, a hook, an engine's post-processing)
+    keeps its exception and traceback, with a note naming the step: that is their bug and they need the
+    frames. A library model class (PaddleFormers) failing on the config is bad input: one line."""
+    __tracebackhide__ = True
     try:
-        return call(*args)
+        return call()
     except DummyWeightsError:
         raise
     except Exception as error:
-        raise DummyWeightsError(f"{what} failed for config {spec.describe()}: {type(error).__name__}: {error}") from error
+        if users_own:
+            error.add_note(f"pytest-dummyweights: raised while {what} for config {spec.describe()}")
+            raise
+        raise DummyWeightsError(
+            f"{what} failed for config {spec.describe()}: {type(error).__name__}: {error}; check the config and overrides"
+        ) from None
 
 
 @dataclasses.dataclass
@@ -141,6 +160,7 @@ class Plan:
     config: LoadedConfig
     factory: Any
     source: str  # where the class came from
+    users_own: bool  # the factory is the test's (model=, a hook), not a library's class
     seconds: dict[str, float]
 
 
@@ -163,13 +183,19 @@ def plan_build(
             spec,
             dtype=dtype,
             device=device,
-            seed=DEFAULT_SEED if spec.seed is None else spec.seed,
-            std=choose_std(spec.std, loaded.model_config),
+            seed=DEFAULT_SEED if spec.seed is None else int(spec.seed),
+            std=choose_std(spec.std, loaded.model_config, dtype),
         )
     with _timed(seconds, "resolve"), on_device(device):
-        resolve_hook = hooks.pytest_dummyweights_resolve_model if hooks is not None else None
+        resolve_hook = None
+        if hooks is not None:
+            hook = hooks.pytest_dummyweights_resolve_model
+
+            def resolve_hook(**arguments: Any) -> Any:
+                return run_model_code("resolving the model class in a hook", spec, True, lambda: hook(**arguments))
+
         factory, source = resolve_model(loaded.model_config, spec, resolve_hook)
-    return Plan(spec, loaded, factory, source, seconds)
+    return Plan(spec, loaded, factory, source, not source.startswith("paddleformers."), seconds)
 
 
 def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
@@ -177,18 +203,26 @@ def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
     spec, model_config, seconds = plan.spec, plan.config.model_config, dict(plan.seconds)
     with on_device(spec.device):
         with _timed(seconds, "construct"):
-            model = _user_code(f"constructing {plan.source}", spec, construct, plan.factory, model_config, spec.dtype)
+            model = run_model_code(
+                f"constructing {plan.source}", spec, plan.users_own, lambda: construct(plan.factory, model_config, spec.dtype)
+            )
         with _timed(seconds, "init"):
             initialize_dummy_weights(model, seed=spec.seed, std=spec.std)
         with _timed(seconds, "post_process"):
-            _user_code("post-processing", spec, post_process, model, model_config, spec, hooks)
+            run_model_code("post-processing", spec, True, lambda: post_process(model, model_config, spec, hooks))
     parameters, nbytes = parameter_stats(model)
     return BuildResult(model, model_config, spec, plan.config, plan.source, parameters, nbytes, seconds)
 
 
-def build(spec: DummySpec, *, hooks: BuildHooks | None = None, **where: Any) -> BuildResult:
-    """Plan and execute in one go; ``where``: ``search_dirs`` and ``worker_id`` of :func:`plan_build`."""
-    return execute(plan_build(spec, hooks=hooks, **where), hooks)
+def build(
+    spec: DummySpec,
+    *,
+    search_dirs: Iterable[str | os.PathLike] = (),
+    hooks: BuildHooks | None = None,
+    worker_id: str | None = None,
+) -> BuildResult:
+    """Plan and execute in one go."""
+    return execute(plan_build(spec, search_dirs=search_dirs, hooks=hooks, worker_id=worker_id), hooks)
 
 
 def build_dummy_model(config: Any, **keywords: Any) -> paddle.nn.Layer:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 from pathlib import Path
 
 from .errors import DummyWeightsError
+from .gate import parse_threshold
 from .spec import DTYPES, DummySpec
+
+T = TypeVar("T")
 
 
 def parse_assignment(text: str) -> tuple[str, object]:
@@ -21,6 +25,18 @@ def parse_assignment(text: str) -> tuple[str, object]:
         return key, json.loads(value)
     except json.JSONDecodeError:
         return key, value
+
+
+def as_argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """A parser whose ValueError message argparse shows as is."""
+
+    def parse_argument(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse_argument
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -72,7 +88,7 @@ def make_parser() -> argparse.ArgumentParser:
     gate = commands.add_parser("gate", help="fail when the lines changed since the merge base are covered less than a threshold")
     gate.add_argument("--coverage-xml", type=Path, default=Path("coverage.xml"), help="Cobertura XML, as written by --cov-report=xml (default: coverage.xml)")
     gate.add_argument("--compare-branch", metavar="REF", help="ref whose merge base with HEAD the changes are measured from (default: origin/main, else main)")
-    gate.add_argument("--fail-under", type=float, required=True, metavar="PCT", help="lowest acceptable percentage of changed lines covered")
+    gate.add_argument("--fail-under", type=as_argument_type(parse_threshold), required=True, metavar="PCT", help="lowest acceptable percentage of changed lines covered")
     gate.set_defaults(run=run_gate)
     return parser
 

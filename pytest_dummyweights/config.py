@@ -37,6 +37,9 @@ class LoadedConfig:
 def read_raw_config(config: str | os.PathLike | Mapping[str, Any], search_dirs: Iterable[Path]) -> tuple[dict, str]:
     """The config's JSON object and a description of its source."""
     if isinstance(config, Mapping):
+        keys = [key for key in config if not isinstance(key, str)]
+        if keys:
+            raise DummyWeightsError(f"config dict keys must be strings, as in config.json; got {keys[0]!r}")
         return copy.deepcopy(dict(config)), "<dict>"
     path = Path(config).expanduser()
     candidates = [path] if path.is_absolute() else list(dict.fromkeys(Path(d) / path for d in search_dirs)) or [path]
@@ -48,11 +51,16 @@ def read_raw_config(config: str | os.PathLike | Mapping[str, Any], search_dirs: 
             "pass a directory holding config.json, a path to a JSON file, or a dict"
         )
     file = found / "config.json" if found.is_dir() else found
-    if not file.is_file():
+    if found.is_dir() and not os.path.lexists(file):
         held = sorted(p.name for p in found.iterdir())[:10]
         raise DummyWeightsError(
             f"config directory {found} has no config.json (it holds: {', '.join(held) or 'nothing'}); "
             "point at the directory of a model's config.json or at the JSON file itself"
+        )
+    if not file.is_file():
+        raise DummyWeightsError(
+            f"config {file} is not a regular file (a device, a broken symlink or a symlink loop); "
+            "point at a model's config.json or the directory holding it"
         )
     try:
         raw = json.loads(file.read_text(encoding="utf-8"))
@@ -60,6 +68,10 @@ def read_raw_config(config: str | os.PathLike | Mapping[str, Any], search_dirs: 
         raise DummyWeightsError(
             f"config {file} is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
         ) from None
+    except UnicodeDecodeError as error:
+        raise DummyWeightsError(f"config {file} is not UTF-8 text (byte {error.start}): save it as UTF-8 JSON") from None
+    except OSError as error:
+        raise DummyWeightsError(f"cannot read config {file}: {error.strerror}; check its permissions") from None
     if not isinstance(raw, dict):
         raise DummyWeightsError(f"config {file} holds a JSON {type(raw).__name__}, not an object of config keys")
     return raw, str(file)
@@ -79,11 +91,14 @@ def paddleformers_config_class(model_type: Any) -> type | None:
         return None
 
 
-def make_model_config(raw: dict[str, Any]) -> Any:
+def make_model_config(raw: dict[str, Any], source: str) -> Any:
     config_class = paddleformers_config_class(raw.get("model_type"))
     if config_class is None:
         return PlainConfig(**copy.deepcopy(raw))
-    return config_class.from_dict(copy.deepcopy(raw))
+    try:
+        return config_class.from_dict(copy.deepcopy(raw))
+    except Exception as error:  # the config class's own checks: bad input, not a bug here
+        raise DummyWeightsError(f"config {source} is rejected by {config_class.__name__}: {type(error).__name__}: {error}") from None
 
 
 def check_override_keys(overrides: Mapping[str, Any], known: Collection[str], new_keys: Collection[str], source: str) -> None:
@@ -99,6 +114,53 @@ def check_override_keys(overrides: Mapping[str, Any], known: Collection[str], ne
         )
 
 
+def check_override_values(overrides: Mapping[str, Any], raw: Mapping[str, Any], source: str) -> None:
+    """An override must keep the kind of value the config has: a count stays a non-negative integer, and so on."""
+    for key, value in overrides.items():
+        if key not in raw or raw[key] is None:
+            continue
+        before = raw[key]
+        expected = _value_kind(before)
+        if expected is not None and _value_kind(value) != expected and not (expected == "number" and _value_kind(value) == "integer"):
+            raise DummyWeightsError(
+                f"override {key}={value!r} is {_article(_value_kind(value) or type(value).__name__)}, but config {source} "
+                f"has {_article(expected)} there ({before!r}): pass {_article(expected)}"
+            )
+        if expected == "integer" and before >= 0 and value < 0:
+            raise DummyWeightsError(f"override {key}={value!r} is negative; config {source} has {before!r}: pass a non-negative integer")
+
+
+def _value_kind(value: Any) -> str | None:
+    """JSON's kinds of values: what an override must keep."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "list"
+    if isinstance(value, Mapping):
+        return "dict"
+    return None
+
+
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+def check_architectures(raw: Mapping[str, Any], source: str) -> None:
+    architectures = raw.get("architectures")
+    if architectures is not None and (
+        not isinstance(architectures, list) or not all(isinstance(name, str) and name for name in architectures)
+    ):
+        raise DummyWeightsError(
+            f"config {source}: 'architectures' must be a list of class names, e.g. [\"Qwen3ForCausalLM\"]; got {architectures!r}"
+        )
+
+
 def load_config(
     config: str | os.PathLike | Mapping[str, Any],
     overrides: Mapping[str, Any] | None = None,
@@ -107,8 +169,10 @@ def load_config(
 ) -> LoadedConfig:
     raw, source = read_raw_config(config, search_dirs)
     if overrides:
-        base = make_model_config(raw)
+        base = make_model_config(raw, source)
         known = set(raw) | set(base.to_dict())
         check_override_keys(overrides, known, set(new_keys), source)
+        check_override_values(overrides, raw, source)
         raw.update(copy.deepcopy(dict(overrides)))
-    return LoadedConfig(raw=raw, source=source, model_config=make_model_config(raw))
+    check_architectures(raw, source)
+    return LoadedConfig(raw=raw, source=source, model_config=make_model_config(raw, source))

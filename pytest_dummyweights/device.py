@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import paddle
 
+from .errors import DummyWeightsError
+
 
 def gpu_count() -> int:
     if not paddle.is_compiled_with_cuda():
@@ -28,13 +30,13 @@ def resolve_device(device: str, worker_id: str | None = None) -> str:
         device = "gpu" if count else "cpu"
     if device == "gpu":
         if not count:
-            from .errors import DummyWeightsError
-
             raise DummyWeightsError(
                 "device 'gpu' was asked for, but Paddle sees no GPU "
                 f"(compiled with CUDA: {paddle.is_compiled_with_cuda()}); use device='auto' or 'cpu'"
             )
         device = f"gpu:{worker_index(worker_id) % count}"
+    elif device.startswith("gpu:"):
+        check_device_exists(device)
     return device
 
 
@@ -58,3 +60,12 @@ def default_dtype(dtype: str) -> Iterator[None]:
         yield
     finally:
         paddle.set_default_dtype(previous)
+
+
+def check_device_exists(device: str) -> None:
+    """``gpu:N`` must name a GPU Paddle can see, so a run stops at start-up rather than in every test."""
+    count = gpu_count()
+    index = int(device.partition(":")[2] or 0)
+    if index >= count:
+        seen = f"{count} GPU(s), gpu:0 to gpu:{count - 1}" if count else f"no GPU (compiled with CUDA: {paddle.is_compiled_with_cuda()})"
+        raise DummyWeightsError(f"device {device!r} does not exist: Paddle sees {seen}; use 'auto', 'cpu' or an existing gpu:N")

@@ -16,15 +16,15 @@ in any process and any build order.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Iterator
 
 import numpy as np
 import paddle
+
+from .internals import element_count, forget_initializer, host_view, is_materialized, share_storage
 
 POOL_SIZE = 1 << 22  # samples per pool: 16 MiB in float32, made in about 50 ms
 CHUNK = 1 << 16  # elements per window; small enough to stay in cache
@@ -84,17 +84,6 @@ def fill_bits(out: np.ndarray, first_chunk: int, pools: tuple[np.ndarray, np.nda
         np.bitwise_xor(values[value_at : value_at + end - start], signs[sign_at : sign_at + end - start], out=out[start:end])
 
 
-UNSIGNED_OF_WIDTH = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
-
-
-def host_view(param: paddle.Tensor) -> np.ndarray:
-    """A writable NumPy view of a CPU parameter's storage, as unsigned ints of the element width."""
-    count = int(np.prod(param.shape))
-    width = param.element_size()
-    buffer = (ctypes.c_char * (count * width)).from_address(param.data_ptr())
-    return np.frombuffer(buffer, dtype=UNSIGNED_OF_WIDTH[width])
-
-
 def fill_by_copy(param: paddle.Tensor, pools: tuple[np.ndarray, np.ndarray], offsets: list) -> None:
     """Fill through ``copy_`` into slices of the parameter, from bounded float32/float64 scratch."""
     values = pools[0]
@@ -113,24 +102,19 @@ def fill_by_copy(param: paddle.Tensor, pools: tuple[np.ndarray, np.ndarray], off
 
 def materialize(param: paddle.Tensor, zeros: bool) -> None:
     """Give a parameter its storage (zeros, or uninitialized memory to be filled) without running its initializer."""
-    if zeros or not param._is_initialized():
-        (paddle.zeros if zeros else paddle.empty)(param.shape, dtype=param.dtype)._share_buffer_to(param)
-    param._init_func = None  # a lazily constructed parameter must not initialize itself later
-
-
-def unique_parameters(model: paddle.nn.Layer) -> Iterator[tuple[str, paddle.Tensor]]:
-    """Each parameter once (tied weights appear once), with its structured name."""
-    return iter(model.named_parameters())
+    if zeros or not is_materialized(param):
+        share_storage((paddle.zeros if zeros else paddle.empty)(param.shape, dtype=param.dtype), param)
+    forget_initializer(param)  # a lazily constructed parameter must not initialize itself later
 
 
 def initialize_dummy_weights(model: paddle.nn.Layer, *, seed: int = 0, std: float = 0.02) -> None:
     """Give every parameter of ``model`` its dummy values, exactly once, on the parameter's device."""
     host_pieces = []
-    for name, param in unique_parameters(model):
+    for name, param in model.named_parameters():
         normal = NORMAL_DTYPES.get(param.dtype)
         float8 = param.dtype in FLOAT8_DTYPES
         materialize(param, zeros=not (normal or float8))
-        numel = int(np.prod(param.shape))
+        numel = element_count(param.shape)
         if numel == 0 or not (normal or float8):
             continue
         offsets = chunk_offsets(name, seed, numel)
@@ -159,8 +143,8 @@ def _fill_pieces(pieces: list[tuple]) -> None:
 def parameter_stats(model: paddle.nn.Layer) -> tuple[int, int]:
     """(element count, bytes) over the model's unique parameters."""
     elements = nbytes = 0
-    for _, param in unique_parameters(model):
-        count = int(np.prod(param.shape))
+    for param in model.parameters():
+        count = element_count(param.shape)
         elements += count
         nbytes += count * param.element_size()
     return elements, nbytes

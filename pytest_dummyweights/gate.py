@@ -6,12 +6,15 @@ coverage XML are read by diff-cover's library, so the numbers are exactly what `
 
 from __future__ import annotations
 
+import fnmatch
 import io
+import math
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import DummyWeightsError
 
@@ -19,6 +22,7 @@ DEFAULT_COMPARE_REF = "origin/main"
 FALLBACK_COMPARE_REF = "main"
 INSTALL_GATE_EXTRA = "pip install 'pytest-dummyweights[gate]'"
 CHOOSE_COMPARE_REF = "--diff-cover-compare-branch=REF (pytest) or --compare-branch REF (the gate command)"
+TEST_FILE_PATTERNS = ("test_*.py", "*_test.py", "conftest.py")  # pytest's python_files default, plus conftest.py
 
 
 class GateError(DummyWeightsError):
@@ -49,16 +53,26 @@ class GateReport:
     measured_lines: int
     uncovered_lines: int
     percent: float
+    unmeasured: tuple[str, ...] = ()  # changed source files (not tests) of which coverage measured no line
     github_annotations: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
-        return self.measured_lines == 0 or self.percent >= self.fail_under
+        if self.measured_lines == 0:
+            return not self.unmeasured
+        return self.percent >= self.fail_under
 
     def lines(self) -> list[str]:
         """The report for a terminal: annotations for GitHub, the table, and a last line saying pass or fail and why."""
         against = f"{self.compare.ref} (merge base {self.compare.merge_base[:10]})"
         notes = [self.compare.note] if self.compare.note else []
+        if self.measured_lines == 0 and self.unmeasured:
+            packages = sorted({Path(path).parts[0].removesuffix(".py") for path in self.unmeasured})
+            return [
+                *notes,
+                f"diff coverage gate FAILED: coverage measured none of the changed files ({', '.join(self.unmeasured)}) "
+                f"against {against}: measure them, e.g. with {' '.join(f'--cov={p}' for p in packages)}",
+            ]
         if self.measured_lines == 0:
             return [*notes, f"diff coverage gate passed: no changed Python lines with coverage data against {against}"]
         width = max(len("total"), *(len(file.path) for file in self.files))
@@ -71,6 +85,14 @@ class GateReport:
         else:
             verdict = f"diff coverage gate FAILED: {covered}, below the threshold of {self.fail_under:g}%: test the lines listed above"
         return [*self.github_annotations, *notes, *table, verdict]
+
+
+def parse_threshold(text: str) -> float:
+    """A percentage in [0, 100]: anything else could never pass (150, NaN, infinity) or never fail (-10)."""
+    value = float(text)
+    if not math.isfinite(value) or not 0 <= value <= 100:
+        raise ValueError("the threshold must be a percentage from 0 to 100")
+    return value
 
 
 def _git(*args: str) -> subprocess.CompletedProcess[str]:
@@ -113,25 +135,49 @@ def require_diff_cover() -> None:
         raise GateError(f"the diff coverage gate needs diff-cover, which is not installed: {INSTALL_GATE_EXTRA}") from None
 
 
-def measure(coverage_xml: Path, compare: ComparePoint, fail_under: float, environ: Mapping[str, str] = os.environ) -> GateReport:
+def read_coverage_xml(path: Path) -> Any:
+    """The parsed Cobertura report; anything else is an error (it would measure nothing, and pass)."""
+    import xml.etree.ElementTree as etree
+
+    try:
+        root = etree.parse(path).getroot()
+    except (OSError, etree.ParseError) as error:
+        raise GateError(f"cannot read the coverage XML {str(path)!r}: {error}; write one with --cov-report=xml") from None
+    if root.tag != "coverage" or root.find("packages") is None:
+        raise GateError(
+            f"{str(path)!r} is not a Cobertura coverage report (its root is <{root.tag}>, with no <packages>): "
+            "write one with --cov-report=xml or `coverage xml`"
+        )
+    return root
+
+
+def _is_test_file(path: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatch(Path(path).name, pattern) for pattern in patterns)
+
+
+def measure(
+    coverage_xml: Path,
+    compare: ComparePoint,
+    fail_under: float,
+    environ: Mapping[str, str] = os.environ,
+    test_patterns: Iterable[str] = TEST_FILE_PATTERNS,
+) -> GateReport:
     """Diff coverage of the working tree against ``compare``'s merge base, as diff-cover computes it.
+
+    Changed source files (not test files, by ``test_patterns``) of which coverage measured no line
+    are listed: when nothing changed was measured because of them, the gate fails, never passes.
 
     In GitHub Actions the Markdown report is appended to the step summary and the report carries
     diff-cover's ``::warning`` annotations for the caller to print.
     """
     require_diff_cover()
-    import xml.etree.ElementTree as etree
-
     from diff_cover.diff_reporter import GitDiffReporter
     from diff_cover.git_diff import GitDiffTool
     from diff_cover.git_path import GitPathTool
     from diff_cover.report_generator import GitHubAnnotationsReportGenerator, MarkdownReportGenerator, StringReportGenerator
     from diff_cover.violationsreporters.violations_reporter import XmlCoverageReporter
 
-    try:
-        xml_root = etree.parse(coverage_xml)
-    except (OSError, etree.ParseError) as error:
-        raise GateError(f"cannot read the coverage XML {str(coverage_xml)!r}: {error}; write one with --cov-report=xml") from None
+    xml_root = read_coverage_xml(coverage_xml)
     GitPathTool.set_cwd(os.getcwd())
     # "..." diffs against the merge base; staged and unstaged changes count, as with the diff-cover command.
     diff = GitDiffReporter(compare.ref, git_diff=GitDiffTool("...", ignore_whitespace=False), supported_extensions=["py"])
@@ -140,6 +186,11 @@ def measure(coverage_xml: Path, compare: ComparePoint, fail_under: float, enviro
     files = tuple(
         FileCoverage(path, stats["percent_covered"], tuple(stats["violation_lines"]))
         for path, stats in sorted(summary["src_stats"].items())
+    )
+    unmeasured = tuple(
+        path
+        for path in sorted(diff.src_paths_changed())
+        if path.endswith(".py") and Path(path).exists() and not _is_test_file(path, test_patterns) and not coverage.measured_lines(path)
     )
     annotations: tuple[str, ...] = ()
     if environ.get("GITHUB_ACTIONS") == "true":
@@ -156,5 +207,6 @@ def measure(coverage_xml: Path, compare: ComparePoint, fail_under: float, enviro
         measured_lines=summary["total_num_lines"],
         uncovered_lines=summary["total_num_violations"],
         percent=float(summary["total_percent_covered"]),
+        unmeasured=unmeasured,
         github_annotations=annotations,
     )

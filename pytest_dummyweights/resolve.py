@@ -1,10 +1,17 @@
-"""Find the model class (or factory) for a config: the spec's ``model``, then the hook, then PaddleFormers."""
+"""Find the model class (or factory) for a config: the spec's ``model``, then the hook, then PaddleFormers.
+
+A config can only name a model class PaddleFormers exports (a ``paddle.nn.Layer`` subclass); only
+code the test itself names (``model=``, a hook) may be any factory.
+"""
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Callable
 from typing import Any
+
+import paddle
 
 from .errors import DummyWeightsError
 
@@ -26,18 +33,35 @@ def import_reference(reference: str) -> Any:
     return target
 
 
+def is_model_class(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, paddle.nn.Layer)
+
+
 def paddleformers_class(architecture: str) -> tuple[Any | None, str]:
-    """PaddleFormers' class for an architecture name, or None and why not."""
+    """PaddleFormers' model class for an architecture name, or None and why not."""
     try:
         import paddleformers
         import paddleformers.transformers as transformers
     except ImportError:
         return None, "PaddleFormers is not installed (pip install 'pytest-dummyweights[paddleformers]')"
     found = getattr(transformers, architecture, None)
-    if found is None:
-        version = getattr(paddleformers, "__version__", "?")
-        return None, f"PaddleFormers {version} has no class {architecture!r} in paddleformers.transformers"
-    return found, f"paddleformers.transformers.{architecture}"
+    if is_model_class(found):
+        return found, f"paddleformers.transformers.{architecture}"
+    version = getattr(paddleformers, "__version__", "?")
+    what = "no model class" if found is None else f"{architecture!r} there, but it is a {type(found).__name__}, not a model class; no model class"
+    models = [name for name in dir(transformers) if name.endswith(("ForCausalLM", "Model")) and name[0].isupper()]
+    close = difflib.get_close_matches(architecture, models, n=1)
+    hint = f" (closest model class: {close[0]!r})" if close else ""
+    return None, f"PaddleFormers {version} has {what} {architecture!r} in paddleformers.transformers{hint}"
+
+
+def _checked_hook_result(found: Any) -> Any:
+    if not callable(found):
+        raise DummyWeightsError(
+            f"hook pytest_dummyweights_resolve_model returned {type(found).__name__} {found!r}, not a class or factory callable: "
+            "return the model class, or None to pass"
+        )
+    return found
 
 
 def resolve_model(model_config: Any, spec: Any, resolve_hook: Callable[..., Any] | None) -> tuple[Callable[..., Any], str]:
@@ -51,11 +75,11 @@ def resolve_model(model_config: Any, spec: Any, resolve_hook: Callable[..., Any]
     if resolve_hook is not None:
         found = resolve_hook(model_config=model_config, spec=spec)
         if found is not None:
-            return found, "hook pytest_dummyweights_resolve_model"
+            return _checked_hook_result(found), "hook pytest_dummyweights_resolve_model"
         looked.append("hook pytest_dummyweights_resolve_model (no implementation returned a class)")
     architectures = getattr(model_config, "architectures", None) or []
     if architectures:
-        found, where = paddleformers_class(str(architectures[0]))
+        found, where = paddleformers_class(architectures[0])
         if found is not None:
             return found, where
         looked.append(where)

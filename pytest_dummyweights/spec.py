@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -50,12 +52,18 @@ class DummySpec:
             raise DummyWeightsError(
                 f"new_keys must be a collection of key names, e.g. [{self.new_keys!r}]; got the string {self.new_keys!r}"
             )
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0):
             raise DummyWeightsError(f"seed must be a non-negative integer; got {self.seed!r}")
-        if self.std is not None and (isinstance(self.std, bool) or not isinstance(self.std, (int, float)) or not self.std > 0):
-            raise DummyWeightsError(f"std must be a positive number; got {self.std!r}")
+        if self.std is not None and (
+            isinstance(self.std, bool) or not isinstance(self.std, numbers.Real) or not math.isfinite(self.std) or not self.std > 0
+        ):
+            raise DummyWeightsError(f"std must be a finite positive number; got {self.std!r}")
         if self.device is not None:
             check_device(self.device)
+        if not isinstance(self.fresh, bool):
+            raise DummyWeightsError(f"fresh must be True or False; got {type(self.fresh).__name__} {self.fresh!r}")
+        if not all(isinstance(key, str) for key in self.new_keys):
+            raise DummyWeightsError(f"new_keys must hold key names (strings); got {list(self.new_keys)!r}")
 
     def describe(self) -> str:
         """The config as a user wrote it, for messages."""
@@ -67,7 +75,7 @@ class DummySpec:
 def check_device(device: str) -> None:
     """Accept ``auto``, ``cpu``, ``gpu`` and ``gpu:N``."""
     kind, _, index = str(device).partition(":")
-    if kind not in DEVICE_WORDS or (index and (kind != "gpu" or not index.isdigit())):
+    if not isinstance(device, str) or kind not in DEVICE_WORDS or (index and (kind != "gpu" or not index.isdigit())):
         raise DummyWeightsError(f"unknown device {device!r}: use 'auto', 'cpu', 'gpu' or 'gpu:N'")
 
 

@@ -23,6 +23,7 @@ class Tiny(paddle.nn.Layer):
 
     def __init__(self, config) -> None:
         super().__init__()
+        self.config = config
         self.name, self.width = config.name, config.width
         self.layers = paddle.nn.LayerList([paddle.nn.Linear(config.width, config.width) for _ in range(config.depth)])
 

@@ -25,11 +25,11 @@ from cache_support import (
     write_conftest,
 )
 from pytest_dummyweights.build import build, plan_build
-from pytest_dummyweights.cache import fingerprint
+from pytest_dummyweights.fingerprint import fingerprint
 from pytest_dummyweights.device import gpu_count, resolve_device, worker_index
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.spec import DummySpec
-from pytest_dummyweights.summary import human_bytes
+from pytest_dummyweights.stats import human_bytes
 
 TINY = "cache_support:Tiny"
 SIZE = tiny_bytes()  # every tiny() config below has the default width and depth
@@ -50,9 +50,14 @@ def run_xdist(inner, *args: str):
     return result
 
 
-def key_of(config: dict) -> str:
+def planned_key(spec: DummySpec) -> str | None:
+    plan = plan_build(spec)
+    return fingerprint(plan.spec, plan.config.raw, plan.factory)
+
+
+def key_of(config: dict) -> str | None:
     """The cache key the inner sessions compute for ``config`` (default seed, CPU)."""
-    return fingerprint(plan_build(DummySpec(config, model=TINY, seed=0, device="cpu")))
+    return planned_key(DummySpec(config, model=TINY, seed=0, device="cpu"))
 
 
 def fresh_digest(config: dict) -> str:
@@ -113,7 +118,8 @@ def test_each_spec_is_built_at_most_once_per_worker_and_the_summary_counts_it(in
         "repairs": 0,
         "lock_wait": counts["lock_wait"],
     }
-    assert f"checkpoint bytes not read: {human_bytes(tests * SIZE)}" in "\n".join(lines)
+    assert f"{len(SPREAD)} distinct models, {human_bytes(len(SPREAD) * SIZE)} (a real-weights run reads at least this); " \
+        f"{human_bytes(tests * SIZE)} served to tests" in "\n".join(lines)
     per_model = {m["key"]: (m["built"], m["hits"]) for m in model_lines(result.outlines)}
     if verbosity == "-q":
         assert len(lines) == 1 and lines[0].startswith("dummyweights: "), lines
@@ -372,8 +378,8 @@ def test_two_workers_contending_for_the_build_lock_do_not_overlap(inner, logs) -
 def test_the_key_changes_with_everything_that_changes_the_model() -> None:
     base = dict(config=tiny("k"), model=TINY, seed=0, device="cpu")
     key = key_of(tiny("k"))
-    assert fingerprint(plan_build(DummySpec(**base, fresh=True))) == key  # fresh is how, not what
-    assert fingerprint(plan_build(DummySpec(**{**base, "device": "auto"}))) == key  # auto resolves first (no GPU)
+    assert planned_key(DummySpec(**base, fresh=True)) == key  # fresh is how, not what
+    assert planned_key(DummySpec(**{**base, "device": "auto"})) == key  # auto resolves first (no GPU)
     variants = [
         {"dtype": "float16"},
         {"seed": 1},
@@ -382,7 +388,7 @@ def test_the_key_changes_with_everything_that_changes_the_model() -> None:
         {"config": {**tiny("k"), "quantization_config": {"bits": 8}}},
         {"model": "cache_support:OtherTiny"},
     ]
-    keys = {fingerprint(plan_build(DummySpec(**{**base, **variant}))) for variant in variants}
+    keys = {planned_key(DummySpec(**{**base, **variant})) for variant in variants}
     assert len(keys) == len(variants) and key not in keys
 
 
@@ -395,7 +401,7 @@ def test_worker_index_and_device_without_a_gpu() -> None:
 
 
 def test_the_default_budget_is_shared_by_the_workers_on_a_device() -> None:
-    from pytest_dummyweights.cache import default_budget_bytes, workers_per_device
+    from pytest_dummyweights.budget import default_budget_bytes, workers_per_device
 
     assert workers_per_device(2) == 2  # no GPU: every worker is on the CPU
     one, two = default_budget_bytes("cpu", 1), default_budget_bytes("cpu", 2)
@@ -413,4 +419,4 @@ def test_set_value_of_one_unprobed_element_is_seen() -> None:
     values = weight.numpy().copy()
     values[0, 1] += 1  # flat index 1: the probes of 16 elements sit at 0, 2, 4, ...
     weight.set_value(values)
-    assert cache.check_returns("test_unprobed")
+    assert cache.check_loans("test_unprobed")

@@ -211,7 +211,33 @@ def test_gate_without_diff_cover_names_the_extra(repo: pytest.Pytester) -> None:
 def test_gate_threshold_must_be_a_number(repo: pytest.Pytester) -> None:
     repo.makeini("[pytest]\ndummyweights_diff_cover_fail_under = eighty\n")
     result = repo.runpytest("-p", "dummyweights", "-p", "pytest_cov")
-    assert_usage_error(result, "dummyweights_diff_cover_fail_under must be a percentage, got 'eighty'")
+    assert_usage_error(result, "pytest-dummyweights: ini dummyweights_diff_cover_fail_under='eighty': could not convert string to float")
+
+
+@pytest.mark.parametrize("threshold", ["150", "nan", "inf", "-10"])
+def test_gate_threshold_must_be_a_percentage(repo: pytest.Pytester, threshold: str) -> None:
+    """150, NaN and infinity could never pass; -10 could never fail."""
+    result = repo.runpytest("-p", "dummyweights", "-p", "pytest_cov", f"--diff-cover-fail-under={threshold}")
+    assert_usage_error(result, f"--diff-cover-fail-under='{threshold}': the threshold must be a percentage from 0 to 100")
+
+
+def test_gate_fails_when_cov_measures_another_package(repo: pytest.Pytester) -> None:
+    repo.makepyfile(**{"other/__init__": "", "other/tool": "def tool():\n    return 1\n"})
+    result = run_with_coverage(repo, "--diff-cover-fail-under=80", "--diff-cover-compare-branch=main", package="other")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert gate_section(result)[-1] == (
+        "diff coverage gate FAILED: coverage measured none of the changed files (shapes/flat.py, shapes/solid.py) "
+        f"against main (merge base {git('merge-base', 'main', 'HEAD')[:10]}): measure them, e.g. with --cov=shapes"
+    )
+
+
+def test_changed_tests_alone_still_pass_with_nothing_to_measure(repo: pytest.Pytester) -> None:
+    git("checkout", "--quiet", "-b", "only-tests", "main")
+    repo.makepyfile(test_shapes=TESTS_BASE + "\n\ndef test_area_again():\n    assert area(1, 1) == 1\n")
+    git("commit", "--quiet", "-am", "a test only")
+    result = run_with_coverage(repo, "--diff-cover-fail-under=80", "--diff-cover-compare-branch=main")
+    assert result.ret == pytest.ExitCode.OK
+    assert gate_section(result)[-1].startswith("diff coverage gate passed: no changed Python lines with coverage data")
 
 
 def test_gate_outside_a_git_repository(isolated: pytest.Pytester) -> None:
@@ -257,6 +283,23 @@ def test_command_passes_at_threshold(coverage_xml: Path, capsys: pytest.CaptureF
 def test_command_errors(repo: pytest.Pytester, capsys: pytest.CaptureFixture[str], arguments: list[str], message: str) -> None:
     assert main(["gate", *arguments, "--fail-under", "80"]) == 2
     assert capsys.readouterr().err.startswith(message)
+
+
+def test_command_rejects_an_xml_that_is_not_a_coverage_report(repo: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+    (repo.path / "junit.xml").write_text('<testsuites><testsuite name="pytest"/></testsuites>')
+    assert main(["gate", "--coverage-xml", "junit.xml", "--compare-branch", "main", "--fail-under", "80"]) == 2
+    assert capsys.readouterr().err == (
+        "error: 'junit.xml' is not a Cobertura coverage report (its root is <testsuites>, with no <packages>): "
+        "write one with --cov-report=xml or `coverage xml`\n"
+    )
+
+
+@pytest.mark.parametrize("threshold", ["150", "nan", "-10"])
+def test_command_rejects_a_threshold_outside_0_to_100(repo: pytest.Pytester, capsys: pytest.CaptureFixture[str], threshold: str) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["gate", "--compare-branch", "main", f"--fail-under={threshold}"])
+    assert stopped.value.code == 2
+    assert "error: argument --fail-under: the threshold must be a percentage from 0 to 100" in capsys.readouterr().err
 
 
 def test_command_without_merge_base_hints_at_shallow_clone(repo: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:

@@ -52,6 +52,7 @@ ENGINE_MODELS = """
     import pytest
     from engine_models import ENGINE
     from engine_models.layers import ENGINE_CONFIG, tensor_digest
+    from pytest_dummyweights import DummySpec
 
     UNEQUAL = dict(ENGINE_CONFIG)  # qk 8 + 4 vs v 8
     EQUAL = {**ENGINE_CONFIG, "qk_nope_head_dim": 4}
@@ -73,7 +74,7 @@ ENGINE_MODELS = """
             assert layer.seen == [tensor_digest(layer.weight, layer.weight_scale)]
             np.testing.assert_array_equal(layer.dequantized.numpy(), (wide * layer.weight_scale).numpy())
 
-    @pytest.mark.parametrize("dummy_model", [UNEQUAL, EQUAL, {**UNEQUAL, "mla_placeholders": True}],
+    @pytest.mark.parametrize("dummy_model", [DummySpec(UNEQUAL), DummySpec(EQUAL), DummySpec({**UNEQUAL, "mla_placeholders": True})],
                              indirect=True, ids=["unequal", "equal", "placeholders"])
     def test_mla_derived_weights_are_created_and_filled(dummy_model):
         attention, c = dummy_model.attention, dummy_model.attention

@@ -1,0 +1,82 @@
+"""Cache keys: a fingerprint of everything a built model depends on, or None when that cannot be told safely.
+
+A factory is identified by itself, never by its name alone: two lambdas, two ``functools.partial``
+objects or two closures in one module are different factories. Its description holds its object
+identity in this process (the cache keeps the factory alive, so the identity is never reused), its
+qualified name, and the values it carries: defaults, closure cells, a partial's arguments. A factory
+carrying a value that cannot be described (an arbitrary object, which a test could change between
+builds) is not described at all, and its models are not cached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import sys
+import types
+from typing import Any
+
+import paddle
+
+from . import __version__
+
+PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes)
+# Spec fields the fingerprint does not read: the raw config (after overrides) and the factory stand for them.
+SPEC_FIELDS_SEEN_ELSEWHERE = ("config", "overrides", "new_keys", "model", "fresh")
+
+
+def describe(value: Any, seen: frozenset[int] = frozenset()) -> str | None:
+    """A text that differs whenever the value could build a different model, or None if there is none."""
+    if isinstance(value, PLAIN_TYPES):
+        return repr(value)
+    if id(value) in seen:
+        return f"<recursive {id(value)}>"
+    seen = seen | {id(value)}
+    if isinstance(value, (tuple, list, frozenset)):
+        items = [describe(item, seen) for item in value]
+        return None if None in items else f"{type(value).__name__}({', '.join(map(str, items))})"
+    if isinstance(value, dict):
+        pairs = [(describe(k, seen), describe(v, seen)) for k, v in value.items()]
+        return None if any(None in pair for pair in pairs) else "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
+    if isinstance(value, type):
+        return _named(value)
+    if isinstance(value, functools.partial):
+        parts = [describe(value.func, seen), describe(value.args, seen), describe(value.keywords, seen)]
+        return None if None in parts else f"partial({', '.join(map(str, parts))})"
+    if isinstance(value, types.FunctionType):
+        cells = tuple(cell.cell_contents for cell in value.__closure__ or ())
+        parts = [describe(value.__defaults__, seen), describe(value.__kwdefaults__, seen), describe(cells, seen)]
+        return None if None in parts else f"{_named(value)}(defaults={parts[0]}, kwdefaults={parts[1]}, closure={parts[2]})"
+    if isinstance(value, types.BuiltinFunctionType):
+        return _named(value)
+    return None
+
+
+def _named(value: Any) -> str:
+    """``module:qualname`` when that name leads back to this very object; else the name plus the object's
+    identity, so two objects of one name (lambdas, classes defined in functions, rebound names) differ."""
+    module, qualname = getattr(value, "__module__", None), value.__qualname__
+    found: Any = sys.modules.get(module or "")
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    name = f"{module}:{qualname}"
+    return name if found is value else f"{name}@{id(value):x}"
+
+
+def fingerprint(spec: Any, raw_config: dict[str, Any], factory: Any) -> str | None:
+    """The cache key of a planned build (``spec`` with every default filled in), or None: do not cache it."""
+    factory_description = describe(factory)
+    if factory_description is None:
+        return None
+    settings = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name not in SPEC_FIELDS_SEEN_ELSEWHERE}
+    described = {
+        "factory": factory_description,
+        "config": raw_config,  # after overrides; includes quantization_config
+        "settings": settings,  # dtype, seed, std, device, and every other spec field
+        "plugin": __version__,
+        "paddle": paddle.__version__,
+    }
+    text = json.dumps(described, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

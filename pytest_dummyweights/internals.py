@@ -1,0 +1,71 @@
+"""The one home of private APIs: Paddle's and pytest-cov's internals, each behind a named function.
+
+When Paddle or pytest-cov changes one of these, this is the only file to fix. Each function notes the
+versions it was checked on; the project's compatibility matrix (``noxfile.py``) runs them all.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import paddle
+    import pytest
+
+UNSIGNED_OF_WIDTH = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def element_count(shape: Sequence[int]) -> int:
+    """The number of elements of a tensor of ``shape`` (1 for a 0-d tensor)."""
+    return math.prod(int(size) for size in shape)
+
+
+def share_storage(source: paddle.Tensor, target: paddle.Tensor) -> None:
+    """Make ``target`` use ``source``'s storage, without a copy. Checked on paddlepaddle 3.0-3.3."""
+    source._share_buffer_to(target)
+
+
+def is_materialized(param: paddle.Tensor) -> bool:
+    """Whether a parameter has storage (a ``LazyGuard`` parameter has none yet). Checked on paddlepaddle 3.0-3.3."""
+    return bool(param._is_initialized())
+
+
+def forget_initializer(param: paddle.Tensor) -> None:
+    """Stop a lazily created parameter from running its initializer later. Checked on paddlepaddle 3.0-3.3."""
+    param._init_func = None
+
+
+def inplace_version(tensor: paddle.Tensor) -> int:
+    """Paddle's counter of in-place ops on ``tensor`` (``set_value`` does not bump it). Checked on paddlepaddle 3.0-3.3."""
+    return int(tensor._inplace_version())
+
+
+def forward_hooks(layer: paddle.nn.Layer) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The ids of a layer's forward pre- and post-hooks. Checked on paddlepaddle 3.0-3.3."""
+    return tuple(layer._forward_pre_hooks), tuple(layer._forward_post_hooks)
+
+
+def host_view(tensor: paddle.Tensor) -> np.ndarray:
+    """A writable NumPy view of a CPU tensor's storage, as unsigned integers of the element width.
+
+    Reads the storage's address (``data_ptr``): NumPy has no dtype for bfloat16 or float8, and
+    ``tensor.numpy()`` copies. Checked on paddlepaddle 3.0-3.3.
+    """
+    width = tensor.element_size()
+    nbytes = element_count(tensor.shape) * width
+    if nbytes == 0:
+        return np.empty(0, dtype=UNSIGNED_OF_WIDTH[width])
+    buffer = (ctypes.c_char * nbytes).from_address(tensor.data_ptr())
+    return np.frombuffer(buffer, dtype=UNSIGNED_OF_WIDTH[width])
+
+
+def coverage_of(config: pytest.Config) -> Any:
+    """pytest-cov's ``coverage.Coverage`` object of this run, or None. Checked on pytest-cov 5.0-7.1."""
+    plugin = config.pluginmanager.getplugin("_cov")
+    controller = getattr(plugin, "cov_controller", None)
+    return getattr(controller, "cov", None)

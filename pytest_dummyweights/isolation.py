@@ -1,0 +1,131 @@
+"""Isolation between tests sharing a cached model: what a test may have changed, and whether to restore or rebuild.
+
+A snapshot is taken when the model is built; after each test that borrowed it, the model is
+compared with the snapshot:
+
+- tensors (parameters, buffers, and tensors kept as plain attributes of a sublayer): identity, shape,
+  dtype, ``stop_gradient``, Paddle's in-place version counter, the storage address, and the values:
+  in ``fast`` mode a few probed elements (``set_value`` and optimizer steps bump no version
+  counter), in ``strict`` mode a digest of every byte;
+- the set of parameters, buffers, sublayers and forward hooks;
+- the model's ``config``, against the config as built;
+- every other plain attribute of every sublayer (its ``__dict__`` entries that are not tensors or sublayers).
+
+Train mode and gradients are restored in place; any other change drops the model, so the next test
+gets a rebuild, bit-identical to the first build.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import paddle
+
+from .fingerprint import describe
+from .internals import element_count, forward_hooks, host_view, inplace_version
+
+ISOLATION_MODES = ("fast", "strict")
+PROBES_PER_TENSOR = 8
+# Layer internals compared by the dedicated checks above (or restored in place), not as plain attributes.
+LAYER_INTERNALS = frozenset({"_parameters", "_sub_layers", "_buffers", "_forward_pre_hooks", "_forward_post_hooks", "training"})
+
+
+def _probe(tensor: paddle.Tensor) -> bytes:
+    """A few elements at fixed, spread positions: a cheap witness that values were rewritten."""
+    count = element_count(tensor.shape)
+    if count == 0:
+        return b""
+    positions = np.unique(np.linspace(0, count - 1, PROBES_PER_TENSOR).astype(np.int64))
+    if tensor.place.is_cpu_place():
+        return host_view(tensor)[positions].tobytes()
+    picked = paddle.index_select(tensor.reshape([-1]), paddle.to_tensor(positions, place=tensor.place))
+    return host_view(picked.cpu()).tobytes()
+
+
+def _digest(tensor: paddle.Tensor) -> bytes:
+    """Every byte of the tensor, hashed."""
+    on_host = tensor if tensor.place.is_cpu_place() else tensor.cpu()
+    return hashlib.blake2b(host_view(on_host), digest_size=16).digest()
+
+
+def _tensor_state(tensor: paddle.Tensor, strict: bool) -> tuple:
+    values = _digest(tensor) if strict else _probe(tensor)
+    return (id(tensor), tuple(tensor.shape), str(tensor.dtype), tensor.stop_gradient, inplace_version(tensor), tensor.data_ptr(), values)
+
+
+def _plain_attributes(layer: paddle.nn.Layer) -> Iterator[tuple[str, Any]]:
+    for name, value in vars(layer).items():
+        if name not in LAYER_INTERNALS and not isinstance(value, paddle.nn.Layer):
+            yield name, value
+
+
+def config_state(model_config: Any) -> Any:
+    """The config's values, as a dict when the config can give one."""
+    to_dict = getattr(model_config, "to_dict", None)
+    return copy.deepcopy(to_dict() if callable(to_dict) else vars(model_config))
+
+
+def _model_state(model: paddle.nn.Layer, strict: bool) -> dict[str, Any]:
+    """What a test can leave behind, keyed by what it is: ``parameter layers.0.weight``, ``attribute ...``."""
+    state: dict[str, Any] = {f"parameter {name}": _tensor_state(p, strict) for name, p in model.named_parameters()}
+    state.update((f"buffer {name}", _tensor_state(b, strict)) for name, b in model.named_buffers() if b is not None)
+    for path, layer in model.named_sublayers(include_self=True):
+        where = path or "the model"
+        state[f"sublayer {where}"] = id(layer)
+        hooks = forward_hooks(layer)
+        if any(hooks):
+            state[f"hooks of {where}"] = hooks
+        for name, value in _plain_attributes(layer):
+            if isinstance(value, paddle.Tensor):
+                state[f"tensor attribute {name} of {where}"] = _tensor_state(value, strict)
+            elif not (layer is model and name == "config"):
+                state[f"attribute {name} of {where}"] = (id(value), describe(value))
+    config = getattr(model, "config", None)
+    state["config"] = (id(config), config_state(config) if config is not None else None)
+    return state
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+@dataclasses.dataclass
+class Verdict:
+    """What a test left changed: ``rebuild`` lists what needs a fresh build, ``restored`` what was put back in place."""
+
+    rebuild: list[str]
+    restored: list[str]
+
+
+@dataclasses.dataclass
+class Snapshot:
+    """What a model looked like when it was built."""
+
+    state: dict[str, Any]
+    strict: bool
+
+    @classmethod
+    def of(cls, model: paddle.nn.Layer, mode: str = "fast") -> Snapshot:
+        strict = mode == "strict"
+        return cls(_model_state(model, strict), strict)
+
+    def check(self, model: paddle.nn.Layer) -> Verdict:
+        """Compare the model with the snapshot; restore mode and gradients in place."""
+        now = _model_state(model, self.strict)
+        added = sorted(now.keys() - self.state.keys())
+        dropped = sorted(self.state.keys() - now.keys())
+        changed = sorted(key for key in now.keys() & self.state.keys() if now[key] != self.state[key])
+        kinds = (("added", added), ("dropped", dropped), ("changed", changed))
+        verdict = Verdict([f"{what} {_some(keys)}" for what, keys in kinds if keys], [])
+        if any(param.grad is not None for param in model.parameters()):
+            model.clear_gradients(set_to_zero=False)  # None, as built: zeroed gradients would read as "left behind" again
+            verdict.restored.append("gradients cleared")
+        if any(layer.training for layer in model.sublayers(include_self=True)):
+            model.eval()
+            verdict.restored.append("train mode reset to eval")
+        return verdict

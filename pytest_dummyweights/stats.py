@@ -1,0 +1,109 @@
+"""Run statistics: what each process built and served, merged across xdist workers, and the summary lines.
+
+Each worker sends its ``CacheStats.to_report()`` (plain data, as xdist's ``workeroutput`` needs) to
+the controller, which merges them with ``CacheStats.from_reports``. Nothing here claims more than
+happened: bytes of distinct models (what a real-weights run reads at least once) are kept apart
+from bytes served to tests (a cache hit reads nothing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+
+@dataclasses.dataclass
+class ModelRecord:
+    """One distinct model (by fingerprint): what it is and how often it was built and served from the cache."""
+
+    description: str
+    nbytes: int
+    builds: int = 0
+    hits: int = 0
+
+
+@dataclasses.dataclass
+class RepairRecord:
+    """A model a test left changed, and what the cache did about it."""
+
+    test: str
+    model: str
+    what: str
+
+
+@dataclasses.dataclass
+class CacheStats:
+    """One process's counts, or the run's once merged."""
+
+    built: int = 0
+    build_seconds: float = 0.0
+    built_bytes: int = 0  # every build counts, rebuilds and other workers' builds included
+    hits: int = 0
+    evictions: int = 0
+    lock_wait_seconds: float = 0.0
+    served_bytes: int = 0  # bytes of the models handed to tests, hits included
+    repairs: list[RepairRecord] = dataclasses.field(default_factory=list)
+    models: dict[str, ModelRecord] = dataclasses.field(default_factory=dict)  # by fingerprint
+
+    def record_build(self, key: str, description: str, nbytes: int, seconds: float) -> None:
+        self.built += 1
+        self.build_seconds += seconds
+        self.built_bytes += nbytes
+        self.models.setdefault(key, ModelRecord(description, nbytes)).builds += 1
+
+    def record_hit(self, key: str) -> None:
+        self.hits += 1
+        self.models[key].hits += 1
+
+    def to_report(self) -> dict[str, Any]:
+        """Plain data for xdist's ``workeroutput``."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_reports(cls, reports: Iterable[dict[str, Any]]) -> CacheStats:
+        """The run's stats from each process's report; models built by several workers count once."""
+        total = cls()
+        for report in reports:
+            for field in ("built", "build_seconds", "built_bytes", "hits", "evictions", "lock_wait_seconds", "served_bytes"):
+                setattr(total, field, getattr(total, field) + report[field])
+            total.repairs.extend(RepairRecord(**repair) for repair in report["repairs"])
+            for key, model in report["models"].items():
+                known = total.models.setdefault(key, ModelRecord(model["description"], model["nbytes"]))
+                known.builds += model["builds"]
+                known.hits += model["hits"]
+        return total
+
+    def summary_lines(self, verbosity: int) -> list[str]:
+        """Nothing when no model was served; one line with -q; the counts by default; per model with -v."""
+        if not self.built and not self.hits:
+            return []
+        counts = (
+            f"{self.built} built in {self.build_seconds:.2f} s ({human_bytes(self.built_bytes)}), "
+            f"{self.hits} cache hits, {self.evictions} evictions, {len(self.repairs)} isolation repairs, "
+            f"{self.lock_wait_seconds:.2f} s waiting for the build lock"
+        )
+        distinct = sum(model.nbytes for model in self.models.values())
+        sizes = (
+            f"{len(self.models)} distinct models, {human_bytes(distinct)} (a real-weights run reads at least this); "
+            f"{human_bytes(self.served_bytes)} served to tests"
+        )
+        repairs = [f"isolation repaired after {r.test}: {r.model}: {r.what}" for r in self.repairs]
+        if verbosity < 0:
+            return [f"dummyweights: {counts}; {sizes}", *repairs]
+        lines = [f"models: {counts}", sizes, *repairs]
+        if verbosity > 0:
+            for key, model in sorted(self.models.items(), key=lambda item: item[1].description):
+                lines.append(
+                    f"  {key}  {model.description}  {human_bytes(model.nbytes)}  "
+                    f"built {model.builds}x, served from cache {model.hits}x"
+                )
+        return lines
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
