@@ -29,6 +29,7 @@ from . import __version__
 from .build import BuildHooks, BuildResult, Plan, execute, plan_build
 from .device import gpu_count
 from .fill import host_view, unique_parameters
+from .shrink import describe_inline
 from .spec import DummySpec
 from .summary import CacheStats
 
@@ -193,7 +194,8 @@ class ModelCache:
         self.stats.built += 1
         self.stats.build_seconds += time.perf_counter() - started
         self.stats.built_bytes += result.nbytes
-        record = self.stats.models.setdefault(key, [f"{type(result.model).__name__} {plan.spec.dtype}", result.nbytes, 0, 0])
+        shrunk = f" ({describe_inline(plan.config.shrink)})" if plan.config.shrink else ""
+        record = self.stats.models.setdefault(key, [f"{type(result.model).__name__} {plan.spec.dtype}{shrunk}", result.nbytes, 0, 0])
         record[2] += 1
         return result
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from .errors import DummyWeightsError
+from .shrink import parse_request
 
 DTYPES = ("bfloat16", "float16", "float32")
 DEVICE_WORDS = ("auto", "cpu", "gpu")
@@ -29,6 +30,7 @@ class DummySpec:
     model: str | type | Callable[..., Any] | None = None
     new_keys: Collection[str] = ()
     fresh: bool = False
+    shrink: bool | Mapping[str, Any] = False  # see shrink.shrink_config; applied before overrides
 
     def validate(self) -> None:
         """Checked when the build starts, not at construction: a bad spec in a ``parametrize`` list then
@@ -56,6 +58,7 @@ class DummySpec:
             raise DummyWeightsError(f"std must be a positive number; got {self.std!r}")
         if self.device is not None:
             check_device(self.device)
+        parse_request(self.shrink)
 
     def describe(self) -> str:
         """The config as a user wrote it, for messages."""
