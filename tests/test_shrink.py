@@ -105,6 +105,22 @@ def test_deepseek_v3_keeps_mtp_in_the_config_and_paddleformers_builds_what_its_c
     assert len(model.base_model.layers) == model.config.num_hidden_layers + model.config.num_nextn_predict_layers == 2
 
 
+@pytest.mark.parametrize(
+    ("routing", "experts"),
+    [
+        ({}, 16),  # twice num_experts_per_tok=8: routing chooses
+        ({"num_experts_per_tok": 6}, 16),  # 12 is not divisible by n_group=8
+        ({"topk_group": 2}, 32),  # 2 chosen groups must hold 8 experts
+        ({"topk_method": "group_limited_greedy", "num_experts_per_tok": 2, "topk_group": 8}, 8),  # one per group is fine
+        ({"n_routed_experts": 12, "n_group": 4}, 12),  # no smaller valid count: unchanged
+    ],
+)
+def test_default_experts_are_the_fewest_valid_for_routing(routing, experts):
+    raw = {**shipped("deepseek-v3"), **routing}
+    assert shrink_config(raw).raw["n_routed_experts"] == experts
+    assert routing_problem(raw, experts) is None
+
+
 def test_deeper_mtp_stack_is_cut_to_one():
     result = shrink_config({**shipped("deepseek-v3"), "num_nextn_predict_layers": 3})
     assert Change("num_nextn_predict_layers", 3, 1) in result.changes
