@@ -16,6 +16,9 @@ DEEPSEEK_SHRINK = {
     "num_experts_per_tok": 4, "hidden_size": 512, "intermediate_size": 1024, "moe_intermediate_size": 256,
     "seq_length": len(TOKENS[0]),
 }
+STRUCTURE = ("num_hidden_layers", "num_experts", "n_routed_experts", "first_k_dense_replace", "n_group", "topk_group", "num_experts_per_tok")
+MOE_WIDTHS = {key: value for key, value in MOE_SHRINK.items() if key not in STRUCTURE}
+DEEPSEEK_WIDTHS = {key: value for key, value in DEEPSEEK_SHRINK.items() if key not in STRUCTURE}
 
 
 def describe(model):
@@ -62,6 +65,26 @@ def test_real_architectures_shrunk_in_depth(dummy_model):
     """Real MoE, MLA and Llama architectures, made shallow with overrides (the config files are untouched)."""
     logits = logits_of(dummy_model)
     print(f"\n  built {describe(dummy_model)}; logits {list(logits.shape)}")
+    assert bool(paddle.isfinite(logits).all())
+
+
+@pytest.mark.parametrize(
+    "dummy_model",
+    [
+        DummySpec("../configs/deepseek-v3", shrink=True, overrides=DEEPSEEK_WIDTHS),
+        DummySpec("../configs/qwen3-30b-a3b", shrink=True, overrides=MOE_WIDTHS),
+    ],
+    indirect=True,
+    ids=["deepseek-v3", "qwen3-moe"],
+)
+def test_shrink_keeps_every_layer_kind(dummy_model):
+    """shrink=True picks the layers and experts (every layer kind, valid routing); overrides only narrow the widths for CPU."""
+    config = dummy_model.config
+    kinds = ["moe" if hasattr(layer.mlp, "experts") else "dense" for layer in dummy_model.base_model.layers]
+    experts = getattr(config, "n_routed_experts", None) or config.num_experts
+    logits = logits_of(dummy_model)
+    print(f"\n  built {describe(dummy_model)}; layers {kinds}, {experts} experts, top-{config.num_experts_per_tok}")
+    assert "moe" in kinds and experts >= config.num_experts_per_tok
     assert bool(paddle.isfinite(logits).all())
 
 

@@ -175,7 +175,7 @@ def plan_build(
     spec.validate()
     seconds: dict[str, float] = {}
     with _timed(seconds, "config"):
-        loaded = load_config(spec.config, spec.overrides, spec.new_keys, [Path(d) for d in search_dirs])
+        loaded = load_config(spec.config, spec.overrides, spec.new_keys, [Path(d) for d in search_dirs], spec.shrink)
         device = resolve_device(spec.device or "auto", worker_id)
         dtype = choose_dtype(spec.dtype, loaded.raw, device)
         loaded.model_config.dtype = dtype  # configs read from JSON keep float32 unless told

@@ -18,6 +18,7 @@ import paddle
 from .build import BuildHooks, BuildResult, Plan, execute, plan_build
 from .fingerprint import fingerprint
 from .isolation import Snapshot
+from .shrink import describe_inline
 from .spec import DummySpec
 from .stats import CacheStats, RepairRecord
 
@@ -105,7 +106,8 @@ class ModelCache:
         with self._build_lock(plan.spec.device):
             started = time.perf_counter()
             result = execute(plan, hooks)
-        description = f"{type(result.model).__name__} {plan.spec.dtype}"
+        shrunk = f" ({describe_inline(plan.config.shrink)})" if plan.config.shrink else ""
+        description = f"{type(result.model).__name__} {plan.spec.dtype}{shrunk}"
         if key is None:
             key = f"uncached-{id(plan.factory):x}"
             description += " (not cached: its factory carries values that cannot be described safely)"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .errors import DummyWeightsError
 from .gate import parse_threshold
+from .shrink import describe_changes
 from .spec import DTYPES, DummySpec
 
 T = TypeVar("T")
@@ -39,6 +40,12 @@ def as_argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:
     return parse_argument
 
 
+def shrink_request(args: argparse.Namespace) -> bool | dict[str, int]:
+    """``--shrink`` alone: defaults; ``--shrink-layers``/``--shrink-experts`` set targets (and imply ``--shrink``)."""
+    targets = {key: value for key, value in (("layers", args.shrink_layers), ("experts", args.shrink_experts)) if value is not None}
+    return targets or args.shrink
+
+
 def run_build(args: argparse.Namespace) -> int:
     from .build import PHASES, build
 
@@ -51,11 +58,14 @@ def run_build(args: argparse.Namespace) -> int:
         device=args.device,
         model=args.model,
         new_keys=tuple(args.new_key),
+        shrink=shrink_request(args),
     )
     result = build(spec, search_dirs=[Path.cwd()])
     print(f"class         {type(result.model).__module__}.{type(result.model).__qualname__} ({result.source})")
     print(f"config        {result.config.source}")
     print(f"dtype         {result.spec.dtype} on {result.spec.device}, seed {result.spec.seed}, std {result.spec.std:g}")
+    if result.config.shrink is not None:
+        print("\n".join(describe_changes(result.config.shrink)))
     print(f"parameters    {result.parameters:,}")
     print(f"bytes         {result.nbytes:,} ({result.nbytes / 2**20:,.1f} MiB)")
     for phase in PHASES:
@@ -84,6 +94,9 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--std", type=float)
     build.add_argument("--device", help="auto, cpu, gpu or gpu:N")
     build.add_argument("--model", help="package.module:Class, instead of looking the class up")
+    build.add_argument("--shrink", action="store_true", help="fewer layers and experts, keeping every layer kind and real widths; prints what changed")
+    build.add_argument("--shrink-layers", type=int, metavar="N", help="shrink to N layers (implies --shrink)")
+    build.add_argument("--shrink-experts", type=int, metavar="E", help="shrink to E routed experts (implies --shrink)")
     build.set_defaults(run=run_build)
     gate = commands.add_parser("gate", help="fail when the lines changed since the merge base are covered less than a threshold")
     gate.add_argument("--coverage-xml", type=Path, default=Path("coverage.xml"), help="Cobertura XML, as written by --cov-report=xml (default: coverage.xml)")

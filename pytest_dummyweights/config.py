@@ -12,12 +12,14 @@ import dataclasses
 import difflib
 import json
 import os
+import warnings
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from .errors import DummyWeightsError
+from .shrink import ShrinkResult, ShrinkWarning, describe_changes, shrink_config
 
 
 class PlainConfig(SimpleNamespace):
@@ -32,6 +34,7 @@ class LoadedConfig:
     raw: dict[str, Any]  # the JSON after overrides: what the fingerprint and the dtype default read
     source: str  # where it came from, for messages
     model_config: Any  # what the model class is constructed from
+    shrink: ShrinkResult | None = None  # what a shrink request changed, before the overrides
 
 
 def read_raw_config(config: str | os.PathLike | Mapping[str, Any], search_dirs: Iterable[Path]) -> tuple[dict, str]:
@@ -166,8 +169,14 @@ def load_config(
     overrides: Mapping[str, Any] | None = None,
     new_keys: Collection[str] = (),
     search_dirs: Iterable[Path] = (),
+    shrink: bool | Mapping[str, Any] = False,
 ) -> LoadedConfig:
     raw, source = read_raw_config(config, search_dirs)
+    shrunk = shrink_config(raw, shrink) if shrink is not False else None
+    if shrunk is not None:
+        raw = shrunk.raw
+        if shrunk.unknown_keys:
+            warnings.warn(f"config {source}: {describe_changes(shrunk)[0]}", ShrinkWarning, stacklevel=2)
     if overrides:
         base = make_model_config(raw, source)
         known = set(raw) | set(base.to_dict())
@@ -175,4 +184,4 @@ def load_config(
         check_override_values(overrides, raw, source)
         raw.update(copy.deepcopy(dict(overrides)))
     check_architectures(raw, source)
-    return LoadedConfig(raw=raw, source=source, model_config=make_model_config(raw, source))
+    return LoadedConfig(raw=raw, source=source, model_config=make_model_config(raw, source), shrink=shrunk)

@@ -21,7 +21,7 @@ from .spec import DummySpec, check_device, spec_from_call
 MARKER = "dummy_load"
 MARKER_DOC = (
     "dummy_load(config, *, dtype=None, overrides=None, seed=None, std=None, device=None, model=None, "
-    "new_keys=(), fresh=False): build the real model class from config with dummy weights for the "
+    "new_keys=(), fresh=False, shrink=False): build the real model class from config with dummy weights for the "
     "dummy_model fixture"
 )
 SETTINGS = pytest.StashKey["Settings"]()

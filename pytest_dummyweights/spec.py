@@ -10,6 +10,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from .errors import DummyWeightsError
+from .shrink import parse_request
 
 DTYPES = ("bfloat16", "float16", "float32")
 DEVICE_WORDS = ("auto", "cpu", "gpu")
@@ -31,6 +32,7 @@ class DummySpec:
     model: str | type | Callable[..., Any] | None = None
     new_keys: Collection[str] = ()
     fresh: bool = False
+    shrink: bool | Mapping[str, Any] = False  # see shrink.shrink_config; applied before overrides
 
     def validate(self) -> None:
         """Checked when the build starts, not at construction: a bad spec in a ``parametrize`` list then
@@ -64,6 +66,7 @@ class DummySpec:
             raise DummyWeightsError(f"fresh must be True or False; got {type(self.fresh).__name__} {self.fresh!r}")
         if not all(isinstance(key, str) for key in self.new_keys):
             raise DummyWeightsError(f"new_keys must hold key names (strings); got {list(self.new_keys)!r}")
+        parse_request(self.shrink)
 
     def describe(self) -> str:
         """The config as a user wrote it, for messages."""
