@@ -38,7 +38,8 @@ GPU_MEMORY_FRACTION = 0.5
 
 
 def fingerprint(plan: Plan) -> str:
-    """Everything that changes the built model: class, config after overrides, dtype, seed, std, device, versions."""
+    """Everything that changes the built model: class, config after overrides, dtype, seed, std, device, value
+    rules, the build's checks, versions."""
     factory = plan.factory
     factory_name = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', type(factory).__qualname__)}"
     described = {
@@ -48,6 +49,8 @@ def fingerprint(plan: Plan) -> str:
         "seed": plan.spec.seed,
         "std": plan.spec.std,
         "device": plan.spec.device,
+        "values": [plan.spec.scales, plan.spec.value_rules],  # value rules change the weights
+        "checks": [plan.spec.smoke, sorted(plan.spec.allow_unset)],  # a model is served only to the checks it passed
         "plugin": __version__,
         "paddle": paddle.__version__,
     }

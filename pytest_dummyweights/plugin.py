@@ -15,6 +15,7 @@ import pytest
 from .errors import DummyWeightsError
 from .gate import INSTALL_GATE_EXTRA, ComparePoint, GateError, measure, require_diff_cover, resolve_compare_ref
 from .spec import DummySpec, check_device, spec_from_call
+from .value_rules import check_rule_arguments
 
 MARKER = "dummy_load"
 MARKER_DOC = (
@@ -35,6 +36,8 @@ class Settings:
     device: str
     cache_bytes: int | None  # None: the default share of the device's memory
     cache_enabled: bool
+    scales: str
+    smoke: bool
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -57,6 +60,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dummyweights_seed", "seed of the dummy weights", default="0")
     parser.addini("dummyweights_device", "device of dummy builds: auto, cpu, gpu or gpu:N", default="auto")
     parser.addini("dummyweights_cache_bytes", "memory budget of each worker's model cache, e.g. 4GiB", default="")
+    parser.addini("dummyweights_scales", "values of scale-like parameters: default (the published rule) or neutral", default="default")
+    parser.addini("dummyweights_smoke", "run a finiteness smoke forward pass after each build", type="bool", default=False)
     _add_gate_options(parser)
 
 
@@ -89,7 +94,10 @@ def pytest_configure(config: pytest.Config) -> None:
             device=device,
             cache_bytes=parse_bytes(budget) if budget else None,
             cache_enabled=not config.getoption("--no-dummy-cache"),
+            scales=str(config.getini("dummyweights_scales")),
+            smoke=bool(config.getini("dummyweights_smoke")),
         )
+        check_rule_arguments(config.stash[SETTINGS].scales, None)
     except (ValueError, DummyWeightsError) as error:
         raise pytest.UsageError(f"pytest-dummyweights: {error}") from None
     config.stash[WORKER_STATS] = []
@@ -124,7 +132,7 @@ def _fail(request: pytest.FixtureRequest, config_description: str, error: Except
 def _serve(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
     """The model for ``spec`` from this worker's cache; after the test, its isolation is checked."""
     settings = request.config.stash[SETTINGS]
-    unset = {key: getattr(settings, key) for key in ("seed", "device") if getattr(spec, key) is None}
+    unset = {key: getattr(settings, key) for key in ("seed", "device", "scales", "smoke") if getattr(spec, key) is None}
     spec = dataclasses.replace(spec, **unset)
     try:
         cache = _cache(request)
