@@ -41,13 +41,8 @@ CALIBRATION_SCALARS = "<0-d floating point>"
 UE8M0_ONE = 127  # an unsigned exponent byte with bias 127: 2^(127-127) = 1.0
 ROUNDING_TOLERANCE = 0.25  # relative; float8_e5m2 rounds by up to 12.5%, a saturated or flushed value is off by more
 
-# quantization_config keys (Hugging Face / PaddleFormers / ModelOpt spellings) -> the scale names they imply
-QUANTIZATION_SCALES = {
-    "weight_block_size": ("*.weight_scale_inv",),  # block-wise fp8 (DeepSeek-V3)
-    "kv_cache_scheme": ("*.k_scale", "*.v_scale"),  # compressed-tensors fp8 KV cache
-    "kv_cache_quant_algo": ("*.k_scale", "*.v_scale"),  # ModelOpt
-    "weight_quantize_algo": ("*.weight_scale", "*.activation_scale"),  # PaddleFormers QuantizationLinear
-}
+# quantization_config "quant_method" -> scale names too generic to treat as scales without it (GPTQ/AWQ per-group scales)
+QUANTIZATION_SCALES = {"gptq": ("scales", "*.scales"), "awq": ("scales", "*.scales")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,14 +93,10 @@ def check_rule_arguments(scales: Any, value_rules: Any) -> None:
 
 def quantization_scale_patterns(quantization_config: Any) -> tuple[str, ...]:
     """The scale names a quantization config implies (a dict, or an object with ``to_dict`` or attributes)."""
-    if quantization_config is None:
-        return ()
     if hasattr(quantization_config, "to_dict"):
         quantization_config = quantization_config.to_dict()
-    elif not isinstance(quantization_config, Mapping):
-        quantization_config = vars(quantization_config) if hasattr(quantization_config, "__dict__") else {}
-    found = [pattern for key, patterns in QUANTIZATION_SCALES.items() if quantization_config.get(key) for pattern in patterns]
-    return tuple(dict.fromkeys(found))
+    method = quantization_config.get("quant_method") if isinstance(quantization_config, Mapping) else getattr(quantization_config, "quant_method", None)
+    return QUANTIZATION_SCALES.get(str(method).lower(), ())
 
 
 def model_quantization_config(model: paddle.nn.Layer, model_config: Any = None) -> Any:
@@ -119,13 +110,20 @@ def model_quantization_config(model: paddle.nn.Layer, model_config: Any = None) 
     return None
 
 
+def is_floating(param: paddle.Tensor) -> bool:
+    """Paddle's ``is_floating_point`` says False for float8."""
+    from .fill import FLOAT8_DTYPES
+
+    return param.is_floating_point() or param.dtype in FLOAT8_DTYPES
+
+
 def neutral_value(param: paddle.Tensor) -> float | int:
     """1.0 for floating point, 127 for a uint8 exponent scale (1.0 in UE8M0), 1 for other integers."""
     import paddle
 
     if param.dtype == paddle.uint8:
         return UE8M0_ONE
-    return 1.0 if param.is_floating_point() else 1
+    return 1.0 if is_floating(param) else 1
 
 
 def _checked_value(name: str, param: paddle.Tensor, value: float | int | str) -> float | int:
@@ -134,7 +132,7 @@ def _checked_value(name: str, param: paddle.Tensor, value: float | int | str) ->
 
     value = neutral_value(param) if value == NEUTRAL else value
     dtype_name = str(param.dtype).replace("paddle.", "")
-    if not param.is_floating_point():
+    if not is_floating(param):
         limits = np.iinfo(np.dtype(dtype_name)) if dtype_name != "bool" else None
         low, high = (limits.min, limits.max) if limits is not None else (0, 1)
         if value != int(value) or not low <= value <= high:
@@ -152,7 +150,7 @@ def write_constant(param: paddle.Tensor, value: float | int) -> None:
 
     if math.prod(param.shape) == 0:
         return
-    wide = np.float64 if param.dtype == paddle.float64 else (np.float32 if param.is_floating_point() else np.int64)
+    wide = np.float64 if param.dtype == paddle.float64 else (np.float32 if is_floating(param) else np.int64)
     source = paddle.to_tensor(np.full(param.shape, value, dtype=wide), place=param.place)
     with paddle.no_grad():
         param.copy_(source.astype(param.dtype))
@@ -164,14 +162,14 @@ def _rule_list(scales: str | None, value_rules: Mapping[str, Any] | None, quanti
     if scales == NEUTRAL:
         rules.append((CALIBRATION_SCALARS, NEUTRAL, "scales='neutral'"))
         rules += [(pattern, NEUTRAL, "scales='neutral'") for pattern in SCALE_PATTERNS]
-        rules += [(pattern, NEUTRAL, "quantization_config") for pattern in quantization_patterns if pattern not in SCALE_PATTERNS]
+        rules += [(pattern, NEUTRAL, "quantization_config") for pattern in quantization_patterns]
     rules += [(pattern, value, "value_rules") for pattern, value in (value_rules or {}).items()]
     return rules
 
 
 def _matches(pattern: str, name: str, param: paddle.Tensor) -> bool:
     if pattern == CALIBRATION_SCALARS:
-        return len(param.shape) == 0 and param.is_floating_point()
+        return len(param.shape) == 0 and is_floating(param)
     return fnmatch.fnmatchcase(name, pattern)
 
 
