@@ -129,8 +129,10 @@ def run_smoke(model: paddle.nn.Layer, model_config: Any, spec: Any, hook: Callab
     if not bad:
         return
     culprit = first_non_finite_sublayer(model, forward)
-    origin = f"{culprit.describe()}, the first in execution order" if culprit else "no sublayer's output was non-finite (the smoke hook's own computation was)"
-    raise DummyWeightsError(
-        f"finiteness smoke failed for {where}: {bad} of {total} output values are not finite; {origin}: "
-        "check its weights and post-processing (quantized scales: scales='neutral' or value_rules)"
+    origin = (
+        f"{culprit.describe()}, the first in execution order: check its weights and post-processing "
+        "(quantized scales: scales='neutral' or value_rules)"
+        if culprit
+        else "no sublayer's output was non-finite: check what the pytest_dummyweights_smoke hook computes"
     )
+    raise DummyWeightsError(f"finiteness smoke failed for {where}: {bad} of {total} output values are not finite; {origin}")
