@@ -20,7 +20,7 @@ from .value_rules import check_rule_arguments
 MARKER = "dummy_load"
 MARKER_DOC = (
     "dummy_load(config, *, dtype=None, overrides=None, seed=None, std=None, device=None, model=None, "
-    "new_keys=(), fresh=False): build the real model class from config with dummy weights for the "
+    "new_keys=(), fresh=False, scales=None, value_rules=None, smoke=None, allow_unset=()): build the real model class from config with dummy weights for the "
     "dummy_model fixture"
 )
 SETTINGS = pytest.StashKey["Settings"]()

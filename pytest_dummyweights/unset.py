@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import math
 from collections.abc import Collection, Iterator
 
 import paddle
@@ -48,8 +49,9 @@ def is_placeholder_name(name: str) -> bool:
 
 
 def find_unset(model: paddle.nn.Layer) -> tuple[list[str], list[Unset]]:
-    """(parameters without storage, ``None`` attributes with a loader-filled weight's name)."""
-    unmaterialized = [name for name, param in model.named_parameters() if not is_materialized(param)]
+    """(non-empty parameters without storage, ``None`` attributes with a loader-filled weight's name)."""
+    # a zero-size parameter has no storage to give; it counts as set
+    unmaterialized = [name for name, param in model.named_parameters() if math.prod(param.shape) and not is_materialized(param)]
     placeholders = []
     for path, layer in model.named_sublayers(include_self=True):
         names = [name for name, value in (*vars(layer).items(), *registered_slots(layer)) if value is None]

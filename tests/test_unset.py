@@ -51,7 +51,8 @@ def test_every_kind_of_placeholder_is_found_and_the_allow_list_takes_patterns():
 
 
 def test_parameters_without_storage_are_named():
-    model = construct(ParamZoo, make_model_config(zoo_config(a=("float32", [2]), b=("int8", [3]))), "float32")  # never filled
+    params = {"a": ("float32", [2]), "b": ("int8", [3]), "empty": ("float32", [0, 4])}  # an empty one has no storage to give
+    model = construct(ParamZoo, make_model_config(zoo_config(**params)), "float32")  # never filled
     with pytest.raises(DummyWeightsError, match=r"^parameters without storage after post-processing: a, b; "):
         check_nothing_unset(model)
     check_nothing_unset(model, allow=["a", "b"])
