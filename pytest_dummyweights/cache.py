@@ -49,7 +49,7 @@ def fingerprint(plan: Plan) -> str:
         "seed": plan.spec.seed,
         "std": plan.spec.std,
         "device": plan.spec.device,
-        "values": [plan.spec.scales, plan.spec.value_rules],  # value rules change the weights
+        "values": [plan.spec.scales, list((plan.spec.value_rules or {}).items())],  # in order: the last match wins
         "checks": [plan.spec.smoke, sorted(plan.spec.allow_unset)],  # a model is served only to the checks it passed
         "plugin": __version__,
         "paddle": paddle.__version__,
