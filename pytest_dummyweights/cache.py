@@ -196,7 +196,8 @@ class ModelCache:
         self.stats.built += 1
         self.stats.build_seconds += time.perf_counter() - started
         self.stats.built_bytes += result.nbytes
-        record = self.stats.models.setdefault(key, [f"{type(result.model).__name__} {plan.spec.dtype}", result.nbytes, 0, 0])
+        rules = f" ({result.rules_applied.describe()})" if result.rules_applied.rules else ""
+        record = self.stats.models.setdefault(key, [f"{type(result.model).__name__} {plan.spec.dtype}{rules}", result.nbytes, 0, 0])
         record[2] += 1
         return result
 

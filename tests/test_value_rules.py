@@ -147,8 +147,11 @@ def test_the_marker_takes_the_rules_and_a_bad_preset_fails_setup_in_one_line(inn
             pass
         """,
     )
-    result = inner.run()
+    result = inner.run("-v")
     result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*Fp8EngineModel float32 (value rules: *_scale=neutral (scales='neutral') 2; *_scale_inv=neutral (scales='neutral') 1; *.v_scale=2.0 (value_rules) 1)*built 1x*"]
+    )
     result.stdout.fnmatch_lines(["*test_bad: dummy build of config '<dict>' failed: unknown scales preset 'unit': use one of 'default', 'neutral'*"])
     result.stdout.no_fnmatch_line("*Traceback*")
 
