@@ -20,12 +20,15 @@ from .device import default_dtype, on_device, resolve_device
 from .errors import DummyWeightsError
 from .fill import initialize_dummy_weights, parameter_stats
 from .resolve import resolve_model
+from .smoke import run_smoke
 from .spec import DTYPES, DummySpec
+from .unset import check_nothing_unset
+from .value_rules import RulesApplied, apply_value_rules
 
 DEFAULT_SEED = 0
 DEFAULT_STD = 0.02
 MAX_ABS_SAMPLE = 8.0  # a bound on |normal sample| / std that the dummy values never exceed in practice
-PHASES = ("config", "resolve", "construct", "init", "post_process")
+PHASES = ("config", "resolve", "construct", "init", "post_process")  # plus "smoke" when spec.smoke
 
 
 class BuildHooks(Protocol):
@@ -34,6 +37,8 @@ class BuildHooks(Protocol):
     def pytest_dummyweights_resolve_model(self, *, model_config: Any, spec: DummySpec) -> Any: ...
 
     def pytest_dummyweights_post_process(self, *, model: Any, model_config: Any, spec: DummySpec) -> Any: ...
+
+    def pytest_dummyweights_smoke(self, *, model: Any, model_config: Any, spec: DummySpec) -> Any: ...
 
 
 @dataclasses.dataclass
@@ -46,6 +51,7 @@ class BuildResult:
     parameters: int
     nbytes: int
     seconds: dict[str, float]
+    rules_applied: RulesApplied = dataclasses.field(default_factory=RulesApplied)
 
 
 @contextlib.contextmanager
@@ -185,6 +191,8 @@ def plan_build(
             device=device,
             seed=DEFAULT_SEED if spec.seed is None else int(spec.seed),
             std=choose_std(spec.std, loaded.model_config, dtype),
+            scales=spec.scales or "default",
+            smoke=bool(spec.smoke),
         )
     with _timed(seconds, "resolve"), on_device(device):
         resolve_hook = None
@@ -208,10 +216,15 @@ def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
             )
         with _timed(seconds, "init"):
             initialize_dummy_weights(model, seed=spec.seed, std=spec.std)
+            rules_applied = apply_value_rules(model, spec.scales, spec.value_rules, model_config)
         with _timed(seconds, "post_process"):
             run_model_code("post-processing", spec, True, lambda: post_process(model, model_config, spec, hooks))
+            check_nothing_unset(model, spec.allow_unset)
+        if spec.smoke:
+            with _timed(seconds, "smoke"):
+                run_smoke(model, model_config, spec, getattr(hooks, "pytest_dummyweights_smoke", None))
     parameters, nbytes = parameter_stats(model)
-    return BuildResult(model, model_config, spec, plan.config, plan.source, parameters, nbytes, seconds)
+    return BuildResult(model, model_config, spec, plan.config, plan.source, parameters, nbytes, seconds, rules_applied)
 
 
 def build(

@@ -107,7 +107,8 @@ class ModelCache:
             started = time.perf_counter()
             result = execute(plan, hooks)
         shrunk = f" ({describe_inline(plan.config.shrink)})" if plan.config.shrink else ""
-        description = f"{type(result.model).__name__} {plan.spec.dtype}{shrunk}"
+        rules = f" ({result.rules_applied.describe()})" if result.rules_applied.rules else ""
+        description = f"{type(result.model).__name__} {plan.spec.dtype}{shrunk}{rules}"
         if key is None:
             key = f"uncached-{id(plan.factory):x}"
             description += " (not cached: its factory carries values that cannot be described safely)"

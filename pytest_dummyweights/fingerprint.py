@@ -16,6 +16,7 @@ import hashlib
 import json
 import sys
 import types
+from collections.abc import Mapping
 from typing import Any
 
 import paddle
@@ -65,12 +66,19 @@ def _named(value: Any) -> str:
     return name if found is value else f"{name}@{id(value):x}"
 
 
+def _ordered(value: Any) -> Any:
+    """A mapping as its items in order (value rules: the last match wins), anything else as it is."""
+    return list(value.items()) if isinstance(value, Mapping) else value
+
+
 def fingerprint(spec: Any, raw_config: dict[str, Any], factory: Any) -> str | None:
     """The cache key of a planned build (``spec`` with every default filled in), or None: do not cache it."""
     factory_description = describe(factory)
     if factory_description is None:
         return None
-    settings = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name not in SPEC_FIELDS_SEEN_ELSEWHERE}
+    settings = {
+        f.name: _ordered(getattr(spec, f.name)) for f in dataclasses.fields(spec) if f.name not in SPEC_FIELDS_SEEN_ELSEWHERE
+    }
     described = {
         "factory": factory_description,
         "config": raw_config,  # after overrides; includes quantization_config

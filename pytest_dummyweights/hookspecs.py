@@ -18,3 +18,9 @@ def pytest_dummyweights_resolve_model(model_config: Any, spec: Any) -> Any:
 
 def pytest_dummyweights_post_process(model: Any, model_config: Any, spec: Any) -> None:
     """Final processing of a built model with dummy weights, after its own ``process_weights_after_loading``."""
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_dummyweights_smoke(model: Any, model_config: Any, spec: Any) -> Any:
+    """Run the finiteness smoke's forward pass (``smoke=True``) and return the model's outputs, or None for the
+    default: token ids ``[[1, 2, 3, 4]]`` for causal-LM classes. Every floating-point tensor returned must be finite."""

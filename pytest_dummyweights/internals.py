@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,6 +48,12 @@ def inplace_version(tensor: paddle.Tensor) -> int:
 def forward_hooks(layer: paddle.nn.Layer) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """The ids of a layer's forward pre- and post-hooks. Checked on paddlepaddle 3.0-3.3."""
     return tuple(layer._forward_pre_hooks), tuple(layer._forward_post_hooks)
+
+
+def registered_slots(layer: paddle.nn.Layer) -> Iterator[tuple[str, Any]]:
+    """The parameter and buffer slots a layer keeps outside ``__dict__`` (a slot set to None stays). Checked on paddlepaddle 3.0-3.3."""
+    yield from layer._parameters.items()
+    yield from layer._buffers.items()
 
 
 def host_view(tensor: paddle.Tensor) -> np.ndarray:

@@ -17,11 +17,12 @@ from .errors import DummyWeightsError
 from .isolation import ISOLATION_MODES
 from .settings import checked, one_of, parse_bytes, parse_seed, read_setting, worker_id
 from .spec import DummySpec, check_device, spec_from_call
+from .value_rules import check_rule_arguments
 
 MARKER = "dummy_load"
 MARKER_DOC = (
     "dummy_load(config, *, dtype=None, overrides=None, seed=None, std=None, device=None, model=None, "
-    "new_keys=(), fresh=False, shrink=False): build the real model class from config with dummy weights for the "
+    "new_keys=(), fresh=False, shrink=False, scales=None, value_rules=None, smoke=None, allow_unset=()): build the real model class from config with dummy weights for the "
     "dummy_model fixture"
 )
 SETTINGS = pytest.StashKey["Settings"]()
@@ -38,6 +39,8 @@ class Settings:
     cache_bytes: int | None  # None: the default share of the device's memory
     cache_enabled: bool
     isolation: str
+    scales: str
+    smoke: bool
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -64,11 +67,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="how a cached model is checked after each test: fast (probed elements) or strict (every byte); "
         "default: ini dummyweights_isolation, else fast",
     )
+    group.addoption("--dummy-scales", default=None, help="values of scale-like parameters: default or neutral (default: ini dummyweights_scales)")
     parser.addini("dummyweights_seed", "seed of the dummy weights", default="0")
     parser.addini("dummyweights_device", "device of dummy builds: auto, cpu, gpu or gpu:N", default="auto")
     parser.addini("dummyweights_cache_bytes", "memory budget of each worker's model cache, e.g. 4GiB", default="")
     parser.addini("dummyweights_isolation", "isolation check after each test: fast or strict", default="fast")
+    parser.addini("dummyweights_scales", "values of scale-like parameters: default (the published rule) or neutral", default="default")
+    parser.addini("dummyweights_smoke", "run a finiteness smoke forward pass after each build", type="bool", default=False)
     gate_plugin.add_options(parser)
+
+
+def _check_scales(scales: str) -> str:
+    check_rule_arguments(scales, None)
+    return scales
 
 
 def _check_device(device: str) -> str:
@@ -89,6 +100,8 @@ def pytest_configure(config: pytest.Config) -> None:
         cache_bytes=checked(cache_bytes, parse_bytes) if cache_bytes.text else None,
         cache_enabled=not config.getoption("--no-dummy-cache"),
         isolation=checked(read_setting(config, "--dummy-isolation", "dummyweights_isolation"), one_of(*ISOLATION_MODES)),
+        scales=checked(read_setting(config, "--dummy-scales", "dummyweights_scales"), _check_scales),
+        smoke=bool(config.getini("dummyweights_smoke")),
     )
     config.stash[WORKER_REPORTS] = []
     gate_plugin.configure(config)
@@ -121,7 +134,7 @@ def _fail(request: pytest.FixtureRequest, config_description: str, error: Except
 def _serve(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
     """The model for ``spec`` from this worker's cache; after the test, its isolation is checked."""
     settings = request.config.stash[SETTINGS]
-    unset = {key: getattr(settings, key) for key in ("seed", "device") if getattr(spec, key) is None}
+    unset = {key: getattr(settings, key) for key in ("seed", "device", "scales", "smoke") if getattr(spec, key) is None}
     spec = dataclasses.replace(spec, **unset)
     try:
         cache = _cache(request)

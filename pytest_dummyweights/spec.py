@@ -11,6 +11,7 @@ from typing import Any
 
 from .errors import DummyWeightsError
 from .shrink import parse_request
+from .value_rules import check_rule_arguments
 
 DTYPES = ("bfloat16", "float16", "float32")
 DEVICE_WORDS = ("auto", "cpu", "gpu")
@@ -33,6 +34,10 @@ class DummySpec:
     new_keys: Collection[str] = ()
     fresh: bool = False
     shrink: bool | Mapping[str, Any] = False  # see shrink.shrink_config; applied before overrides
+    scales: str | None = None  # "default" (the published rule) or "neutral"; see value_rules
+    value_rules: Mapping[str, float | int | str] | None = None
+    smoke: bool | None = None
+    allow_unset: Collection[str] = ()
 
     def validate(self) -> None:
         """Checked when the build starts, not at construction: a bad spec in a ``parametrize`` list then
@@ -67,6 +72,13 @@ class DummySpec:
         if not all(isinstance(key, str) for key in self.new_keys):
             raise DummyWeightsError(f"new_keys must hold key names (strings); got {list(self.new_keys)!r}")
         parse_request(self.shrink)
+        check_rule_arguments(self.scales, self.value_rules)
+        if self.smoke is not None and not isinstance(self.smoke, bool):
+            raise DummyWeightsError(f"smoke must be True or False; got {self.smoke!r}")
+        if isinstance(self.allow_unset, str) or not isinstance(self.allow_unset, Collection) or not all(isinstance(pattern, str) for pattern in self.allow_unset):
+            raise DummyWeightsError(
+                f"allow_unset must be a collection of name patterns, e.g. ['layers.0.attn.k_scale']; got {self.allow_unset!r}"
+            )
 
     def describe(self) -> str:
         """The config as a user wrote it, for messages."""
