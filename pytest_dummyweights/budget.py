@@ -1,4 +1,4 @@
-"""The memory budget of each worker's model cache: a share of the device's memory."""
+"""Memory: what a device has, and the budget of each worker's model cache, a share of it."""
 
 from __future__ import annotations
 
@@ -12,16 +12,17 @@ CPU_MEMORY_FRACTION = 0.25
 GPU_MEMORY_FRACTION = 0.5
 
 
+def device_memory_bytes(device: str) -> int:
+    """All the memory of a concrete device (``cpu``, ``gpu:N``)."""
+    if device.startswith("gpu"):
+        return int(paddle.device.cuda.get_device_properties(int(device.partition(":")[2] or 0)).total_memory)
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
 def default_budget_bytes(device: str, workers_on_device: int = 1) -> int:
     """A fraction of the device's memory, shared by the xdist workers that build on that device."""
-    if device.startswith("gpu"):
-        index = int(device.partition(":")[2] or 0)
-        total = paddle.device.cuda.get_device_properties(index).total_memory
-        fraction = GPU_MEMORY_FRACTION
-    else:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        fraction = CPU_MEMORY_FRACTION
-    return int(total * fraction / max(1, workers_on_device))
+    fraction = GPU_MEMORY_FRACTION if device.startswith("gpu") else CPU_MEMORY_FRACTION
+    return int(device_memory_bytes(device) * fraction / max(1, workers_on_device))
 
 
 def workers_per_device(worker_count: int) -> int:

@@ -16,12 +16,15 @@ import paddle
 
 from . import mla
 from .config import LoadedConfig, load_config
+from .budget import device_memory_bytes
 from .device import default_dtype, on_device, resolve_device
 from .errors import DummyWeightsError
 from .fill import initialize_dummy_weights, parameter_stats
+from .internals import element_count
 from .resolve import resolve_model
 from .smoke import run_smoke
 from .spec import DTYPES, DummySpec
+from .stats import human_bytes
 from .unset import check_nothing_unset
 from .value_rules import RulesApplied, apply_value_rules
 
@@ -127,6 +130,17 @@ def construct(factory: Any, model_config: Any, dtype: str) -> paddle.nn.Layer:
     return model
 
 
+def check_fits(model: paddle.nn.Layer, device: str) -> None:
+    """A model larger than its device is a config to shrink, not an out-of-memory crash halfway through the fill."""
+    needed = sum(element_count(param.shape) * param.element_size() for param in model.parameters())
+    available = device_memory_bytes(device)
+    if needed > available:
+        raise DummyWeightsError(
+            f"the model's parameters need {human_bytes(needed)}, more than the {human_bytes(available)} of {device}: "
+            "shrink it (shrink=True, or overrides such as num_hidden_layers)"
+        )
+
+
 def post_process(model: paddle.nn.Layer, model_config: Any, spec: DummySpec, hooks: BuildHooks | None) -> None:
     """The model's own final processing, as after a real load, then the project's hooks, then eval mode."""
     for _, layer in model.named_sublayers(include_self=True):
@@ -153,9 +167,8 @@ def run_model_code(what: str, spec: DummySpec, users_own: bool, call: Callable[[
         if users_own:
             error.add_note(f"pytest-dummyweights: raised while {what} for config {spec.describe()}")
             raise
-        raise DummyWeightsError(
-            f"{what} failed for config {spec.describe()}: {type(error).__name__}: {error}; check the config and overrides"
-        ) from None
+        cause = " ".join(str(error).split())  # Paddle's messages span lines: one line, as every error here
+        raise DummyWeightsError(f"{what} failed for config {spec.describe()}: {type(error).__name__}: {cause}; check the config and overrides") from None
 
 
 @dataclasses.dataclass
@@ -214,6 +227,7 @@ def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
             model = run_model_code(
                 f"constructing {plan.source}", spec, plan.users_own, lambda: construct(plan.factory, model_config, spec.dtype)
             )
+        check_fits(model, spec.device)
         with _timed(seconds, "init"):
             initialize_dummy_weights(model, seed=spec.seed, std=spec.std)
             rules_applied = apply_value_rules(model, spec.scales, spec.value_rules, model_config)

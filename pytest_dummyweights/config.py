@@ -94,14 +94,15 @@ def paddleformers_config_class(model_type: Any) -> type | None:
         return None
 
 
-def make_model_config(raw: dict[str, Any], source: str) -> Any:
+def make_model_config(raw: dict[str, Any], source: str = "<dict>") -> Any:
     config_class = paddleformers_config_class(raw.get("model_type"))
     if config_class is None:
         return PlainConfig(**copy.deepcopy(raw))
     try:
         return config_class.from_dict(copy.deepcopy(raw))
     except Exception as error:  # the config class's own checks: bad input, not a bug here
-        raise DummyWeightsError(f"config {source} is rejected by {config_class.__name__}: {type(error).__name__}: {error}") from None
+        cause = " ".join(str(error).split())
+        raise DummyWeightsError(f"config {source} is rejected by {config_class.__name__}: {type(error).__name__}: {cause}") from None
 
 
 def check_override_keys(overrides: Mapping[str, Any], known: Collection[str], new_keys: Collection[str], source: str) -> None:

@@ -176,15 +176,16 @@ def test_ini_scales_neutral_is_the_default_a_marker_can_override(inner):
     inner.run().assert_outcomes(passed=2)
     inner.write("pytest.ini", "[pytest]\ndummyweights_scales = unit\n")
     result = inner.run()
-    result.stderr.fnmatch_lines(["*pytest-dummyweights: unknown scales preset 'unit'*"])
+    result.stderr.fnmatch_lines(["*pytest-dummyweights: ini dummyweights_scales='unit': unknown scales preset 'unit'*"])
 
 
 def test_the_cache_tells_rule_sets_apart_including_their_order():
     from pytest_dummyweights.build import plan_build
-    from pytest_dummyweights.cache import fingerprint
+    from pytest_dummyweights.fingerprint import fingerprint
 
     def key(**keywords) -> str:
-        return fingerprint(plan_build(DummySpec(FP8_CONFIG, model=Fp8EngineModel, **keywords)))
+        plan = plan_build(DummySpec(FP8_CONFIG, model=Fp8EngineModel, **keywords))
+        return fingerprint(plan.spec, plan.config.raw, plan.factory)
 
     ordered, reversed_order = {"*.k_scale": 0.5, "attn.*": 2.0}, {"attn.*": 2.0, "*.k_scale": 0.5}
     keys = [key(), key(scales="neutral"), key(value_rules=ordered), key(value_rules=reversed_order), key(smoke=True), key(allow_unset=["x"])]
