@@ -1,0 +1,239 @@
+"""Mapped parameters: a CPU parameter's storage is a private, copy-on-write mapping of value-store windows.
+
+Nothing is written at build time: a page is read from the store (shared by every process) when first
+touched, and a write copies only that page. The written pages are the exact record of what a test
+changed; dropping them (``MADV_DONTNEED``) brings back the store's values.
+
+A parameter gets one reserved address range (``PROT_NONE``, no swap reserved), then each window of the
+store mapped over it with ``MAP_FIXED``; the range is handed to Paddle zero-copy through DLPack. The
+``MappedRegion`` owning the range is the base of the NumPy array Paddle holds, so the range is unmapped
+only when the last tensor viewing it (a slice kept by a test included) is freed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import os
+import weakref
+from collections.abc import Iterable
+
+import numpy as np
+import paddle
+
+from .store import HEADER_BYTES, PAGE, WINDOW_BYTES, Store, Window
+
+PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
+MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x10, 0x20, 0x4000
+MADV_DONTNEED = 4
+MAP_FAILED = ctypes.c_void_p(-1).value
+MAP_COUNT_HEADROOM = 1 / 8  # of vm.max_map_count, left to Paddle, Python and everything else in the process
+
+PM_PRESENT, PM_SWAPPED, PM_FILE, PM_EXCLUSIVE = 1 << 63, 1 << 62, 1 << 61, 1 << 56
+SCAN_PAGES = 1 << 16  # pagemap entries read at a time
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+
+NUMPY_OF_WIDTH = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
+NUMPY_OF_DTYPE = {paddle.float32: np.float32, paddle.float64: np.float64, paddle.float16: np.float16, paddle.bool: np.bool_}
+
+
+class MapRefused(OSError):
+    """The OS refused a mapping (most often: the process reached ``vm.max_map_count``)."""
+
+
+class MappedRegion:
+    """An address range this module mapped; unmapped when the last array (hence tensor) over it goes."""
+
+    def __init__(self, address: int, nbytes: int, file_backed: bool) -> None:
+        self.address, self.nbytes, self.file_backed = address, nbytes, file_backed
+        self._unmap = weakref.finalize(self, _libc.munmap, address, nbytes)
+        self._unmap.atexit = False  # at exit Paddle may still hold tensors over it: let the process end unmap it
+
+    def array(self, dtype: np.dtype, shape: list[int]) -> np.ndarray:
+        """A NumPy array over the range whose base is this region: it keeps the mapping alive."""
+        self.__array_interface__ = {"shape": tuple(shape), "typestr": np.dtype(dtype).str, "data": (self.address, False), "version": 3}
+        return np.asarray(self)
+
+
+_regions: weakref.WeakValueDictionary[int, MappedRegion] = weakref.WeakValueDictionary()
+
+
+def _mmap(address: int | None, nbytes: int, prot: int, flags: int, fd: int = -1, offset: int = 0) -> int:
+    result = _libc.mmap(address, nbytes, prot, flags, fd, offset)
+    if result in (None, MAP_FAILED):
+        code = ctypes.get_errno()
+        raise MapRefused(code, f"mmap of {nbytes} bytes refused: {os.strerror(code)}")
+    return result
+
+
+def _rounded(nbytes: int) -> int:
+    return max(PAGE, -(-nbytes // PAGE) * PAGE)
+
+
+def mappings_needed(nbytes: int) -> int:
+    """Kernel mappings (VMAs) a parameter of ``nbytes`` takes: one per store window."""
+    return max(1, -(-nbytes // WINDOW_BYTES))
+
+
+def max_map_count() -> int:
+    with open("/proc/sys/vm/max_map_count") as limit:
+        return int(limit.read())
+
+
+def mapping_budget(limit: int | None = None) -> int:
+    """Mappings this process may still add: the limit (``vm.max_map_count`` unless given) minus those in use and a headroom."""
+    limit = max_map_count() if limit is None else limit
+    with open("/proc/self/maps", "rb") as maps:
+        in_use = sum(1 for _ in maps)
+    return int(limit * (1 - MAP_COUNT_HEADROOM)) - in_use
+
+
+def limit_message(needed: int, budget: int, limit: int | None = None) -> str:
+    limit = max_map_count() if limit is None else limit
+    return (
+        f"mapped storage needs {needed} memory mappings but only {max(budget, 0)} fit under the mapping limit "
+        f"(vm.max_map_count = {limit}); raise it (sysctl -w vm.max_map_count={2 * limit}) or use storage 'filled'"
+    )
+
+
+def map_windows(param: paddle.Tensor, store: Store, windows: list[Window]) -> MappedRegion:
+    """Make ``param``'s storage a private mapping of the store's windows (``param``'s dtype is the store's)."""
+    nbytes = int(np.prod(param.shape)) * param.element_size()
+    region = _reserve(nbytes, file_backed=True)
+    for window in windows:
+        _mmap(region.address + window.start, _rounded(window.length), PROT_READ | PROT_WRITE,
+              MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, store.fd, HEADER_BYTES + window.offset)
+    _share(region, param)
+    return region
+
+
+def map_zeros(param: paddle.Tensor) -> MappedRegion:
+    """Zeros from an anonymous private mapping: no page is touched until read."""
+    nbytes = int(np.prod(param.shape)) * param.element_size()
+    region = _reserve(nbytes, file_backed=False)
+    _mmap(region.address, region.nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE)
+    _share(region, param)
+    return region
+
+
+def _reserve(nbytes: int, file_backed: bool) -> MappedRegion:
+    size = _rounded(nbytes)
+    return MappedRegion(_mmap(None, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE), size, file_backed)
+
+
+def _share(region: MappedRegion, param: paddle.Tensor) -> None:
+    """Hand the region to Paddle zero-copy and make it ``param``'s storage."""
+    exact = NUMPY_OF_DTYPE.get(param.dtype)
+    array = region.array(exact or NUMPY_OF_WIDTH[param.element_size()], list(param.shape))
+    tensor = paddle.utils.dlpack.from_dlpack(array.__dlpack__())
+    if exact is None:
+        tensor = tensor.view(param.dtype)  # bfloat16 and other types NumPy lacks: same-width ints, re-viewed
+    share_buffer(tensor, param)
+    _regions[region.address] = region
+
+
+# private Paddle API, checked on paddlepaddle 3.3.1
+def share_buffer(source: paddle.Tensor, param: paddle.Tensor) -> None:
+    """Make ``param`` use ``source``'s storage (Paddle's ``_share_buffer_to``)."""
+    source._share_buffer_to(param)
+
+
+# private Paddle API, checked on paddlepaddle 3.3.1
+def is_initialized(param: paddle.Tensor) -> bool:
+    """Whether ``param`` has storage (a lazily constructed one has none until the build gives it)."""
+    return param._is_initialized()
+
+
+def region_of(param: paddle.Tensor) -> MappedRegion | None:
+    """The mapping that is ``param``'s storage, or None (not mapped, or its storage was replaced)."""
+    return _regions.get(param.data_ptr()) if is_initialized(param) else None
+
+
+def is_mapped(param: paddle.Tensor) -> bool:
+    return region_of(param) is not None
+
+
+def _page_entries(region: MappedRegion) -> Iterable[tuple[int, np.ndarray]]:
+    """Per block of pages: (first page index, the pages' ``/proc/self/pagemap`` entries)."""
+    pages = region.nbytes // PAGE
+    fd = os.open("/proc/self/pagemap", os.O_RDONLY)
+    try:
+        for first in range(0, pages, SCAN_PAGES):
+            count = min(SCAN_PAGES, pages - first)
+            yield first, np.frombuffer(os.pread(fd, 8 * count, (region.address // PAGE + first) * 8), dtype=np.uint64)
+    finally:
+        os.close(fd)
+
+
+def _written(region: MappedRegion, entries: np.ndarray) -> np.ndarray:
+    """Which pages this process wrote. A written page of a private file mapping is no longer file-backed;
+    in an anonymous mapping a read maps the shared zero page (present, not exclusive), a write an
+    exclusive page. Swapped-out pages were written."""
+    private = (entries & np.uint64(PM_PRESENT | PM_FILE)) == np.uint64(PM_PRESENT)
+    if not region.file_backed:
+        private &= (entries & np.uint64(PM_EXCLUSIVE)) != 0
+    return private | ((entries & np.uint64(PM_SWAPPED)) != 0)
+
+
+def _required(param: paddle.Tensor) -> MappedRegion:
+    region = region_of(param)
+    if region is None:
+        raise ValueError("parameter storage is not a mapping made by pytest_dummyweights.mapped")
+    return region
+
+
+def written_pages(param: paddle.Tensor) -> int:
+    """How many pages of a mapped parameter this process wrote since it was mapped (or last restored)."""
+    region = _required(param)
+    return sum(int(_written(region, entries).sum()) for _, entries in _page_entries(region))
+
+
+def restore(param: paddle.Tensor) -> int:
+    """Drop every written page of a mapped parameter, so it reads the store's values again; bytes restored."""
+    region = _required(param)
+    restored = 0
+    for first, entries in _page_entries(region):
+        mask = _written(region, entries)
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
+        for start, end in zip(edges[::2].tolist(), edges[1::2].tolist()):
+            address, nbytes = region.address + (first + start) * PAGE, (end - start) * PAGE
+            if _libc.madvise(address, nbytes, MADV_DONTNEED) != 0:
+                code = ctypes.get_errno()
+                raise OSError(code, f"madvise(MADV_DONTNEED) failed: {os.strerror(code)}")
+            restored += nbytes
+    return restored
+
+
+@dataclasses.dataclass
+class MemoryUsage:
+    """A model's parameter bytes: reserved (virtual), touched (resident), and of those, shared with the store or private."""
+
+    virtual: int = 0
+    resident: int = 0
+    shared: int = 0
+    private: int = 0
+
+
+def memory_usage(model: paddle.nn.Layer) -> MemoryUsage:
+    """Byte accounting over a model's parameters (tied ones once); an unmapped parameter counts as resident and private."""
+    usage = MemoryUsage()
+    for param in model.parameters():
+        nbytes = int(np.prod(param.shape)) * param.element_size()
+        usage.virtual += nbytes
+        region = region_of(param)
+        if region is None:
+            usage.resident += nbytes
+            usage.private += nbytes
+            continue
+        for _, entries in _page_entries(region):
+            written = int(_written(region, entries).sum())
+            file_pages = int(((entries & np.uint64(PM_PRESENT | PM_FILE)) == np.uint64(PM_PRESENT | PM_FILE)).sum())
+            usage.shared += file_pages * PAGE
+            usage.private += written * PAGE
+            usage.resident += (file_pages + written) * PAGE
+    return usage
