@@ -179,7 +179,7 @@ def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
         with _timed(seconds, "construct"):
             model = _user_code(f"constructing {plan.source}", spec, construct, plan.factory, model_config, spec.dtype)
         with _timed(seconds, "init"):
-            initialize_dummy_weights(model, seed=spec.seed, std=spec.std)
+            initialize_dummy_weights(model, seed=spec.seed, std=spec.std, storage=spec.storage)
         with _timed(seconds, "post_process"):
             _user_code("post-processing", spec, post_process, model, model_config, spec, hooks)
     parameters, nbytes = parameter_stats(model)

@@ -24,8 +24,8 @@ import paddle
 
 from . import mapped, store
 from .errors import DummyWeightsError
+from .spec import STORAGES
 
-STORAGES = ("filled", "mapped")
 COPY_BYTES = 4 << 20  # source bytes per copy_ on the copy path: the scratch bound (divides store.WINDOW_BYTES)
 MAPPED_MIN_BYTES = 1 << 20  # smaller parameters are copied: cheaper than a mapping, and no count against vm.max_map_count
 PIECE_BYTES = 16 << 20  # bytes per task when host memory is filled by several threads

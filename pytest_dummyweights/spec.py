@@ -11,6 +11,7 @@ from .errors import DummyWeightsError
 
 DTYPES = ("bfloat16", "float16", "float32")
 DEVICE_WORDS = ("auto", "cpu", "gpu")
+STORAGES = ("mapped", "filled")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +30,7 @@ class DummySpec:
     model: str | type | Callable[..., Any] | None = None
     new_keys: Collection[str] = ()
     fresh: bool = False
+    storage: str | None = None  # "mapped" or "filled"; default: mapped for CPU builds on Linux
 
     def validate(self) -> None:
         """Checked when the build starts, not at construction: a bad spec in a ``parametrize`` list then
@@ -56,6 +58,8 @@ class DummySpec:
             raise DummyWeightsError(f"std must be a positive number; got {self.std!r}")
         if self.device is not None:
             check_device(self.device)
+        if self.storage is not None and self.storage not in STORAGES:
+            raise DummyWeightsError(f"unknown storage {self.storage!r}: use 'mapped' or 'filled' (or leave it unset)")
 
     def describe(self) -> str:
         """The config as a user wrote it, for messages."""
