@@ -184,8 +184,8 @@ def _map(name: str, param: paddle.Tensor, seed: int, std: float, store_dir, repo
             mapped.map_zeros(param)
     except mapped.MapRefused as refused:
         raise DummyWeightsError(
-            f"mapping parameter {name} was refused ({refused.strerror}); the process may have reached "
-            f"vm.max_map_count = {mapped.max_map_count()}: raise it or use storage 'filled'"
+            f"mapping parameter {name} was refused ({refused.strerror}): the process reached vm.max_map_count = "
+            f"{mapped.max_map_count()} or its address-space limit (ulimit -v); raise the limit or use storage 'filled'"
         ) from refused
     no_initializer(param)
     report.mapped += 1

@@ -67,7 +67,7 @@ def _mmap(address: int | None, nbytes: int, prot: int, flags: int, fd: int = -1,
     result = _libc.mmap(address, nbytes, prot, flags, fd, offset)
     if result in (None, MAP_FAILED):
         code = ctypes.get_errno()
-        raise MapRefused(code, f"mmap of {nbytes} bytes refused: {os.strerror(code)}")
+        raise MapRefused(code, os.strerror(code))
     return result
 
 
