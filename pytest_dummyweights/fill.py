@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import math
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +48,7 @@ class InitReport:
 
 def host_view(param: paddle.Tensor) -> np.ndarray:
     """A writable NumPy view of a CPU parameter's storage, as unsigned ints of the element width."""
-    count = int(np.prod(param.shape))
+    count = math.prod(param.shape)
     width = param.element_size()
     buffer = (ctypes.c_char * (count * width)).from_address(param.data_ptr())
     return np.frombuffer(buffer, dtype=UNSIGNED_OF_WIDTH[width])
@@ -57,7 +58,7 @@ def source_of(name: str, param: paddle.Tensor, seed: int, std: float, store_dir:
     """The store and windows a floating-point parameter's values come from (float8: those of float32)."""
     dtype = NORMAL_DTYPES.get(param.dtype, "float32")
     source = store.open_store(dtype, seed, std, store_dir)
-    return source, store.windows(name, seed, int(np.prod(param.shape)) * store.WIDTH[dtype])
+    return source, store.windows(name, seed, math.prod(param.shape) * store.WIDTH[dtype])
 
 
 def copy_pieces(out: np.ndarray, source: store.Store, windows: list[store.Window]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -131,6 +132,7 @@ def initialize_dummy_weights(
     ``store_dir``: where the value store lives; ``map_limit``: stands in for ``vm.max_map_count``.
     """
     params = list(unique_parameters(model))
+    store_dir = store.default_directory() if store_dir is None else store_dir
     if storage is not None and storage not in STORAGES:
         raise DummyWeightsError(f"unknown storage {storage!r}: use 'mapped' or 'filled' (or leave it unset)")
     report = InitReport(storage or default_storage([param for _, param in params]))
@@ -164,7 +166,7 @@ def initialize_dummy_weights(
 
 
 def _nbytes(param: paddle.Tensor) -> int:
-    return int(np.prod(param.shape)) * param.element_size()
+    return math.prod(param.shape) * param.element_size()
 
 
 def _mappable(param: paddle.Tensor) -> bool:
@@ -211,6 +213,6 @@ def parameter_stats(model: paddle.nn.Layer) -> tuple[int, int]:
     """(element count, bytes) over the model's unique parameters."""
     elements = nbytes = 0
     for _, param in unique_parameters(model):
-        elements += int(np.prod(param.shape))
+        elements += math.prod(param.shape)
         nbytes += _nbytes(param)
     return elements, nbytes

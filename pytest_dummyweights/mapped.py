@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import math
 import os
 import weakref
 from collections.abc import Iterable
@@ -103,7 +104,7 @@ def limit_message(needed: int, budget: int, limit: int | None = None) -> str:
 
 def map_windows(param: paddle.Tensor, store: Store, windows: list[Window]) -> MappedRegion:
     """Make ``param``'s storage a private mapping of the store's windows (``param``'s dtype is the store's)."""
-    nbytes = int(np.prod(param.shape)) * param.element_size()
+    nbytes = math.prod(param.shape) * param.element_size()
     region = _reserve(nbytes, file_backed=True)
     for window in windows:
         _mmap(region.address + window.start, _rounded(window.length), PROT_READ | PROT_WRITE,
@@ -114,7 +115,7 @@ def map_windows(param: paddle.Tensor, store: Store, windows: list[Window]) -> Ma
 
 def map_zeros(param: paddle.Tensor) -> MappedRegion:
     """Zeros from an anonymous private mapping: no page is touched until read."""
-    nbytes = int(np.prod(param.shape)) * param.element_size()
+    nbytes = math.prod(param.shape) * param.element_size()
     region = _reserve(nbytes, file_backed=False)
     _mmap(region.address, region.nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE)
     _share(region, param)
@@ -223,7 +224,7 @@ def memory_usage(model: paddle.nn.Layer) -> MemoryUsage:
     """Byte accounting over a model's parameters (tied ones once); an unmapped parameter counts as resident and private."""
     usage = MemoryUsage()
     for param in model.parameters():
-        nbytes = int(np.prod(param.shape)) * param.element_size()
+        nbytes = math.prod(param.shape) * param.element_size()
         usage.virtual += nbytes
         region = region_of(param)
         if region is None:

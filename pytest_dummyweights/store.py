@@ -83,15 +83,20 @@ def windows(name: str, seed: int, nbytes: int) -> list[Window]:
     Each pass over the slots takes them in a fresh random order at one page phase, so a parameter up to
     the slot area's size never repeats a page; longer ones shift each pass by a different odd page count.
     """
-    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
-    rng = np.random.default_rng([seed, int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:], "little")])
-    phase = int(rng.integers(0, WINDOW_BYTES // PAGE))
+    phase = int.from_bytes(_stream(name, seed, 0, 8), "little") % (WINDOW_BYTES // PAGE)
     found: list[Window] = []
-    for start in range(0, nbytes, SLOT_AREA_BYTES):
-        pass_phase = (phase + len(found) // SLOTS * PASS_STEP_PAGES) % (WINDOW_BYTES // PAGE) * PAGE
-        for slot, at in zip(rng.permutation(SLOTS).tolist(), range(start, min(start + SLOT_AREA_BYTES, nbytes), WINDOW_BYTES)):
+    for pass_index, start in enumerate(range(0, nbytes, SLOT_AREA_BYTES)):
+        pass_phase = (phase + pass_index * PASS_STEP_PAGES) % (WINDOW_BYTES // PAGE) * PAGE
+        keys = _stream(name, seed, pass_index + 1, 4 * SLOTS)
+        order = sorted(range(SLOTS), key=lambda slot: keys[4 * slot : 4 * slot + 4])  # a random permutation of the slots
+        for slot, at in zip(order, range(start, min(start + SLOT_AREA_BYTES, nbytes), WINDOW_BYTES)):
             found.append(Window(at, slot * WINDOW_BYTES + pass_phase, min(WINDOW_BYTES, nbytes - at)))
     return found
+
+
+def _stream(name: str, seed: int, index: int, size: int) -> bytes:
+    """Random bytes from (name, seed, index): blake2b, the same on every machine, a few microseconds."""
+    return hashlib.blake2b(struct.pack("<QQ", seed, index) + name.encode(), digest_size=size).digest()
 
 
 def default_directory() -> Path:
@@ -109,15 +114,12 @@ def fallback_directory() -> Path:
     return Path(tempfile.gettempdir()) / f"pytest-dummyweights-{os.getuid()}"
 
 
+@functools.lru_cache(maxsize=64)
 def open_store(dtype: str, seed: int, std: float, directory: str | os.PathLike | None = None) -> Store:
-    """The store for (dtype, seed, std), made on first use; opened once per process."""
+    """The store for (dtype, seed, std), made on first use; opened once per process (per argument tuple)."""
     if dtype not in WIDTH:
         raise DummyWeightsError(f"no value store for dtype {dtype!r}: stores hold {', '.join(WIDTH)}")
-    return _open_cached(dtype, int(seed), float(std), Path(directory) if directory is not None else default_directory())
-
-
-@functools.lru_cache(maxsize=32)
-def _open_cached(dtype: str, seed: int, std: float, directory: Path) -> Store:
+    seed, std, directory = int(seed), float(std), Path(directory) if directory is not None else default_directory()
     try:
         return _open_in(directory, dtype, seed, std, None)
     except OSError as error:

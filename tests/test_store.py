@@ -28,7 +28,7 @@ OPEN_AND_DIGEST = textwrap.dedent(
 
 def open_fresh(directory: Path, dtype: str = "bfloat16", seed: int = 5, std: float = 0.03) -> store.Store:
     """Open without this process's cache, as a later run would."""
-    store._open_cached.cache_clear()
+    store.open_store.cache_clear()
     return store.open_store(dtype, seed, std, directory)
 
 
@@ -60,7 +60,7 @@ def test_a_damaged_store_is_rebuilt_never_trusted(tmp_path, damage):
     expected = hashlib.sha256(good.data).hexdigest()
     path = good.path
     del good
-    store._open_cached.cache_clear()
+    store.open_store.cache_clear()
     replacement = tmp_path / "replacement"  # replace, do not rewrite in place: this process may still map the old file
     if damage == "truncated":
         replacement.write_bytes(path.read_bytes()[: store.FILE_BYTES // 2])
@@ -103,7 +103,7 @@ def test_a_full_store_directory_falls_back_then_fails_with_one_line(tmp_path, mo
         with pytest.raises(DummyWeightsError, match=r"^cannot create the value store in \S+ \(No space left on device\) nor in \S+ \(No space left on device\); pass a writable"):
             open_fresh(full / "sub")
     finally:
-        store._open_cached.cache_clear()
+        store.open_store.cache_clear()
         subprocess.run(["umount", str(full)], check=True)
 
 
