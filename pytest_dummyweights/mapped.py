@@ -52,8 +52,9 @@ class MappedRegion:
 
     def __init__(self, address: int, nbytes: int, file_backed: bool) -> None:
         self.address, self.nbytes, self.file_backed = address, nbytes, file_backed
-        self._unmap = weakref.finalize(self, _libc.munmap, address, nbytes)
-        self._unmap.atexit = False  # at exit Paddle may still hold tensors over it: let the process end unmap it
+
+    def __del__(self) -> None:
+        _libc.munmap(self.address, self.nbytes)  # only reached once no array, hence no tensor, views the range
 
     def array(self, dtype: np.dtype, shape: list[int]) -> np.ndarray:
         """A NumPy array over the range whose base is this region: it keeps the mapping alive."""
@@ -105,10 +106,14 @@ def limit_message(needed: int, budget: int, limit: int | None = None) -> str:
 def map_windows(param: paddle.Tensor, store: Store, windows: list[Window]) -> MappedRegion:
     """Make ``param``'s storage a private mapping of the store's windows (``param``'s dtype is the store's)."""
     nbytes = math.prod(param.shape) * param.element_size()
-    region = _reserve(nbytes, file_backed=True)
-    for window in windows:
-        _mmap(region.address + window.start, _rounded(window.length), PROT_READ | PROT_WRITE,
-              MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, store.fd, HEADER_BYTES + window.offset)
+    if len(windows) == 1:  # the common case: one window is the whole range, no reservation needed
+        address = _mmap(None, _rounded(nbytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, store.fd, HEADER_BYTES + windows[0].offset)
+        region = MappedRegion(address, _rounded(nbytes), file_backed=True)
+    else:
+        region = _reserve(nbytes, file_backed=True)
+        for window in windows:
+            _mmap(region.address + window.start, _rounded(window.length), PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, store.fd, HEADER_BYTES + window.offset)
     _share(region, param)
     return region
 
