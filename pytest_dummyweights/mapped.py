@@ -1,8 +1,8 @@
 """Mapped parameters: a CPU parameter's storage is a private, copy-on-write mapping of value-store windows.
 
 Nothing is written at build time: a page is read from the store (shared by every process) when first
-touched, and a write copies only that page. The written pages are the exact record of what a test
-changed; dropping them (``MADV_DONTNEED``) brings back the store's values.
+touched, and a write copies only that page. The written pages (found by ``pages``) are the exact record of
+what a test changed; dropping them (``MADV_DONTNEED``) brings back the store's values.
 
 A parameter gets one reserved address range (``PROT_NONE``, no swap reserved), then each window of the
 store mapped over it with ``MAP_FIXED``; the range is handed to Paddle zero-copy through DLPack. The
@@ -17,11 +17,11 @@ import dataclasses
 import math
 import os
 import weakref
-from collections.abc import Iterable
 
 import numpy as np
 import paddle
 
+from . import pages
 from .store import HEADER_BYTES, PAGE, WINDOW_BYTES, Store, Window
 
 PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
@@ -29,9 +29,6 @@ MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x10, 0x20, 0x4000
 MADV_DONTNEED = 4
 MAP_FAILED = ctypes.c_void_p(-1).value
 MAP_COUNT_HEADROOM = 1 / 8  # of vm.max_map_count, left to Paddle, Python and everything else in the process
-
-PM_PRESENT, PM_SWAPPED, PM_FILE, PM_EXCLUSIVE = 1 << 63, 1 << 62, 1 << 61, 1 << 56
-SCAN_PAGES = 1 << 16  # pagemap entries read at a time
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
@@ -164,28 +161,6 @@ def is_mapped(param: paddle.Tensor) -> bool:
     return region_of(param) is not None
 
 
-def _page_entries(region: MappedRegion) -> Iterable[tuple[int, np.ndarray]]:
-    """Per block of pages: (first page index, the pages' ``/proc/self/pagemap`` entries)."""
-    pages = region.nbytes // PAGE
-    fd = os.open("/proc/self/pagemap", os.O_RDONLY)
-    try:
-        for first in range(0, pages, SCAN_PAGES):
-            count = min(SCAN_PAGES, pages - first)
-            yield first, np.frombuffer(os.pread(fd, 8 * count, (region.address // PAGE + first) * 8), dtype=np.uint64)
-    finally:
-        os.close(fd)
-
-
-def _written(region: MappedRegion, entries: np.ndarray) -> np.ndarray:
-    """Which pages this process wrote. A written page of a private file mapping is no longer file-backed;
-    in an anonymous mapping a read maps the shared zero page (present, not exclusive), a write an
-    exclusive page. Swapped-out pages were written."""
-    private = (entries & np.uint64(PM_PRESENT | PM_FILE)) == np.uint64(PM_PRESENT)
-    if not region.file_backed:
-        private &= (entries & np.uint64(PM_EXCLUSIVE)) != 0
-    return private | ((entries & np.uint64(PM_SWAPPED)) != 0)
-
-
 def _required(param: paddle.Tensor) -> MappedRegion:
     region = region_of(param)
     if region is None:
@@ -196,22 +171,19 @@ def _required(param: paddle.Tensor) -> MappedRegion:
 def written_pages(param: paddle.Tensor) -> int:
     """How many pages of a mapped parameter this process wrote since it was mapped (or last restored)."""
     region = _required(param)
-    return sum(int(_written(region, entries).sum()) for _, entries in _page_entries(region))
+    return sum((run.end - run.start) // PAGE for run in pages.runs(region.address, region.nbytes, region.file_backed) if run.written)
 
 
 def restore(param: paddle.Tensor) -> int:
     """Drop every written page of a mapped parameter, so it reads the store's values again; bytes restored."""
     region = _required(param)
     restored = 0
-    for first, entries in _page_entries(region):
-        mask = _written(region, entries)
-        edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
-        for start, end in zip(edges[::2].tolist(), edges[1::2].tolist()):
-            address, nbytes = region.address + (first + start) * PAGE, (end - start) * PAGE
-            if _libc.madvise(address, nbytes, MADV_DONTNEED) != 0:
+    for run in pages.runs(region.address, region.nbytes, region.file_backed):
+        if run.written:
+            if _libc.madvise(run.start, run.end - run.start, MADV_DONTNEED) != 0:
                 code = ctypes.get_errno()
                 raise OSError(code, f"madvise(MADV_DONTNEED) failed: {os.strerror(code)}")
-            restored += nbytes
+            restored += run.end - run.start
     return restored
 
 
@@ -236,10 +208,9 @@ def memory_usage(model: paddle.nn.Layer) -> MemoryUsage:
             usage.resident += nbytes
             usage.private += nbytes
             continue
-        for _, entries in _page_entries(region):
-            written = int(_written(region, entries).sum())
-            file_pages = int(((entries & np.uint64(PM_PRESENT | PM_FILE)) == np.uint64(PM_PRESENT | PM_FILE)).sum())
-            usage.shared += file_pages * PAGE
-            usage.private += written * PAGE
-            usage.resident += (file_pages + written) * PAGE
+        for run in pages.runs(region.address, region.nbytes, region.file_backed):
+            size = run.end - run.start
+            usage.shared += size if run.shared else 0
+            usage.private += size if run.written else 0
+            usage.resident += size if run.shared or run.written else 0
     return usage

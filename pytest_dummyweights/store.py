@@ -44,6 +44,7 @@ MAGIC = b"PDWSTORE"
 FORMAT_VERSION = 1
 HEADER = struct.Struct("<8sI12sQdQ32s")  # magic, version, dtype, seed, std, data bytes, sample checksum
 SAMPLE_PAGES = 16
+KEEP_STORES = 8  # per directory; the least recently opened beyond this are removed (mappings of them stay valid)
 
 POOL_SIZE = 1 << 22  # normal samples per pool
 CHUNK = 1 << 16  # elements per pool window
@@ -141,6 +142,7 @@ def _open_in(directory: Path, dtype: str, seed: int, std: float, message: str | 
     path = directory / f"{dtype}-seed{seed}-std{std.hex()}-v{FORMAT_VERSION}.bin"
     store = _try_open(path, dtype, seed, std, message)
     if store is not None:
+        os.utime(path)  # recently used: kept by the pruning below
         return store
     with filelock.FileLock(str(path) + ".lock"):
         store = _try_open(path, dtype, seed, std, message)  # another process may have made it meanwhile
@@ -151,9 +153,21 @@ def _open_in(directory: Path, dtype: str, seed: int, std: float, message: str | 
                 note = f"value store {path} was truncated or foreign; rebuilt it"
                 message = f"{message}; {note}" if message else note
             store = _try_open(path, dtype, seed, std, message)
+            prune(directory)
     if store is None:
         raise DummyWeightsError(f"value store {path} fails its check right after being written; remove it and rerun")
     return store
+
+
+def prune(directory: Path, keep: int = KEEP_STORES) -> None:
+    """Bound the directory's size (stores in /dev/shm are memory): remove the least recently opened stores.
+
+    A process that still maps a removed store keeps reading it; the memory is freed when it unmaps.
+    """
+    stores = sorted(directory.glob("*.bin"), key=lambda path: path.stat().st_mtime, reverse=True)
+    for path in stores[keep:]:
+        path.unlink(missing_ok=True)
+        Path(f"{path}.lock").unlink(missing_ok=True)
 
 
 def _try_open(path: Path, dtype: str, seed: int, std: float, message: str | None) -> Store | None:

@@ -18,7 +18,7 @@ import pytest
 from conftest import TESTS_DIR
 from engine_models import SHRINK, zoo_config
 from engine_models.layers import ParamZoo, parameter_digests
-from pytest_dummyweights import DummyWeightsError, build_dummy_model, fill, mapped, store
+from pytest_dummyweights import DummyWeightsError, build_dummy_model, fill, mapped, pages, store
 
 MIB = 1 << 20
 WITH_TESTS = {**os.environ, "PYTHONPATH": str(TESTS_DIR)}  # subprocesses import engine_models
@@ -29,6 +29,17 @@ PARAMS = {
     "w_int8": ("int8", [4, MIB]),
     "small": ("float32", [16, 16]),
 }
+
+
+@pytest.fixture(params=["PAGEMAP_SCAN", "pagemap entries"])
+def page_scan(request, monkeypatch):
+    """Written pages found both ways: the ioctl (Linux 6.7+) and reading the entries (older kernels)."""
+    if request.param == "PAGEMAP_SCAN":
+        pages.runs(0, pages.PAGE, True)
+        if not pages.scan_supported:
+            pytest.skip("this kernel has no PAGEMAP_SCAN")
+    else:
+        monkeypatch.setattr(pages, "scan_supported", False)
 
 
 def build_zoo(storage: str | None, seed: int = 3, **params) -> ParamZoo:
@@ -68,7 +79,7 @@ def test_another_process_maps_the_bits_this_one_fills():
     assert json.loads(output.strip().splitlines()[-1]) == parameter_digests(build_zoo("filled"))
 
 
-def test_one_element_written_in_the_middle_is_found_and_restored_exactly():
+def test_one_element_written_in_the_middle_is_found_and_restored_exactly(page_scan):
     model, fresh = build_zoo("mapped"), build_zoo("mapped")
     param = model.big_bfloat16
     middle = param.shape[0] // 2
@@ -80,7 +91,7 @@ def test_one_element_written_in_the_middle_is_found_and_restored_exactly():
     assert mapped.written_pages(param) == 0 and np.array_equal(bits(param), bits(fresh.big_bfloat16))
 
 
-def test_set_value_of_a_copy_with_one_element_changed_is_restored_exactly():
+def test_set_value_of_a_copy_with_one_element_changed_is_restored_exactly(page_scan):
     model, fresh = build_zoo("mapped"), build_zoo("mapped")
     param = model.w_float32
     values = param.numpy()
@@ -91,7 +102,7 @@ def test_set_value_of_a_copy_with_one_element_changed_is_restored_exactly():
     assert np.array_equal(bits(param), bits(fresh.w_float32))
 
 
-def test_an_optimizer_step_is_restored_exactly():
+def test_an_optimizer_step_is_restored_exactly(page_scan):
     config, overrides = SHRINK["llama"]
     grown = {**overrides, "vocab_size": 8192}  # embedding and head of 2 MiB: mapped
     model = build_dummy_model(config, overrides=grown, storage="mapped")
@@ -119,7 +130,7 @@ class Tied(paddle.nn.Layer):
         self.head.weight = self.embed.weight  # a tied weight: one parameter, two layers
 
 
-def test_an_in_place_op_on_a_tied_weight_is_restored_through_either_layer():
+def test_an_in_place_op_on_a_tied_weight_is_restored_through_either_layer(page_scan):
     with paddle.LazyGuard():
         model, fresh = Tied(), Tied()
     for layer in (model, fresh):
@@ -147,7 +158,7 @@ def test_a_slice_kept_after_the_model_is_dropped_reads_valid_values():
     assert alive() is None  # and the last view's release unmaps it
 
 
-def test_memory_usage_counts_touched_pages_shared_and_written_private():
+def test_memory_usage_counts_touched_pages_shared_and_written_private(page_scan):
     model = build_zoo("mapped", big=("float32", [1024, 1024]), small=("float32", [8, 8]))
     untouched = mapped.memory_usage(model)
     assert untouched.virtual == (1024 * 1024 + 64) * 4 and untouched.resident == untouched.private == 64 * 4
