@@ -68,7 +68,24 @@ def run_case(config: str, case: str) -> dict:
         with open("/proc/self/maps") as maps:
             out["process_mappings"] = sum(1 for _ in maps)
         out["digests"] = {name: hashlib.sha256(fill.host_view(named[name])).hexdigest() for name in READ_BACK if name in named}
+        out.update(isolation_cost([param for param in named.values() if mapped.is_mapped(param)]))
     return out
+
+
+def isolation_cost(params: list) -> dict:
+    """What a test's isolation costs: write one element of the largest mapped parameter, then find the
+    written pages of every mapped parameter, and restore them."""
+    from pytest_dummyweights import fill, mapped
+
+    largest = max(params, key=lambda param: param.numel())
+    view = fill.host_view(largest)
+    view[view.size // 2] ^= 1
+    start = time.perf_counter()
+    written = sum(mapped.written_pages(param) for param in params)
+    found = time.perf_counter() - start
+    start = time.perf_counter()
+    restored = sum(mapped.restore(param) for param in params)
+    return {"find_seconds": found, "written_pages": written, "restore_seconds": time.perf_counter() - start, "restored_bytes": restored}
 
 
 def spawn(config: str, case: str) -> dict:
@@ -77,6 +94,11 @@ def spawn(config: str, case: str) -> dict:
     if done.returncode or not lines:
         raise SystemExit(f"case {config}/{case} failed:\n{done.stderr[-3000:]}")
     return json.loads(lines[-1][len(RESULT_PREFIX) :])
+
+
+def isolation_line(run: dict) -> str:
+    return (f"  isolation over {run['mapped']} mapped parameters: find written pages {run['find_seconds'] * 1e3:.1f} ms "
+            f"({run['written_pages']} found), restore {run['restore_seconds'] * 1e3:.1f} ms ({run['restored_bytes']} bytes)")
 
 
 def main() -> None:
@@ -103,6 +125,7 @@ def main() -> None:
             print(f"  {case:6s} build {built['seconds']:.2f} s (construct + {built['seconds'] - construct['seconds']:+.2f} s; "
                   f"init {built['phases']['init']:.3f} s), RSS growth from init "
                   f"{(built['rss_after'] - construct['rss_after']) / 1e6:.0f} MB, peak RSS {built['peak_rss'] / GB:.2f} GB")
+        print(isolation_line(cases["mapped"]))
     if not args.skip_deepseek:
         construct = spawn("deepseek-v3", "construct")
         first, second = spawn("deepseek-v3", "mapped"), spawn("deepseek-v3", "mapped")
@@ -112,6 +135,7 @@ def main() -> None:
         for run in (first, second):
             print(f"  mapped build {run['seconds']:.1f} s (init {run['phases']['init']:.1f} s), peak RSS {run['peak_rss'] / GB:.2f} GB, "
                   f"{run['parameters'] / 1e9:.1f} B parameters, {run['mapped']} mapped, {run['process_mappings']} process mappings")
+        print(isolation_line(first))
         print(f"  same parameter count as constructed: {first['parameters'] == construct['parameters']}; "
               f"same bits read in two processes: {first['digests'] == second['digests']} ({len(first['digests'])} parameters)")
     if args.json:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import errno
+import functools
 import mmap
 import os
 
@@ -21,7 +22,7 @@ import numpy as np
 PAGE = mmap.PAGESIZE
 PAGE_IS_FILE, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, PAGE_IS_PFNZERO = 1 << 2, 1 << 3, 1 << 4, 1 << 5
 PAGEMAP_SCAN = 0xC0606610  # _IOWR('f', 16, struct pm_scan_arg)
-RUNS_PER_CALL = 4096
+RUNS_PER_CALL = 512
 PM_PRESENT, PM_SWAPPED, PM_FILE, PM_EXCLUSIVE = 1 << 63, 1 << 62, 1 << 61, 1 << 56
 ENTRIES_PER_READ = 1 << 16
 
@@ -65,26 +66,29 @@ def runs(address: int, nbytes: int, file_backed: bool) -> list[PageRun]:
     return _read_entries(address, nbytes, file_backed)
 
 
+@functools.lru_cache(maxsize=1)
+def _pagemap(pid: int) -> int:
+    """``/proc/self/pagemap``, opened once per process (keyed by pid: a forked child must open its own)."""
+    return os.open("/proc/self/pagemap", os.O_RDONLY)
+
+
 def _scan(start: int, end: int) -> list[PageRun]:
     vector = (_PageRegion * RUNS_PER_CALL)()
     wanted = PAGE_IS_FILE | PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_PFNZERO
     found = []
-    fd = os.open("/proc/self/pagemap", os.O_RDONLY)
-    try:
-        while start < end:
-            arg = _ScanArg(ctypes.sizeof(_ScanArg), 0, start, end, 0, ctypes.addressof(vector), RUNS_PER_CALL, 0,
-                           0, 0, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, wanted)
-            count = _libc.ioctl(fd, PAGEMAP_SCAN, ctypes.byref(arg))
-            if count < 0:
-                code = ctypes.get_errno()
-                raise OSError(code, os.strerror(code))
-            for run in vector[:count]:
-                written = not run.categories & (PAGE_IS_FILE | PAGE_IS_PFNZERO)
-                shared = run.categories & (PAGE_IS_FILE | PAGE_IS_PRESENT) == PAGE_IS_FILE | PAGE_IS_PRESENT
-                found.append(PageRun(run.start, run.end, written, bool(shared)))
-            start = arg.walk_end
-    finally:
-        os.close(fd)
+    fd = _pagemap(os.getpid())
+    while start < end:
+        arg = _ScanArg(ctypes.sizeof(_ScanArg), 0, start, end, 0, ctypes.addressof(vector), RUNS_PER_CALL, 0,
+                       0, 0, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, wanted)
+        count = _libc.ioctl(fd, PAGEMAP_SCAN, ctypes.byref(arg))
+        if count < 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+        for run in vector[:count]:
+            written = not run.categories & (PAGE_IS_FILE | PAGE_IS_PFNZERO)
+            shared = run.categories & (PAGE_IS_FILE | PAGE_IS_PRESENT) == PAGE_IS_FILE | PAGE_IS_PRESENT
+            found.append(PageRun(run.start, run.end, written, bool(shared)))
+        start = arg.walk_end
     return found
 
 
@@ -93,22 +97,19 @@ def _read_entries(address: int, nbytes: int, file_backed: bool) -> list[PageRun]
     present and not exclusive, a written page as exclusive."""
     pages = -(-nbytes // PAGE)
     found = []
-    fd = os.open("/proc/self/pagemap", os.O_RDONLY)
-    try:
-        for first in range(0, pages, ENTRIES_PER_READ):
-            count = min(ENTRIES_PER_READ, pages - first)
-            entries = np.frombuffer(os.pread(fd, 8 * count, (address // PAGE + first) * 8), dtype=np.uint64)
-            present, swapped = (entries & np.uint64(PM_PRESENT)) != 0, (entries & np.uint64(PM_SWAPPED)) != 0
-            file_page = (entries & np.uint64(PM_FILE)) != 0
-            written = (present & ~file_page) | swapped
-            if not file_backed:
-                written &= swapped | ((entries & np.uint64(PM_EXCLUSIVE)) != 0)
-            kind = (written.astype(np.int8) << 1) | (present & file_page) | ((present | swapped) << 2).astype(np.int8)
-            edges = np.flatnonzero(np.diff(np.concatenate(([0], kind, [0])))) if kind.any() else []
-            for left, right in zip(edges[:-1], edges[1:]):
-                if kind[left] & 4:
-                    start = address + (first + int(left)) * PAGE
-                    found.append(PageRun(start, start + int(right - left) * PAGE, bool(kind[left] & 2), bool(kind[left] & 1)))
-    finally:
-        os.close(fd)
+    fd = _pagemap(os.getpid())
+    for first in range(0, pages, ENTRIES_PER_READ):
+        count = min(ENTRIES_PER_READ, pages - first)
+        entries = np.frombuffer(os.pread(fd, 8 * count, (address // PAGE + first) * 8), dtype=np.uint64)
+        present, swapped = (entries & np.uint64(PM_PRESENT)) != 0, (entries & np.uint64(PM_SWAPPED)) != 0
+        file_page = (entries & np.uint64(PM_FILE)) != 0
+        written = (present & ~file_page) | swapped
+        if not file_backed:
+            written &= swapped | ((entries & np.uint64(PM_EXCLUSIVE)) != 0)
+        kind = (written.astype(np.int8) << 1) | (present & file_page) | ((present | swapped) << 2).astype(np.int8)
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], kind, [0])))) if kind.any() else []
+        for left, right in zip(edges[:-1], edges[1:]):
+            if kind[left] & 4:
+                start = address + (first + int(left)) * PAGE
+                found.append(PageRun(start, start + int(right - left) * PAGE, bool(kind[left] & 2), bool(kind[left] & 1)))
     return found
