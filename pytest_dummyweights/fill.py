@@ -96,7 +96,7 @@ def widen(bits: np.ndarray, dtype: str) -> np.ndarray:
 def materialize(param: paddle.Tensor, zeros: bool) -> None:
     """Give a parameter its storage (zeros, or uninitialized memory to be filled) without running its initializer."""
     if zeros or not mapped.is_initialized(param):
-        (paddle.zeros if zeros else paddle.empty)(param.shape, dtype=param.dtype)._share_buffer_to(param)
+        mapped.share_buffer((paddle.zeros if zeros else paddle.empty)(param.shape, dtype=param.dtype), param)
     no_initializer(param)
 
 
