@@ -164,8 +164,13 @@ def prune(directory: Path, keep: int = KEEP_STORES) -> None:
 
     A process that still maps a removed store keeps reading it; the memory is freed when it unmaps.
     """
-    stores = sorted(directory.glob("*.bin"), key=lambda path: path.stat().st_mtime, reverse=True)
-    for path in stores[keep:]:
+    stores = []
+    for path in directory.glob("*.bin"):
+        try:
+            stores.append((path.stat().st_mtime, path))
+        except FileNotFoundError:  # another process pruned it meanwhile
+            continue
+    for _, path in sorted(stores, reverse=True)[keep:]:
         path.unlink(missing_ok=True)
         Path(f"{path}.lock").unlink(missing_ok=True)
 
