@@ -119,3 +119,14 @@ def test_window_offsets_are_the_parameters_own_and_tile_it_without_repeats():
         assert len({w.offset // store.WINDOW_BYTES for w in one_pass}) == len(one_pass)
     phases = {one_pass[0].offset % store.WINDOW_BYTES for one_pass in per_pass}
     assert len(phases) == len(per_pass)  # each pass at its own page phase
+
+
+def test_pruning_keeps_the_most_recently_opened_stores(tmp_path):
+    older, newer = open_fresh(tmp_path, seed=1), open_fresh(tmp_path, seed=2)
+    os.utime(older.path, (1, 1))
+    open_fresh(tmp_path, seed=1)  # opening marks it recently used again
+    os.utime(newer.path, (2, 2))
+    digest = hashlib.sha256(newer.data).hexdigest()
+    store.prune(tmp_path, keep=1)
+    assert [path.name for path in tmp_path.glob("*.bin")] == [older.path.name]
+    assert hashlib.sha256(newer.data).hexdigest() == digest  # a removed store stays readable where it is mapped
