@@ -12,6 +12,7 @@ only when the last tensor viewing it (a slice kept by a test included) is freed.
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import dataclasses
 import math
@@ -170,21 +171,55 @@ def _required(param: paddle.Tensor) -> MappedRegion:
 
 def written_pages(param: paddle.Tensor) -> int:
     """How many pages of a mapped parameter this process wrote since it was mapped (or last restored)."""
-    region = _required(param)
-    return sum((run.end - run.start) // PAGE for run in pages.runs(region.address, region.nbytes, region.file_backed) if run.written)
+    return sum(end - start for start, end in _written_ranges([_required(param)])) // PAGE
 
 
 def restore(param: paddle.Tensor) -> int:
     """Drop every written page of a mapped parameter, so it reads the store's values again; bytes restored."""
-    region = _required(param)
-    restored = 0
-    for run in pages.runs(region.address, region.nbytes, region.file_backed):
-        if run.written:
-            if _libc.madvise(run.start, run.end - run.start, MADV_DONTNEED) != 0:
-                code = ctypes.get_errno()
-                raise OSError(code, f"madvise(MADV_DONTNEED) failed: {os.strerror(code)}")
-            restored += run.end - run.start
-    return restored
+    return _drop(_written_ranges([_required(param)]))
+
+
+def written_bytes(model: paddle.nn.Layer) -> int:
+    """Bytes of a model's mapped parameters this process wrote (pages), found in one scan."""
+    return sum(end - start for start, end in _written_ranges(_regions_of(model)))
+
+
+def restore_model(model: paddle.nn.Layer) -> int:
+    """``restore`` for every mapped parameter of a model; bytes restored. Parameters not mapped are left alone."""
+    return _drop(_written_ranges(_regions_of(model)))
+
+
+def _regions_of(model: paddle.nn.Layer) -> list[MappedRegion]:
+    return [region for region in map(region_of, model.parameters()) if region is not None]
+
+
+def _written_ranges(regions: list[MappedRegion]) -> list[tuple[int, int]]:
+    """Written address ranges inside the regions. With ``PAGEMAP_SCAN``, one scan over their whole span
+    (it walks only populated page tables), clipped to the regions; else region by region."""
+    regions = sorted(regions, key=lambda region: region.address)
+    if len(regions) > 1 and pages.has_scan():
+        first, end = regions[0].address, max(region.address + region.nbytes for region in regions)
+        found = [(run.start, run.end) for run in pages.runs(first, end - first, True) if run.written]
+    else:
+        found = [(run.start, run.end) for region in regions for run in pages.runs(region.address, region.nbytes, region.file_backed) if run.written]
+    starts = [region.address for region in regions]
+    clipped = []
+    for start, end in found:
+        index = max(0, bisect.bisect_right(starts, start) - 1)
+        while index < len(regions) and regions[index].address < end:
+            low, high = max(start, regions[index].address), min(end, regions[index].address + regions[index].nbytes)
+            if low < high:
+                clipped.append((low, high))
+            index += 1
+    return clipped
+
+
+def _drop(ranges: list[tuple[int, int]]) -> int:
+    for start, end in ranges:
+        if _libc.madvise(start, end - start, MADV_DONTNEED) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"madvise(MADV_DONTNEED) failed: {os.strerror(code)}")
+    return sum(end - start for start, end in ranges)
 
 
 @dataclasses.dataclass

@@ -51,6 +51,13 @@ class PageRun:
     shared: bool  # present and still the file's page
 
 
+def has_scan() -> bool:
+    """Whether this kernel answers ``PAGEMAP_SCAN`` (learned once)."""
+    if scan_supported is None:
+        runs(0, PAGE, True)
+    return bool(scan_supported)
+
+
 def runs(address: int, nbytes: int, file_backed: bool) -> list[PageRun]:
     """The resident or swapped pages of [address, address + nbytes), in runs."""
     global scan_supported

@@ -114,9 +114,9 @@ def test_an_optimizer_step_is_restored_exactly(page_scan):
     optimizer.step()
     written = {name: mapped.written_pages(param) for name, param in model.named_parameters() if mapped.is_mapped(param)}
     assert written and all(count > 0 for count in written.values()), written
-    for name, param in model.named_parameters():
-        if mapped.is_mapped(param):
-            mapped.restore(param)
+    assert mapped.written_bytes(model) == sum(written.values()) * store.PAGE  # one scan over the model finds the same
+    assert mapped.restore_model(model) == sum(written.values()) * store.PAGE
+    assert mapped.written_bytes(model) == 0
     for (name, param), (_, expected) in zip(model.named_parameters(), fresh.named_parameters()):
         if mapped.is_mapped(param):
             assert np.array_equal(bits(param), bits(expected)), name
