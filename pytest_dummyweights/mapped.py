@@ -30,6 +30,7 @@ MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x10, 0x20, 0x4000
 MADV_DONTNEED = 4
 MAP_FAILED = ctypes.c_void_p(-1).value
 MAP_COUNT_HEADROOM = 1 / 8  # of vm.max_map_count, left to Paddle, Python and everything else in the process
+SPAN_SCAN_REGIONS = 1024  # from this many regions one scan over their span beats a system call per region (measured)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
@@ -194,10 +195,10 @@ def _regions_of(model: paddle.nn.Layer) -> list[MappedRegion]:
 
 
 def _written_ranges(regions: list[MappedRegion]) -> list[tuple[int, int]]:
-    """Written address ranges inside the regions. With ``PAGEMAP_SCAN``, one scan over their whole span
-    (it walks only populated page tables), clipped to the regions; else region by region."""
+    """Written address ranges inside the regions: region by region or, for many regions and with
+    ``PAGEMAP_SCAN``, one scan over their whole span (it walks only populated page tables), clipped."""
     regions = sorted(regions, key=lambda region: region.address)
-    if len(regions) > 1 and pages.has_scan():
+    if len(regions) >= SPAN_SCAN_REGIONS and pages.has_scan():
         first, end = regions[0].address, max(region.address + region.nbytes for region in regions)
         found = [(run.start, run.end) for run in pages.runs(first, end - first, True) if run.written]
     else:

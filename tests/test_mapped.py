@@ -31,15 +31,16 @@ PARAMS = {
 }
 
 
-@pytest.fixture(params=["PAGEMAP_SCAN", "pagemap entries"])
+@pytest.fixture(params=["PAGEMAP_SCAN", "PAGEMAP_SCAN over the span", "pagemap entries"])
 def page_scan(request, monkeypatch):
-    """Written pages found both ways: the ioctl (Linux 6.7+) and reading the entries (older kernels)."""
-    if request.param == "PAGEMAP_SCAN":
-        pages.runs(0, pages.PAGE, True)
-        if not pages.scan_supported:
-            pytest.skip("this kernel has no PAGEMAP_SCAN")
-    else:
+    """Written pages found every way: the ioctl (Linux 6.7+) per region or over a model's whole span, and
+    reading the entries (older kernels)."""
+    if request.param == "pagemap entries":
         monkeypatch.setattr(pages, "scan_supported", False)
+    elif not pages.has_scan():
+        pytest.skip("this kernel has no PAGEMAP_SCAN")
+    elif request.param == "PAGEMAP_SCAN over the span":
+        monkeypatch.setattr(mapped, "SPAN_SCAN_REGIONS", 2)
 
 
 def build_zoo(storage: str | None, seed: int = 3, **params) -> ParamZoo:
@@ -114,7 +115,7 @@ def test_an_optimizer_step_is_restored_exactly(page_scan):
     optimizer.step()
     written = {name: mapped.written_pages(param) for name, param in model.named_parameters() if mapped.is_mapped(param)}
     assert written and all(count > 0 for count in written.values()), written
-    assert mapped.written_bytes(model) == sum(written.values()) * store.PAGE  # one scan over the model finds the same
+    assert mapped.written_bytes(model) == sum(written.values()) * store.PAGE  # over the model: the same
     assert mapped.restore_model(model) == sum(written.values()) * store.PAGE
     assert mapped.written_bytes(model) == 0
     for (name, param), (_, expected) in zip(model.named_parameters(), fresh.named_parameters()):
