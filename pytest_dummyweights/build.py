@@ -229,7 +229,7 @@ def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
             )
         check_fits(model, spec.device)
         with _timed(seconds, "init"):
-            initialize_dummy_weights(model, seed=spec.seed, std=spec.std)
+            initialize_dummy_weights(model, seed=spec.seed, std=spec.std, storage=spec.storage)
             rules_applied = apply_value_rules(model, spec.scales, spec.value_rules, model_config)
         with _timed(seconds, "post_process"):
             run_model_code("post-processing", spec, True, lambda: post_process(model, model_config, spec, hooks))

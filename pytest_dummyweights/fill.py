@@ -1,103 +1,85 @@
-"""Dummy values for a model's parameters, at close to the speed of writing their bytes.
+"""Dummy values for a model's parameters: each one a copy, or a copy-on-write mapping, of value-store windows.
 
-Rules: floating-point parameters get normal values (mean 0, the given std); every other dtype gets
-zeros; float8 is filled through ``copy_`` from values made in float32, chunk by chunk, since
-``set_value`` does not support float8 on every device. Zero-size parameters are skipped.
+Rules: a floating-point parameter's bytes are the windows ``store.windows(name, seed, nbytes)`` of the
+store for (its dtype, seed, std); every other dtype gets zeros; float8 gets the values a float32
+parameter of the same name and shape would get, cast through ``copy_`` in bounded groups (``set_value``
+does not support float8 on every device). Zero-size parameters are skipped. Values depend only on
+(dtype, seed, std, name, shape): the same in any process, build order, device and storage mode.
 
-Speed: drawing a fresh normal sample per element is compute-bound, writing the bytes is the floor.
-So each (dtype, seed, std) gets one pool of normal samples and one pool of random sign bits, made
-once per process. A parameter is filled in chunks: chunk k is a window of the value pool XOR a window
-of the sign pool, at two offsets drawn from the parameter's own stream (the seed and the parameter's
-name), written by one vectorized op straight into the parameter's storage. A random sign flip keeps
-a centred normal exactly normal, and two independent offsets per chunk mean no fixed-period pattern
-and practically no repeated chunk. Values depend only on (dtype, seed, std, name, shape): the same
-in any process and any build order.
+Storage: ``mapped`` (CPU parameters on Linux) maps the windows copy-on-write and writes nothing;
+``filled`` writes the bytes, by host copies on all cores on CPU, by ``copy_`` elsewhere.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
+import dataclasses
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import paddle
 
+from . import mapped, store
+from .errors import DummyWeightsError
 from .internals import element_count, forget_initializer, host_view, is_materialized, share_storage
+from .spec import STORAGES
 
-POOL_SIZE = 1 << 22  # samples per pool: 16 MiB in float32, made in about 50 ms
-CHUNK = 1 << 16  # elements per window; small enough to stay in cache
-COPY_GROUP = 16  # chunks per copy_ on the copy path: scratch is bounded by COPY_GROUP * CHUNK elements
-PIECE_CHUNKS = 64  # chunks per task when host memory is filled by several threads
+COPY_BYTES = 4 << 20  # source bytes per copy_ on the copy path: the scratch bound (divides store.WINDOW_BYTES)
+MAPPED_MIN_BYTES = 1 << 20  # smaller parameters are copied: cheaper than a mapping, and no count against vm.max_map_count
+PIECE_BYTES = 16 << 20  # bytes per task when host memory is filled by several threads
 FILL_THREADS = min(4, os.cpu_count() or 1)
 
 NORMAL_DTYPES = {paddle.float16: "float16", paddle.bfloat16: "bfloat16", paddle.float32: "float32", paddle.float64: "float64"}
 FLOAT8_DTYPES = tuple(getattr(paddle, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(paddle, name))
 
 
-@functools.lru_cache(maxsize=16)
-def value_pool(dtype_name: str, seed: int, std: float) -> tuple[np.ndarray, np.ndarray]:
-    """Normal samples as the dtype's bits, and sign-bit masks of the same width."""
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 0x6475_6D6D])))
-    if dtype_name == "float64":
-        bits = (rng.standard_normal(POOL_SIZE) * std).view(np.uint64)
-    else:
-        values = rng.standard_normal(POOL_SIZE, dtype=np.float32) * np.float32(std)
-        if dtype_name == "float32":
-            bits = values.view(np.uint32)
-        elif dtype_name == "float16":
-            bits = values.astype(np.float16).view(np.uint16)
-        else:  # bfloat16: the upper half of float32, rounded to nearest even
-            wide = values.view(np.uint32)
-            bits = ((wide + 0x7FFF + ((wide >> 16) & 1)) >> 16).astype(np.uint16)
-    width = bits.dtype.itemsize * 8
-    signs = rng.integers(0, 2, POOL_SIZE, dtype=bits.dtype) << bits.dtype.type(width - 1)
-    return bits, signs
+@dataclasses.dataclass
+class InitReport:
+    """What ``initialize_dummy_weights`` did: the storage used, and messages for the user (fallbacks)."""
+
+    storage: str
+    mapped: int = 0  # parameters whose storage is a mapping
+    messages: list[str] = dataclasses.field(default_factory=list)
 
 
-@functools.lru_cache(maxsize=16)
-def wide_pool(dtype_name: str, seed: int, std: float) -> tuple[np.ndarray, np.ndarray]:
-    """The same pool widened to float32 (float64 stays), so a cast back to the dtype is exact."""
-    bits, signs = value_pool(dtype_name, seed, std)
-    if dtype_name == "bfloat16":
-        return bits.astype(np.uint32) << np.uint32(16), signs.astype(np.uint32) << np.uint32(16)
-    if dtype_name == "float16":
-        return bits.view(np.float16).astype(np.float32).view(np.uint32), signs.astype(np.uint32) << np.uint32(16)
-    return bits, signs
+def source_of(name: str, param: paddle.Tensor, seed: int, std: float, store_dir: str | os.PathLike | None = None) -> tuple[store.Store, list[store.Window]]:
+    """The store and windows a floating-point parameter's values come from (float8: those of float32)."""
+    dtype = NORMAL_DTYPES.get(param.dtype, "float32")
+    source = store.open_store(dtype, seed, std, store_dir)
+    return source, store.windows(name, seed, element_count(param.shape) * store.WIDTH[dtype])
 
 
-def chunk_offsets(name: str, seed: int, numel: int) -> list[tuple[int, int]]:
-    """Per chunk, where its values and its signs start in the pools: the parameter's own stream."""
-    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
-    rng = np.random.default_rng([seed, int.from_bytes(digest[:4], "little"), int.from_bytes(digest[4:], "little")])
-    chunks = -(-numel // CHUNK)
-    return [tuple(pair) for pair in rng.integers(0, POOL_SIZE - CHUNK + 1, size=(chunks, 2)).tolist()]
+def copy_pieces(out: np.ndarray, source: store.Store, windows: list[store.Window]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(destination, source) byte ranges of at most PIECE_BYTES: ``out`` (bytes) gets the windows' bytes."""
+    pieces = []
+    for window in windows:
+        for at in range(0, window.length, PIECE_BYTES):
+            length = min(PIECE_BYTES, window.length - at)
+            pieces.append((out[window.start + at : window.start + at + length], source.data[window.offset + at : window.offset + at + length]))
+    return pieces
 
 
-def fill_bits(out: np.ndarray, first_chunk: int, pools: tuple[np.ndarray, np.ndarray], offsets: list) -> None:
-    """Write chunks ``first_chunk...`` of a parameter's values (as bits) into ``out``."""
-    values, signs = pools
-    for k, start in enumerate(range(0, out.size, CHUNK)):
-        end = min(start + CHUNK, out.size)
-        value_at, sign_at = offsets[first_chunk + k]
-        np.bitwise_xor(values[value_at : value_at + end - start], signs[sign_at : sign_at + end - start], out=out[start:end])
-
-
-def fill_by_copy(param: paddle.Tensor, pools: tuple[np.ndarray, np.ndarray], offsets: list) -> None:
-    """Fill through ``copy_`` into slices of the parameter, from bounded float32/float64 scratch."""
-    values = pools[0]
-    wide_float = np.float64 if values.dtype == np.uint64 else np.float32
+def fill_by_copy(param: paddle.Tensor, source: store.Store, windows: list[store.Window]) -> None:
+    """Fill through ``copy_`` into slices of the parameter from bounded float32/float64 scratch (exact casts)."""
+    wide_float = np.float64 if source.dtype == "float64" else np.float32
+    width = store.WIDTH[source.dtype]
     flat = param.view([-1])
-    count = int(flat.shape[0])
-    group = COPY_GROUP * CHUNK
-    scratch = np.empty(min(group, count), dtype=values.dtype)
-    for start in range(0, count, group):
-        end = min(start + group, count)
-        part = scratch[: end - start]
-        fill_bits(part, start // CHUNK, pools, offsets)
-        wide = paddle.to_tensor(part.view(wide_float), place=param.place)
-        flat[start:end].copy_(wide if wide.dtype == param.dtype else wide.astype(param.dtype))
+    for window in windows:
+        for at in range(0, window.length, COPY_BYTES):
+            bits = source.data[window.offset + at : window.offset + at + min(COPY_BYTES, window.length - at)].view(store.BITS[width])
+            first = (window.start + at) // width
+            values = paddle.to_tensor(widen(bits, source.dtype).view(wide_float), place=param.place)
+            flat[first : first + bits.size].copy_(values if values.dtype == param.dtype else values.astype(param.dtype))
+
+
+def widen(bits: np.ndarray, dtype: str) -> np.ndarray:
+    """A dtype's bits as float32 bits (float32/float64 stay): exactly the same values."""
+    if dtype == "bfloat16":
+        return bits.astype(np.uint32) << np.uint32(16)
+    if dtype == "float16":
+        return bits.view(np.float16).astype(np.float32).view(np.uint32)
+    return bits
 
 
 def materialize(param: paddle.Tensor, zeros: bool) -> None:
@@ -107,36 +89,101 @@ def materialize(param: paddle.Tensor, zeros: bool) -> None:
     forget_initializer(param)  # a lazily constructed parameter must not initialize itself later
 
 
-def initialize_dummy_weights(model: paddle.nn.Layer, *, seed: int = 0, std: float = 0.02) -> None:
-    """Give every parameter of ``model`` its dummy values, exactly once, on the parameter's device."""
+def default_storage(params: list[paddle.Tensor]) -> str:
+    """Mapped on Linux when every parameter lives on the CPU, else filled."""
+    on_cpu = all(param.place.is_cpu_place() if is_materialized(param) else paddle.get_device() == "cpu" for param in params)
+    return "mapped" if sys.platform.startswith("linux") and on_cpu else "filled"
+
+
+def initialize_dummy_weights(
+    model: paddle.nn.Layer,
+    *,
+    seed: int = 0,
+    std: float = 0.02,
+    storage: str | None = None,
+    store_dir: str | os.PathLike | None = None,
+    map_limit: int | None = None,
+) -> InitReport:
+    """Give every parameter of ``model`` its dummy values, exactly once, on the parameter's device.
+
+    ``storage``: "mapped" or "filled" (default: mapped on Linux when every parameter is on the CPU);
+    ``store_dir``: where the value store lives; ``map_limit``: stands in for ``vm.max_map_count``.
+    """
+    params = list(model.named_parameters())
+    store_dir = store.default_directory() if store_dir is None else store_dir
+    if storage is not None and storage not in STORAGES:
+        raise DummyWeightsError(f"unknown storage {storage!r}: use 'mapped' or 'filled' (or leave it unset)")
+    report = InitReport(storage or default_storage([param for _, param in params]))
+    mappable = [(name, param) for name, param in params if _mappable(param)] if report.storage == "mapped" else []
+    needed = sum(mapped.mappings_needed(_nbytes(param)) for _, param in mappable)
+    budget = mapped.mapping_budget(map_limit) if mappable else 0
+    if needed > budget:
+        message = mapped.limit_message(needed, budget, map_limit)
+        if storage == "mapped":
+            raise DummyWeightsError(message)
+        report.messages.append(f"{message}; filled instead")
+        report.storage, mappable = "filled", []
     host_pieces = []
-    for name, param in model.named_parameters():
-        normal = NORMAL_DTYPES.get(param.dtype)
-        float8 = param.dtype in FLOAT8_DTYPES
-        materialize(param, zeros=not (normal or float8))
-        numel = element_count(param.shape)
-        if numel == 0 or not (normal or float8):
+    mapped_names = {name for name, _ in mappable}
+    for name, param in params:
+        normal, float8 = NORMAL_DTYPES.get(param.dtype), param.dtype in FLOAT8_DTYPES
+        if name in mapped_names:
+            _map(name, param, seed, std, store_dir, report)
             continue
-        offsets = chunk_offsets(name, seed, numel)
-        if float8:
-            fill_by_copy(param, value_pool("float32", seed, float(std)), offsets)
-        elif param.place.is_cpu_place():
-            view, pools = host_view(param), value_pool(normal, seed, float(std))
-            piece = PIECE_CHUNKS * CHUNK
-            host_pieces += [(view[start : start + piece], start // CHUNK, pools, offsets) for start in range(0, numel, piece)]
+        materialize(param, zeros=not (normal or float8))
+        if _nbytes(param) == 0 or not (normal or float8):
+            continue
+        source, windows = source_of(name, param, seed, std, store_dir)
+        _note(report, source)
+        if normal and param.place.is_cpu_place():
+            host_pieces += copy_pieces(host_view(param).view(np.uint8), source, windows)
         else:
-            fill_by_copy(param, wide_pool(normal, seed, float(std)), offsets)
-    _fill_pieces(host_pieces)
+            fill_by_copy(param, source, windows)
+    _copy_all(host_pieces)
+    return report
 
 
-def _fill_pieces(pieces: list[tuple]) -> None:
-    """Fill host memory on all cores: NumPy releases the GIL, and first-touch page faults run in parallel."""
+def _nbytes(param: paddle.Tensor) -> int:
+    return element_count(param.shape) * param.element_size()
+
+
+def _mappable(param: paddle.Tensor) -> bool:
+    """Large CPU parameters that are not float8 (float8 keeps the copy_ path)."""
+    on_cpu = param.place.is_cpu_place() if is_materialized(param) else paddle.get_device() == "cpu"
+    return on_cpu and param.dtype not in FLOAT8_DTYPES and _nbytes(param) >= MAPPED_MIN_BYTES
+
+
+def _map(name: str, param: paddle.Tensor, seed: int, std: float, store_dir, report: InitReport) -> None:
+    """Map one parameter; an OS refusal becomes an error naming the limit."""
+    try:
+        if param.dtype in NORMAL_DTYPES:
+            source, windows = source_of(name, param, seed, std, store_dir)
+            _note(report, source)
+            mapped.map_windows(param, source, windows)
+        else:
+            mapped.map_zeros(param)
+    except mapped.MapRefused as refused:
+        raise DummyWeightsError(
+            f"mapping parameter {name} was refused ({refused.strerror}): the process reached vm.max_map_count = "
+            f"{mapped.max_map_count()} or its address-space limit (ulimit -v); raise the limit or use storage 'filled'"
+        ) from refused
+    forget_initializer(param)
+    report.mapped += 1
+
+
+def _note(report: InitReport, source: store.Store) -> None:
+    if source.message and source.message not in report.messages:
+        report.messages.append(source.message)
+
+
+def _copy_all(pieces: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Copy on all cores: NumPy releases the GIL, and first-touch page faults run in parallel."""
     if FILL_THREADS < 2 or len(pieces) < 2:
-        for piece in pieces:
-            fill_bits(*piece)
+        for out, source in pieces:
+            np.copyto(out, source)
         return
     with ThreadPoolExecutor(FILL_THREADS) as workers:
-        for _ in workers.map(lambda piece: fill_bits(*piece), pieces):
+        for _ in workers.map(lambda piece: np.copyto(*piece), pieces):
             pass
 
 
@@ -144,7 +191,6 @@ def parameter_stats(model: paddle.nn.Layer) -> tuple[int, int]:
     """(element count, bytes) over the model's unique parameters."""
     elements = nbytes = 0
     for param in model.parameters():
-        count = element_count(param.shape)
-        elements += count
-        nbytes += count * param.element_size()
+        elements += element_count(param.shape)
+        nbytes += _nbytes(param)
     return elements, nbytes

@@ -15,6 +15,7 @@ from .value_rules import check_rule_arguments
 
 DTYPES = ("bfloat16", "float16", "float32")
 DEVICE_WORDS = ("auto", "cpu", "gpu")
+STORAGES = ("mapped", "filled")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,7 @@ class DummySpec:
     value_rules: Mapping[str, float | int | str] | None = None
     smoke: bool | None = None
     allow_unset: Collection[str] = ()
+    storage: str | None = None  # "mapped" or "filled"; default: mapped for CPU builds on Linux
 
     def validate(self) -> None:
         """Checked when the build starts, not at construction: a bad spec in a ``parametrize`` list then
@@ -79,6 +81,8 @@ class DummySpec:
             raise DummyWeightsError(
                 f"allow_unset must be a collection of name patterns, e.g. ['layers.0.attn.k_scale']; got {self.allow_unset!r}"
             )
+        if self.storage is not None and self.storage not in STORAGES:
+            raise DummyWeightsError(f"unknown storage {self.storage!r}: use 'mapped' or 'filled' (or leave it unset)")
 
     def describe(self) -> str:
         """The config as a user wrote it, for messages."""

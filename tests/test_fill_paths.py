@@ -9,7 +9,7 @@ SCRIPT = textwrap.dedent(
     """
     import json, resource
     import paddle
-    from pytest_dummyweights import fill
+    from pytest_dummyweights import fill, store
 
     def peak_bytes():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent(
         layer.weight = layer.create_parameter(
             [{count}], dtype="float8_e4m3fn", default_initializer=paddle.nn.initializer.Constant(0.0)
         )
-    fill.value_pool("float32", 0, 0.02)  # the pools are shared by every parameter: not scratch
+    int(store.open_store("float32", 0, 0.02).data[::4096].sum())  # the store is shared by every parameter: not scratch
     before = peak_bytes()
     fill.initialize_dummy_weights(layer, seed=0, std=0.02)
     sample = layer.weight[:65536].astype("float32").numpy()
@@ -37,7 +37,7 @@ def test_float8_fill_needs_scratch_bounded_by_the_chunk_not_the_parameter():
     ).stdout
     measured = json.loads(output.strip().splitlines()[-1])
     scratch = measured["after"] - measured["before"] - count  # the parameter itself is touched once
-    chunk_scratch = fill.COPY_GROUP * fill.CHUNK * (4 + 4 + 1)  # uint32 bits, float32 tensor, float8 cast
+    chunk_scratch = fill.COPY_BYTES // 4 * (4 + 4 + 1)  # per float32 element: its bits, a float32 tensor, the float8 cast
     assert scratch < 4 * chunk_scratch + 32 * 2**20, f"fill needed {scratch / 2**20:.0f} MiB beyond the parameter"
     assert 0.015 < measured["std"] < 0.025  # normal values, not zeros
     assert measured["zeros"] < 65536 // 10  # e4m3 rounds |x| < 2**-10 to zero: about 4% at std 0.02
@@ -47,18 +47,17 @@ def test_the_copy_path_for_devices_writes_the_same_bits_as_the_host_path():
     """GPUs fill through copy_ from widened values; run that path on CPU and compare it bit for bit."""
     import paddle
 
-    from pytest_dummyweights import fill
+    from pytest_dummyweights import fill, internals
 
     def layer_of(dtypes):
         layer = paddle.nn.Layer()
         for index, dtype in enumerate(dtypes):
-            setattr(layer, f"w{index}", layer.create_parameter([3, fill.CHUNK + 17], dtype=dtype))
+            setattr(layer, f"w{index}", layer.create_parameter([3, fill.COPY_BYTES // 2 + 17], dtype=dtype))
         return layer
 
     dtypes = ["float16", "bfloat16", "float32", "float64"]
     host, device = layer_of(dtypes), layer_of(dtypes)
-    fill.initialize_dummy_weights(host, seed=7, std=0.5)
+    fill.initialize_dummy_weights(host, seed=7, std=0.5, storage="filled")
     for (name, expected), (_, param), dtype in zip(host.named_parameters(), device.named_parameters(), dtypes):
-        numel = int(expected.numel())
-        fill.fill_by_copy(param, fill.wide_pool(dtype, 7, 0.5), fill.chunk_offsets(name, 7, numel))
-        assert (fill.host_view(param) == fill.host_view(expected)).all(), dtype
+        fill.fill_by_copy(param, *fill.source_of(name, param, 7, 0.5))
+        assert (internals.host_view(param) == internals.host_view(expected)).all(), dtype

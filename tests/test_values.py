@@ -1,5 +1,5 @@
 """The dummy values: deterministic across processes and build orders, normal with the right std
-(with no visible repetition past the fill's pool), the exact dtype rules, and the seed/std defaults."""
+(with no visible repetition past the value store's slot area), the exact dtype rules, and the seed/std defaults."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from engine_models import SHRINK, ZOO_PARAMS, zoo_config
 from engine_models.layers import ParamZoo, parameter_digests
-from pytest_dummyweights import build_dummy_model, fill, initialize_dummy_weights
+from pytest_dummyweights import build_dummy_model, initialize_dummy_weights, store
 
 FLOATS = ("float16", "bfloat16", "float32", "float64")
 
@@ -60,10 +60,11 @@ def test_two_processes_and_any_build_order_give_bit_identical_parameters(inner):
 
 
 def test_large_parameter_is_normal_with_no_visible_repetition():
-    rows = fill.POOL_SIZE // fill.CHUNK + 8  # more elements than the pool holds, in chunk-sized rows
+    store_elements = store.SLOT_AREA_BYTES // 4
+    rows = store_elements // store.CHUNK + 8  # more elements than the store's slot area holds, in chunk-sized rows
     std = 0.05
-    values = as_float64(build_zoo(std=std, big=("float32", [rows, fill.CHUNK])).big)
-    assert values.size > fill.POOL_SIZE
+    values = as_float64(build_zoo(std=std, big=("float32", [rows, store.CHUNK])).big)
+    assert values.size > store_elements
     assert abs(values.mean()) < 0.002 * std
     assert values.std() == pytest.approx(std, rel=0.005)
     assert np.mean(np.abs(values) > 3 * std) == pytest.approx(0.0027, abs=0.0005)  # normal tails, not uniform
@@ -71,9 +72,9 @@ def test_large_parameter_is_normal_with_no_visible_repetition():
     def autocorrelation(lag: int) -> float:
         return float(np.dot(values[:-lag], values[lag:]) / (values.size - lag) / values.var())
 
-    for lag in (1, fill.CHUNK, fill.POOL_SIZE):
+    for lag in (1, store.CHUNK, store.POOL_SIZE, store.WINDOW_BYTES // 4, store_elements):
         assert abs(autocorrelation(lag)) < 0.01, lag
-    table = values.reshape(rows, fill.CHUNK)
+    table = values.reshape(rows, store.CHUNK)
     assert len({row.tobytes() for row in table}) == rows
     assert len({np.abs(row).tobytes() for row in table}) == rows  # not even up to sign
 

@@ -1,0 +1,258 @@
+"""The value store: per (dtype, seed, std) one file of normal samples, as the dtype's raw bits.
+
+Every dummy value is a copy (or a copy-on-write mapping) of a window of this file, so the file is the
+one definition of the values: the same bits in every process, device and storage mode.
+
+Layout: one header page, then ``SLOTS`` slots of ``WINDOW_BYTES`` plus one window of tail, so a window
+may start at any page of the slot area. 256 MiB of slots: big enough that most parameters (all but the
+largest embeddings) never repeat a page; small enough to make in a fraction of a second and to keep
+one per (dtype, seed, std) in ``/dev/shm``. 32 MiB windows: a full-size DeepSeek-V3 (45,337
+parameters, 44,544 of them 28 MiB experts) then needs about 46,000 mappings, under ``vm.max_map_count``.
+
+The samples come from the generator the fill used before the store existed: a pool of 4 Mi normal
+samples XOR a pool of random sign bits, at offsets drawn per 64 Ki-element chunk (a random sign flip
+keeps a centred normal exactly normal), written at memory speed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import mmap
+import os
+import struct
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import filelock
+import numpy as np
+
+from .errors import DummyWeightsError
+
+PAGE = mmap.PAGESIZE
+WINDOW_BYTES = 32 << 20
+SLOTS = 8
+SLOT_AREA_BYTES = SLOTS * WINDOW_BYTES
+DATA_BYTES = SLOT_AREA_BYTES + WINDOW_BYTES
+HEADER_BYTES = PAGE  # the data starts page-aligned, so windows can be mapped
+FILE_BYTES = HEADER_BYTES + DATA_BYTES
+PASS_STEP_PAGES = 5_077  # odd: passes over the slots shift by different page counts modulo every power of two
+
+MAGIC = b"PDWSTORE"
+FORMAT_VERSION = 1
+HEADER = struct.Struct("<8sI12sQdQ32s")  # magic, version, dtype, seed, std, data bytes, sample checksum
+SAMPLE_PAGES = 16
+KEEP_STORES = 8  # per directory; the least recently opened beyond this are removed (mappings of them stay valid)
+
+POOL_SIZE = 1 << 22  # normal samples per pool
+CHUNK = 1 << 16  # elements per pool window
+WIDTH = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+BITS = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+GENERATOR_THREADS = min(4, os.cpu_count() or 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """A run of a parameter's bytes, copied from the store's data at ``offset``."""
+
+    start: int  # in the parameter's bytes
+    offset: int  # in the store's data (add HEADER_BYTES for the file offset)
+    length: int
+
+
+@dataclasses.dataclass
+class Store:
+    """An open, validated store file: a read-only view of its data, and a descriptor for mapping it."""
+
+    dtype: str
+    seed: int
+    std: float
+    path: Path
+    fd: int
+    data: np.ndarray  # uint8, DATA_BYTES long
+    message: str | None  # set when the store had to move (fallback directory) or was rebuilt
+
+    def window_bytes(self, window: Window) -> np.ndarray:
+        return self.data[window.offset : window.offset + window.length]
+
+
+def windows(name: str, seed: int, nbytes: int) -> list[Window]:
+    """Where each window of a parameter's bytes comes from: the parameter's own stream (seed and name).
+
+    Each pass over the slots takes them in a fresh random order at one page phase, so a parameter up to
+    the slot area's size never repeats a page; longer ones shift each pass by a different odd page count.
+    """
+    phase = int.from_bytes(_stream(name, seed, 0, 8), "little") % (WINDOW_BYTES // PAGE)
+    found: list[Window] = []
+    for pass_index, start in enumerate(range(0, nbytes, SLOT_AREA_BYTES)):
+        pass_phase = (phase + pass_index * PASS_STEP_PAGES) % (WINDOW_BYTES // PAGE) * PAGE
+        keys = _stream(name, seed, pass_index + 1, 4 * SLOTS)
+        order = sorted(range(SLOTS), key=lambda slot: keys[4 * slot : 4 * slot + 4])  # a random permutation of the slots
+        for slot, at in zip(order, range(start, min(start + SLOT_AREA_BYTES, nbytes), WINDOW_BYTES)):
+            found.append(Window(at, slot * WINDOW_BYTES + pass_phase, min(WINDOW_BYTES, nbytes - at)))
+    return found
+
+
+def _stream(name: str, seed: int, index: int, size: int) -> bytes:
+    """Random bytes from (name, seed, index): blake2b, the same on every machine, a few microseconds."""
+    return hashlib.blake2b(struct.pack("<QQ", seed, index) + name.encode(), digest_size=size).digest()
+
+
+def default_directory() -> Path:
+    """Shared by every worker and later run of this user: ``/dev/shm``, else the runtime dir, else the temp dir."""
+    name = f"pytest-dummyweights-{os.getuid()}"
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        return Path("/dev/shm") / name
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isdir(runtime):
+        return Path(runtime) / "pytest-dummyweights"
+    return Path(tempfile.gettempdir()) / name
+
+
+def fallback_directory() -> Path:
+    return Path(tempfile.gettempdir()) / f"pytest-dummyweights-{os.getuid()}"
+
+
+@functools.lru_cache(maxsize=64)
+def open_store(dtype: str, seed: int, std: float, directory: str | os.PathLike | None = None) -> Store:
+    """The store for (dtype, seed, std), made on first use; opened once per process (per argument tuple)."""
+    if dtype not in WIDTH:
+        raise DummyWeightsError(f"no value store for dtype {dtype!r}: stores hold {', '.join(WIDTH)}")
+    seed, std, directory = int(seed), float(std), Path(directory) if directory is not None else default_directory()
+    try:
+        return _open_in(directory, dtype, seed, std, None)
+    except OSError as error:
+        fallback = fallback_directory()
+        if fallback == directory:
+            raise DummyWeightsError(f"cannot create the value store in {directory}: {error}; pass a writable store directory") from error
+        message = f"value store directory {directory} is unusable ({error.strerror or error}); using {fallback}"
+        try:
+            return _open_in(fallback, dtype, seed, std, message)
+        except OSError as second:
+            raise DummyWeightsError(
+                f"cannot create the value store in {directory} ({error.strerror}) nor in {fallback} ({second.strerror}); "
+                f"pass a writable store directory with free space for {FILE_BYTES >> 20} MiB"
+            ) from second
+
+
+def _open_in(directory: Path, dtype: str, seed: int, std: float, message: str | None) -> Store:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / f"{dtype}-seed{seed}-std{std.hex()}-v{FORMAT_VERSION}.bin"
+    store = _try_open(path, dtype, seed, std, message)
+    if store is not None:
+        os.utime(path)  # recently used: kept by the pruning below
+        return store
+    with filelock.FileLock(str(path) + ".lock"):
+        store = _try_open(path, dtype, seed, std, message)  # another process may have made it meanwhile
+        if store is None:
+            rebuilt = path.exists()
+            _create(path, dtype, seed, std)
+            if rebuilt:
+                note = f"value store {path} was truncated or foreign; rebuilt it"
+                message = f"{message}; {note}" if message else note
+            store = _try_open(path, dtype, seed, std, message)
+            prune(directory)
+    if store is None:
+        raise DummyWeightsError(f"value store {path} fails its check right after being written; remove it and rerun")
+    return store
+
+
+def prune(directory: Path, keep: int = KEEP_STORES) -> None:
+    """Bound the directory's size (stores in /dev/shm are memory): remove the least recently opened stores.
+
+    A process that still maps a removed store keeps reading it; the memory is freed when it unmaps.
+    """
+    stores = []
+    for path in directory.glob("*.bin"):
+        try:
+            stores.append((path.stat().st_mtime, path))
+        except FileNotFoundError:  # another process pruned it meanwhile
+            continue
+    for _, path in sorted(stores, reverse=True)[keep:]:
+        path.unlink(missing_ok=True)
+        Path(f"{path}.lock").unlink(missing_ok=True)
+
+
+def _try_open(path: Path, dtype: str, seed: int, std: float, message: str | None) -> Store | None:
+    """The store if the file is complete and ours (header, size, sample checksum); None to rebuild it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        if os.fstat(fd).st_size != FILE_BYTES:
+            raise ValueError
+        header = HEADER.unpack(os.pread(fd, HEADER.size, 0))
+        data = np.frombuffer(mmap.mmap(fd, FILE_BYTES, prot=mmap.PROT_READ), dtype=np.uint8)[HEADER_BYTES:]
+        if header != _header(dtype, seed, std, data):
+            raise ValueError
+    except (ValueError, struct.error):
+        os.close(fd)
+        return None
+    return Store(dtype, seed, std, path, fd, data, message)
+
+
+def _header(dtype: str, seed: int, std: float, data: np.ndarray) -> tuple:
+    return (MAGIC, FORMAT_VERSION, dtype.encode().ljust(12, b"\0"), seed, std, DATA_BYTES, _sample_checksum(data))
+
+
+def _sample_checksum(data: np.ndarray) -> bytes:
+    """blake2b of a few pages spread over the data, the last page included: cheap, and catches truncation and garbage."""
+    digest = hashlib.blake2b(digest_size=32)
+    for page in np.linspace(0, DATA_BYTES // PAGE - 1, SAMPLE_PAGES).astype(np.int64).tolist():
+        digest.update(data[page * PAGE : (page + 1) * PAGE])
+    return digest.digest()
+
+
+def _create(path: Path, dtype: str, seed: int, std: float) -> None:
+    """Write the store under a temporary name and rename it into place: readers never see a partial file."""
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb+") as out:
+            os.posix_fallocate(out.fileno(), 0, FILE_BYTES)  # a full /dev/shm fails here, not as SIGBUS on a write
+            with mmap.mmap(out.fileno(), FILE_BYTES) as mapped:
+                data = np.frombuffer(mapped, dtype=np.uint8)[HEADER_BYTES:]
+                generate(data.view(BITS[WIDTH[dtype]]), dtype, seed, std)
+                mapped[: HEADER.size] = HEADER.pack(*_header(dtype, seed, std, data))
+                del data
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def generate(out: np.ndarray, dtype: str, seed: int, std: float) -> None:
+    """Fill ``out`` (the dtype's bits) with normal samples: pool windows XOR sign windows, chunk by chunk."""
+    values, signs = _pools(dtype, seed, std)
+    rng = np.random.default_rng([seed, 0x7374_6F72])
+    offsets = rng.integers(0, POOL_SIZE - CHUNK + 1, size=(-(-out.size // CHUNK), 2))
+
+    def fill(first: int, last: int) -> None:
+        for chunk in range(first, last):
+            start, end = chunk * CHUNK, min((chunk + 1) * CHUNK, out.size)
+            value_at, sign_at = offsets[chunk]
+            np.bitwise_xor(values[value_at : value_at + end - start], signs[sign_at : sign_at + end - start], out=out[start:end])
+
+    bounds = np.linspace(0, len(offsets), GENERATOR_THREADS * 4 + 1).astype(int).tolist()
+    with ThreadPoolExecutor(GENERATOR_THREADS) as workers:  # NumPy releases the GIL; page faults run in parallel
+        list(workers.map(fill, bounds[:-1], bounds[1:]))
+
+
+def _pools(dtype: str, seed: int, std: float) -> tuple[np.ndarray, np.ndarray]:
+    """Normal samples as the dtype's bits, and sign-bit masks of the same width."""
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, 0x6475_6D6D])))
+    if dtype == "float64":
+        bits = (rng.standard_normal(POOL_SIZE) * std).view(np.uint64)
+    else:
+        values = rng.standard_normal(POOL_SIZE, dtype=np.float32) * np.float32(std)
+        if dtype == "float32":
+            bits = values.view(np.uint32)
+        elif dtype == "float16":
+            bits = values.astype(np.float16).view(np.uint16)
+        else:  # bfloat16: the upper half of float32, rounded to nearest even
+            wide = values.view(np.uint32)
+            bits = ((wide + 0x7FFF + ((wide >> 16) & 1)) >> 16).astype(np.uint16)
+    width = bits.dtype.itemsize * 8
+    signs = rng.integers(0, 2, POOL_SIZE, dtype=bits.dtype) << bits.dtype.type(width - 1)
+    return bits, signs

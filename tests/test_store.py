@@ -1,0 +1,132 @@
+"""The value store: the same bits from any process, made once, checked on open, rebuilt when damaged, and
+moved to a temp dir with a message when its directory cannot hold it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pytest_dummyweights import DummyWeightsError, store
+
+OPEN_AND_DIGEST = textwrap.dedent(
+    """
+    import hashlib, sys
+    from pytest_dummyweights import store
+    opened = store.open_store("bfloat16", 5, 0.03, sys.argv[1])
+    print(hashlib.sha256(opened.data).hexdigest(), opened.message)
+    """
+)
+
+
+def open_fresh(directory: Path, dtype: str = "bfloat16", seed: int = 5, std: float = 0.03) -> store.Store:
+    """Open without this process's cache, as a later run would."""
+    store.open_store.cache_clear()
+    return store.open_store(dtype, seed, std, directory)
+
+
+def run_open(directory: Path, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", OPEN_AND_DIGEST, str(directory)], stdout=subprocess.PIPE, text=True, env={**os.environ, **env}
+    )
+
+
+def test_two_processes_make_bit_identical_stores(tmp_path):
+    there = run_open(tmp_path / "there").communicate()[0].split()[0]
+    here = open_fresh(tmp_path / "here")
+    assert hashlib.sha256(here.data).hexdigest() == there
+    assert here.path.stat().st_size == store.FILE_BYTES and here.message is None
+    values = here.data.view(np.uint16).astype(np.uint32) << np.uint32(16)
+    assert values.view(np.float32)[:: 997].std() == pytest.approx(0.03, rel=0.01)  # normal samples with the std
+
+
+def test_two_processes_creating_the_store_at_once_share_one_file(tmp_path):
+    runs = [run_open(tmp_path) for _ in range(2)]
+    digests = {run.communicate()[0] for run in runs}
+    assert len(digests) == 1 and next(iter(digests)).split()[1] == "None"
+    assert sorted(path.name for path in tmp_path.iterdir() if not path.name.endswith(".lock")) == [open_fresh(tmp_path).path.name]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "other header"])
+def test_a_damaged_store_is_rebuilt_never_trusted(tmp_path, damage):
+    good = open_fresh(tmp_path)
+    expected = hashlib.sha256(good.data).hexdigest()
+    path = good.path
+    del good
+    store.open_store.cache_clear()
+    replacement = tmp_path / "replacement"  # replace, do not rewrite in place: this process may still map the old file
+    if damage == "truncated":
+        replacement.write_bytes(path.read_bytes()[: store.FILE_BYTES // 2])
+    elif damage == "garbage":
+        replacement.write_bytes(np.random.default_rng(0).bytes(store.FILE_BYTES))
+    else:  # a complete file whose header names another seed
+        content = bytearray(path.read_bytes())
+        content[: store.HEADER.size] = store.HEADER.pack(*store._header("bfloat16", 6, 0.03, good_data(path)))
+        replacement.write_bytes(bytes(content))
+    os.replace(replacement, path)
+    rebuilt = open_fresh(tmp_path)
+    assert hashlib.sha256(rebuilt.data).hexdigest() == expected
+    assert "truncated or foreign; rebuilt it" in rebuilt.message
+
+
+def good_data(path: Path) -> np.ndarray:
+    return np.fromfile(path, dtype=np.uint8)[store.HEADER_BYTES :]
+
+
+def test_an_unusable_directory_falls_back_to_the_temp_dir_with_a_message(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    opened = open_fresh(blocker / "store")
+    assert opened.path.parent == tmp_path / "tmp" / f"pytest-dummyweights-{os.getuid()}"
+    assert opened.message.startswith(f"value store directory {blocker / 'store'} is unusable") and "using" in opened.message
+
+
+def test_a_full_store_directory_falls_back_then_fails_with_one_line(tmp_path, monkeypatch):
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(full)], capture_output=True).returncode:
+        pytest.skip("needs permission to mount a small tmpfs standing in for a full /dev/shm")
+    try:
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+        opened = open_fresh(full)
+        assert "No space left on device" in opened.message and opened.path.parent.parent == tmp_path / "tmp"
+        assert not [path for path in full.iterdir() if path.name.endswith(".tmp")]  # no half-written file left
+        monkeypatch.setattr(tempfile, "tempdir", str(full))
+        with pytest.raises(DummyWeightsError, match=r"^cannot create the value store in \S+ \(No space left on device\) nor in \S+ \(No space left on device\); pass a writable"):
+            open_fresh(full / "sub")
+    finally:
+        store.open_store.cache_clear()
+        subprocess.run(["umount", str(full)], check=True)
+
+
+def test_window_offsets_are_the_parameters_own_and_tile_it_without_repeats():
+    nbytes = 3 * store.SLOT_AREA_BYTES + 5 * store.PAGE + 7
+    windows = store.windows("model.layers.0.mlp.weight", 0, nbytes)
+    assert windows == store.windows("model.layers.0.mlp.weight", 0, nbytes)
+    assert windows != store.windows("model.layers.1.mlp.weight", 0, nbytes)
+    assert [w.start for w in windows] == list(range(0, nbytes, store.WINDOW_BYTES)) and sum(w.length for w in windows) == nbytes
+    assert all(w.offset % store.PAGE == 0 and w.offset + w.length <= store.DATA_BYTES for w in windows)
+    per_pass = [windows[i : i + store.SLOTS] for i in range(0, len(windows), store.SLOTS)]
+    for one_pass in per_pass:  # within a pass: disjoint store ranges
+        assert len({w.offset // store.WINDOW_BYTES for w in one_pass}) == len(one_pass)
+    phases = {one_pass[0].offset % store.WINDOW_BYTES for one_pass in per_pass}
+    assert len(phases) == len(per_pass)  # each pass at its own page phase
+
+
+def test_pruning_keeps_the_most_recently_opened_stores(tmp_path):
+    older, newer = open_fresh(tmp_path, seed=1), open_fresh(tmp_path, seed=2)
+    os.utime(older.path, (1, 1))
+    open_fresh(tmp_path, seed=1)  # opening marks it recently used again
+    os.utime(newer.path, (2, 2))
+    digest = hashlib.sha256(newer.data).hexdigest()
+    store.prune(tmp_path, keep=1)
+    assert [path.name for path in tmp_path.glob("*.bin")] == [older.path.name]
+    assert hashlib.sha256(newer.data).hexdigest() == digest  # a removed store stays readable where it is mapped
