@@ -19,8 +19,8 @@ from .config import LoadedConfig, load_config
 from .budget import device_memory_bytes
 from .device import default_dtype, on_device, resolve_device
 from .errors import DummyWeightsError
-from .fill import initialize_dummy_weights, parameter_stats
-from .internals import element_count
+from .fill import InitReport, bytes_needing_memory, initialize_dummy_weights, parameter_stats
+from .mapped import MemoryUsage, memory_usage
 from .resolve import resolve_model
 from .smoke import run_smoke
 from .spec import DTYPES, DummySpec
@@ -31,7 +31,6 @@ from .value_rules import RulesApplied, apply_value_rules
 DEFAULT_SEED = 0
 DEFAULT_STD = 0.02
 MAX_ABS_SAMPLE = 8.0  # a bound on |normal sample| / std that the dummy values never exceed in practice
-PHASES = ("config", "resolve", "construct", "init", "post_process")  # plus "smoke" when spec.smoke
 
 
 class BuildHooks(Protocol):
@@ -54,7 +53,9 @@ class BuildResult:
     parameters: int
     nbytes: int
     seconds: dict[str, float]
-    rules_applied: RulesApplied = dataclasses.field(default_factory=RulesApplied)
+    rules_applied: RulesApplied
+    init: InitReport  # the storage used, and messages (a fallback directory or storage)
+    memory: MemoryUsage  # parameter bytes: virtual, resident, shared with the value store, private
 
 
 @contextlib.contextmanager
@@ -130,13 +131,13 @@ def construct(factory: Any, model_config: Any, dtype: str) -> paddle.nn.Layer:
     return model
 
 
-def check_fits(model: paddle.nn.Layer, device: str) -> None:
+def check_fits(model: paddle.nn.Layer, device: str, storage: str | None) -> None:
     """A model larger than its device is a config to shrink, not an out-of-memory crash halfway through the fill."""
-    needed = sum(element_count(param.shape) * param.element_size() for param in model.parameters())
+    needed = bytes_needing_memory(model, storage)
     available = device_memory_bytes(device)
     if needed > available:
         raise DummyWeightsError(
-            f"the model's parameters need {human_bytes(needed)}, more than the {human_bytes(available)} of {device}: "
+            f"the model's parameters need {human_bytes(needed)} of memory, more than the {human_bytes(available)} of {device}: "
             "shrink it (shrink=True, or overrides such as num_hidden_layers)"
         )
 
@@ -227,9 +228,9 @@ def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
             model = run_model_code(
                 f"constructing {plan.source}", spec, plan.users_own, lambda: construct(plan.factory, model_config, spec.dtype)
             )
-        check_fits(model, spec.device)
+        check_fits(model, spec.device, spec.storage)
         with _timed(seconds, "init"):
-            initialize_dummy_weights(model, seed=spec.seed, std=spec.std, storage=spec.storage)
+            init = initialize_dummy_weights(model, seed=spec.seed, std=spec.std, storage=spec.storage, store_dir=spec.store_dir)
             rules_applied = apply_value_rules(model, spec.scales, spec.value_rules, model_config)
         with _timed(seconds, "post_process"):
             run_model_code("post-processing", spec, True, lambda: post_process(model, model_config, spec, hooks))
@@ -238,7 +239,9 @@ def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
             with _timed(seconds, "smoke"):
                 run_smoke(model, model_config, spec, getattr(hooks, "pytest_dummyweights_smoke", None))
     parameters, nbytes = parameter_stats(model)
-    return BuildResult(model, model_config, spec, plan.config, plan.source, parameters, nbytes, seconds, rules_applied)
+    return BuildResult(
+        model, model_config, spec, plan.config, plan.source, parameters, nbytes, seconds, rules_applied, init, memory_usage(model)
+    )
 
 
 def build(

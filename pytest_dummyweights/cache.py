@@ -20,7 +20,7 @@ from .fingerprint import fingerprint
 from .isolation import Snapshot
 from .shrink import describe_inline
 from .spec import DummySpec
-from .stats import CacheStats, RepairRecord
+from .stats import CacheStats, ModelRecord, RepairRecord
 
 
 @dataclasses.dataclass
@@ -112,7 +112,9 @@ class ModelCache:
         if key is None:
             key = f"uncached-{id(plan.factory):x}"
             description += " (not cached: its factory carries values that cannot be described safely)"
-        self.stats.record_build(key, description, result.nbytes, time.perf_counter() - started)
+        memory = result.memory
+        record = ModelRecord(description, result.nbytes, resident=memory.resident, shared=memory.shared)
+        self.stats.record_build(key, record, time.perf_counter() - started, result.init.messages)
         return result
 
     @contextlib.contextmanager
@@ -129,14 +131,18 @@ class ModelCache:
             yield
 
     def _store(self, key: str, entry: Entry) -> None:
-        """Keep ``entry``, evicting least recently used models past the budget; one larger than the budget is not kept."""
-        size = entry.result.nbytes
+        """Keep ``entry``, evicting least recently used models past the budget; one larger than the budget is not kept.
+
+        The budget counts each model's private resident bytes: mapped pages shared with the value store
+        cost no memory of this worker's own, so a giant mapped model does not evict everything.
+        """
+        size = entry.result.memory.private
         if self.budget_bytes is not None:
             if size > self.budget_bytes:
                 return
-            held = sum(e.result.nbytes for e in self._entries.values())
+            held = sum(e.result.memory.private for e in self._entries.values())
             while held + size > self.budget_bytes:
                 _, evicted = self._entries.popitem(last=False)
-                held -= evicted.result.nbytes
+                held -= evicted.result.memory.private
                 self.stats.evictions += 1
         self._entries[key] = entry

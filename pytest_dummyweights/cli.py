@@ -12,7 +12,8 @@ from pathlib import Path
 from .errors import DummyWeightsError
 from .gate import parse_threshold
 from .shrink import describe_changes
-from .spec import DTYPES, DummySpec
+from .spec import DTYPES, STORAGES, DummySpec
+from .value_rules import PRESETS
 
 T = TypeVar("T")
 
@@ -47,7 +48,7 @@ def shrink_request(args: argparse.Namespace) -> bool | dict[str, int]:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from .build import PHASES, build
+    from .build import build
 
     spec = DummySpec(
         args.config,
@@ -59,6 +60,9 @@ def run_build(args: argparse.Namespace) -> int:
         model=args.model,
         new_keys=tuple(args.new_key),
         shrink=shrink_request(args),
+        storage=args.storage,
+        scales=args.scales,
+        smoke=args.smoke or None,
     )
     result = build(spec, search_dirs=[Path.cwd()])
     print(f"class         {type(result.model).__module__}.{type(result.model).__qualname__} ({result.source})")
@@ -68,8 +72,14 @@ def run_build(args: argparse.Namespace) -> int:
         print("\n".join(describe_changes(result.config.shrink)))
     print(f"parameters    {result.parameters:,}")
     print(f"bytes         {result.nbytes:,} ({result.nbytes / 2**20:,.1f} MiB)")
-    for phase in PHASES:
-        print(f"{phase:<14}{result.seconds[phase]:.3f} s")
+    memory = result.memory
+    print(f"storage       {result.init.storage}: {memory.resident / 2**20:,.1f} MiB resident, {memory.shared / 2**20:,.1f} MiB shared")
+    if result.rules_applied.rules:
+        print(f"value rules   {result.rules_applied.describe()}")
+    for message in result.init.messages:
+        print(f"note          {message}")
+    for phase, seconds in result.seconds.items():
+        print(f"{phase:<14}{seconds:.3f} s")
     print(f"{'total':<14}{sum(result.seconds.values()):.3f} s")
     return 0
 
@@ -93,6 +103,9 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--seed", type=int)
     build.add_argument("--std", type=float)
     build.add_argument("--device", help="auto, cpu, gpu or gpu:N")
+    build.add_argument("--storage", choices=STORAGES, help="mapped (copy-on-write value store) or filled (default: mapped for CPU on Linux)")
+    build.add_argument("--scales", choices=PRESETS, help="values of scale-like parameters (default: the published rule)")
+    build.add_argument("--smoke", action="store_true", help="run one tiny forward pass and check every output is finite")
     build.add_argument("--model", help="package.module:Class, instead of looking the class up")
     build.add_argument("--shrink", action="store_true", help="fewer layers and experts, keeping every layer kind and real widths; prints what changed")
     build.add_argument("--shrink-layers", type=int, metavar="N", help="shrink to N layers (implies --shrink)")

@@ -89,6 +89,14 @@ def materialize(param: paddle.Tensor, zeros: bool) -> None:
     forget_initializer(param)  # a lazily constructed parameter must not initialize itself later
 
 
+def bytes_needing_memory(model: paddle.nn.Layer, storage: str | None) -> int:
+    """Parameter bytes a build writes (mapped ones cost address space, not memory, until a test writes them)."""
+    params = list(model.parameters())
+    if (storage or default_storage(params)) == "mapped":
+        params = [param for param in params if not _mappable(param)]
+    return sum(_nbytes(param) for param in params)
+
+
 def default_storage(params: list[paddle.Tensor]) -> str:
     """Mapped on Linux when every parameter lives on the CPU, else filled."""
     on_cpu = all(param.place.is_cpu_place() if is_materialized(param) else paddle.get_device() == "cpu" for param in params)

@@ -25,7 +25,8 @@ from . import __version__
 
 PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes)
 # Spec fields the fingerprint does not read: the raw config (after overrides) and the factory stand for them.
-SPEC_FIELDS_SEEN_ELSEWHERE = ("config", "overrides", "new_keys", "model", "fresh")
+# store_dir: where the same values are kept, not which values.
+SPEC_FIELDS_SEEN_ELSEWHERE = ("config", "overrides", "new_keys", "model", "fresh", "store_dir")
 
 
 def describe(value: Any, seen: frozenset[int] = frozenset()) -> str | None:

@@ -4,15 +4,18 @@ A snapshot is taken when the model is built; after each test that borrowed it, t
 compared with the snapshot:
 
 - tensors (parameters, buffers, and tensors kept as plain attributes of a sublayer): identity, shape,
-  dtype, ``stop_gradient``, Paddle's in-place version counter, the storage address, and the values:
-  in ``fast`` mode a few probed elements (``set_value`` and optimizer steps bump no version
-  counter), in ``strict`` mode a digest of every byte;
+  dtype, ``stop_gradient`` and storage address; then their values, exactly where that is cheap:
+  a mapped parameter's written pages are found and dropped (``mapped.restore_model``: it reads the
+  value store again), and a small CPU tensor is compared with a copy kept at build time and copied
+  back. Other tensors (large filled ones, GPU ones) are witnessed by Paddle's in-place version counter
+  plus, in ``fast`` mode, a few probed elements (``set_value`` and optimizer steps bump no counter),
+  in ``strict`` mode a digest of every byte;
 - the set of parameters, buffers, sublayers and forward hooks;
 - the model's ``config``, against the config as built;
 - every other plain attribute of every sublayer (its ``__dict__`` entries that are not tensors or sublayers).
 
-Train mode and gradients are restored in place; any other change drops the model, so the next test
-gets a rebuild, bit-identical to the first build.
+Values restored exactly, train mode and gradients are put back in place; any other change drops the
+model, so the next test gets a rebuild, bit-identical to the first build.
 """
 
 from __future__ import annotations
@@ -26,11 +29,14 @@ from typing import Any
 import numpy as np
 import paddle
 
+from . import mapped
 from .fingerprint import describe
 from .internals import element_count, forward_hooks, host_view, inplace_version
+from .stats import human_bytes
 
 ISOLATION_MODES = ("fast", "strict")
 PROBES_PER_TENSOR = 8
+KEPT_COPY_MAX_BYTES = 1 << 20  # CPU tensors up to this size are restored from a copy (larger parameters are mapped)
 # Layer internals compared by the dedicated checks above (or restored in place), not as plain attributes.
 LAYER_INTERNALS = frozenset({"_parameters", "_sub_layers", "_buffers", "_forward_pre_hooks", "_forward_post_hooks", "training"})
 
@@ -53,9 +59,34 @@ def _digest(tensor: paddle.Tensor) -> bytes:
     return hashlib.blake2b(host_view(on_host), digest_size=16).digest()
 
 
+def _restored_exactly(tensor: paddle.Tensor) -> bool:
+    """Values a snapshot restores rather than witnesses: mapped parameters, small CPU tensors."""
+    if mapped.region_of(tensor) is not None:
+        return True
+    return tensor.place.is_cpu_place() and element_count(tensor.shape) * tensor.element_size() <= KEPT_COPY_MAX_BYTES
+
+
 def _tensor_state(tensor: paddle.Tensor, strict: bool) -> tuple:
-    values = _digest(tensor) if strict else _probe(tensor)
-    return (id(tensor), tuple(tensor.shape), str(tensor.dtype), tensor.stop_gradient, inplace_version(tensor), tensor.data_ptr(), values)
+    identity = (id(tensor), tuple(tensor.shape), str(tensor.dtype), tensor.stop_gradient, tensor.data_ptr())
+    if _restored_exactly(tensor):
+        return identity
+    return (*identity, inplace_version(tensor), _digest(tensor) if strict else _probe(tensor))
+
+
+def _tensors(model: paddle.nn.Layer) -> Iterator[paddle.Tensor]:
+    yield from model.parameters()
+    yield from (buffer for buffer in model.buffers() if buffer is not None)
+    for layer in model.sublayers(include_self=True):
+        yield from (value for _, value in _plain_attributes(layer) if isinstance(value, paddle.Tensor))
+
+
+def _kept_copies(model: paddle.nn.Layer) -> dict[int, np.ndarray]:
+    """Copies of the small CPU tensors that are not mapped, by identity (tied ones once)."""
+    return {
+        id(tensor): host_view(tensor).copy()
+        for tensor in _tensors(model)
+        if _restored_exactly(tensor) and mapped.region_of(tensor) is None
+    }
 
 
 def _plain_attributes(layer: paddle.nn.Layer) -> Iterator[tuple[str, Any]]:
@@ -108,11 +139,22 @@ class Snapshot:
 
     state: dict[str, Any]
     strict: bool
+    kept: dict[int, np.ndarray]  # small CPU tensors' bytes, by identity
 
     @classmethod
     def of(cls, model: paddle.nn.Layer, mode: str = "fast") -> Snapshot:
         strict = mode == "strict"
-        return cls(_model_state(model, strict), strict)
+        return cls(_model_state(model, strict), strict, _kept_copies(model))
+
+    def _restore_values(self, model: paddle.nn.Layer) -> int:
+        """Put back every byte a test wrote into tensors restored exactly; the bytes restored."""
+        restored = mapped.restore_model(model)
+        for tensor in _tensors(model):
+            kept = self.kept.get(id(tensor))
+            if kept is not None and not np.array_equal(view := host_view(tensor), kept):
+                view[:] = kept
+                restored += kept.nbytes
+        return restored
 
     def check(self, model: paddle.nn.Layer) -> Verdict:
         """Compare the model with the snapshot; restore mode and gradients in place."""
@@ -122,6 +164,11 @@ class Snapshot:
         changed = sorted(key for key in now.keys() & self.state.keys() if now[key] != self.state[key])
         kinds = (("added", added), ("dropped", dropped), ("changed", changed))
         verdict = Verdict([f"{what} {_some(keys)}" for what, keys in kinds if keys], [])
+        if verdict.rebuild:
+            return verdict
+        restored = self._restore_values(model)
+        if restored:
+            verdict.restored.append(f"{human_bytes(restored)} of written weights restored")
         if any(param.grad is not None for param in model.parameters()):
             model.clear_gradients(set_to_zero=False)  # None, as built: zeroed gradients would read as "left behind" again
             verdict.restored.append("gradients cleared")

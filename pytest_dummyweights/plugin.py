@@ -16,14 +16,13 @@ from . import gate_plugin
 from .errors import DummyWeightsError
 from .isolation import ISOLATION_MODES
 from .settings import checked, one_of, parse_bytes, parse_seed, read_setting, worker_id
-from .spec import DummySpec, check_device, spec_from_call
+from .spec import STORAGES, DummySpec, check_device, spec_from_call
 from .value_rules import check_rule_arguments
 
 MARKER = "dummy_load"
 MARKER_DOC = (
-    "dummy_load(config, *, dtype=None, overrides=None, seed=None, std=None, device=None, model=None, "
-    "new_keys=(), fresh=False, shrink=False, scales=None, value_rules=None, smoke=None, allow_unset=()): build the real model class from config with dummy weights for the "
-    "dummy_model fixture"
+    f"dummy_load(config, *, {', '.join(f'{f.name}={f.default!r}' for f in dataclasses.fields(DummySpec)[1:])}): "
+    "build the real model class from config with dummy weights for the dummy_model fixture (see DummySpec)"
 )
 SETTINGS = pytest.StashKey["Settings"]()
 CACHE = pytest.StashKey[Any]()
@@ -41,6 +40,8 @@ class Settings:
     isolation: str
     scales: str
     smoke: bool
+    storage: str | None  # None: mapped for CPU builds on Linux, else filled
+    store_dir: str | None  # None: store.default_directory()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -67,7 +68,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="how a cached model is checked after each test: fast (probed elements) or strict (every byte); "
         "default: ini dummyweights_isolation, else fast",
     )
+    group.addoption(
+        "--dummy-storage",
+        default=None,
+        choices=STORAGES,
+        help="mapped: parameters map a shared value store copy-on-write (CPU, Linux); filled: every byte written "
+        "(default: ini dummyweights_storage, else mapped for CPU builds on Linux, filled otherwise)",
+    )
+    group.addoption("--dummy-store-dir", default=None, help="directory of the value store (default: ini dummyweights_store_dir, else /dev/shm/pytest-dummyweights-UID)")
     group.addoption("--dummy-scales", default=None, help="values of scale-like parameters: default or neutral (default: ini dummyweights_scales)")
+    parser.addini("dummyweights_storage", "storage of dummy weights: mapped or filled (empty: mapped for CPU builds on Linux)", default="")
+    parser.addini("dummyweights_store_dir", "directory of the value store", default="")
     parser.addini("dummyweights_seed", "seed of the dummy weights", default="0")
     parser.addini("dummyweights_device", "device of dummy builds: auto, cpu, gpu or gpu:N", default="auto")
     parser.addini("dummyweights_cache_bytes", "memory budget of each worker's model cache, e.g. 4GiB", default="")
@@ -94,6 +105,7 @@ def _check_device(device: str) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
     cache_bytes = read_setting(config, "--dummy-cache-bytes", "dummyweights_cache_bytes")
+    storage = read_setting(config, "--dummy-storage", "dummyweights_storage")
     config.stash[SETTINGS] = Settings(
         seed=checked(read_setting(config, "--dummy-seed", "dummyweights_seed"), parse_seed),
         device=checked(read_setting(config, "--dummy-device", "dummyweights_device"), _check_device),
@@ -102,6 +114,8 @@ def pytest_configure(config: pytest.Config) -> None:
         isolation=checked(read_setting(config, "--dummy-isolation", "dummyweights_isolation"), one_of(*ISOLATION_MODES)),
         scales=checked(read_setting(config, "--dummy-scales", "dummyweights_scales"), _check_scales),
         smoke=bool(config.getini("dummyweights_smoke")),
+        storage=checked(storage, one_of(*STORAGES)) if storage.text else None,
+        store_dir=read_setting(config, "--dummy-store-dir", "dummyweights_store_dir").text,
     )
     config.stash[WORKER_REPORTS] = []
     gate_plugin.configure(config)
@@ -134,7 +148,7 @@ def _fail(request: pytest.FixtureRequest, config_description: str, error: Except
 def _serve(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
     """The model for ``spec`` from this worker's cache; after the test, its isolation is checked."""
     settings = request.config.stash[SETTINGS]
-    unset = {key: getattr(settings, key) for key in ("seed", "device", "scales", "smoke") if getattr(spec, key) is None}
+    unset = {key: getattr(settings, key) for key in ("seed", "device", "scales", "smoke", "storage", "store_dir") if getattr(spec, key) is None}
     spec = dataclasses.replace(spec, **unset)
     try:
         cache = _cache(request)

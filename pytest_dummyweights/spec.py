@@ -40,6 +40,7 @@ class DummySpec:
     smoke: bool | None = None
     allow_unset: Collection[str] = ()
     storage: str | None = None  # "mapped" or "filled"; default: mapped for CPU builds on Linux
+    store_dir: str | os.PathLike | None = None  # where the value store lives (see store.default_directory)
 
     def validate(self) -> None:
         """Checked when the build starts, not at construction: a bad spec in a ``parametrize`` list then

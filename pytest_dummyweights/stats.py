@@ -18,7 +18,9 @@ class ModelRecord:
     """One distinct model (by fingerprint): what it is and how often it was built and served from the cache."""
 
     description: str
-    nbytes: int
+    nbytes: int  # virtual: every parameter byte
+    resident: int = 0  # pages touched when built: copied parameters, and mapped pages read or written
+    shared: int = 0  # of those, pages shared with the value store (other workers map the same pages)
     builds: int = 0
     hits: int = 0
 
@@ -45,12 +47,14 @@ class CacheStats:
     served_bytes: int = 0  # bytes of the models handed to tests, hits included
     repairs: list[RepairRecord] = dataclasses.field(default_factory=list)
     models: dict[str, ModelRecord] = dataclasses.field(default_factory=dict)  # by fingerprint
+    notes: list[str] = dataclasses.field(default_factory=list)  # what the user should know: fallbacks, once each
 
-    def record_build(self, key: str, description: str, nbytes: int, seconds: float) -> None:
+    def record_build(self, key: str, model: ModelRecord, seconds: float, notes: list[str]) -> None:
         self.built += 1
         self.build_seconds += seconds
-        self.built_bytes += nbytes
-        self.models.setdefault(key, ModelRecord(description, nbytes)).builds += 1
+        self.built_bytes += model.nbytes
+        self.models.setdefault(key, model).builds += 1
+        self.notes += [note for note in notes if note not in self.notes]
 
     def record_hit(self, key: str) -> None:
         self.hits += 1
@@ -68,8 +72,9 @@ class CacheStats:
             for field in ("built", "build_seconds", "built_bytes", "hits", "evictions", "lock_wait_seconds", "served_bytes"):
                 setattr(total, field, getattr(total, field) + report[field])
             total.repairs.extend(RepairRecord(**repair) for repair in report["repairs"])
+            total.notes += [note for note in report["notes"] if note not in total.notes]
             for key, model in report["models"].items():
-                known = total.models.setdefault(key, ModelRecord(model["description"], model["nbytes"]))
+                known = total.models.setdefault(key, ModelRecord(**{**model, "builds": 0, "hits": 0}))
                 known.builds += model["builds"]
                 known.hits += model["hits"]
         return total
@@ -89,13 +94,18 @@ class CacheStats:
             f"{human_bytes(self.served_bytes)} served to tests"
         )
         repairs = [f"isolation repaired after {r.test}: {r.model}: {r.what}" for r in self.repairs]
+        notes = [f"note: {note}" for note in self.notes]
         if verbosity < 0:
-            return [f"dummyweights: {counts}; {sizes}", *repairs]
-        lines = [f"models: {counts}", sizes, *repairs]
+            return [f"dummyweights: {counts}; {sizes}", *repairs, *notes]
+        resident = sum(model.resident for model in self.models.values())
+        shared = sum(model.shared for model in self.models.values())
+        memory = f"memory when built: {human_bytes(resident)} resident, of which {human_bytes(shared)} shared with the value store"
+        lines = [f"models: {counts}", sizes, memory, *repairs, *notes]
         if verbosity > 0:
             for key, model in sorted(self.models.items(), key=lambda item: item[1].description):
                 lines.append(
-                    f"  {key}  {model.description}  {human_bytes(model.nbytes)}  "
+                    f"  {key}  {model.description}  {human_bytes(model.nbytes)} "
+                    f"({human_bytes(model.resident)} resident, {human_bytes(model.shared)} shared)  "
                     f"built {model.builds}x, served from cache {model.hits}x"
                 )
         return lines

@@ -84,7 +84,7 @@ def record(request):
                          "id": id(model), "training": model.training,
                          "name": model.name, "grads": any(p.grad is not None for p in model.parameters()),
                          "frozen": [p.stop_gradient for p in model.parameters()], "buffers": [n for n, _ in model.named_buffers()],
-                         "output": model(paddle.ones([1, model.width])).numpy().tolist(), **extra}})
+                         "output": model(paddle.ones([1, model.width])).numpy()[:, :8].tolist(), **extra}})
     return record
 """
 
@@ -107,7 +107,10 @@ SUMMARY_COUNTS = re.compile(
     r"(?P<built>\d+) built in [\d.]+ s \((?P<built_bytes>[^)]+)\), (?P<hits>\d+) cache hits, "
     r"(?P<evictions>\d+) evictions, (?P<repairs>\d+) isolation repairs, (?P<lock_wait>[\d.]+) s waiting for the build lock"
 )
-MODEL_LINE = re.compile(r"^\s+(?P<key>[0-9a-f]{16})\s+(?P<description>.+?)\s+(?P<bytes>[\d.]+ \w+)\s+built (?P<built>\d+)x, served from cache (?P<hits>\d+)x$")
+MODEL_LINE = re.compile(
+    r"^\s+(?P<key>[0-9a-f]{16})\s+(?P<description>.+?)\s+(?P<bytes>[\d.]+ \w+) \((?P<resident>[\d.]+ \w+) resident, "
+    r"(?P<shared>[\d.]+ \w+) shared\)\s+built (?P<built>\d+)x, served from cache (?P<hits>\d+)x$"
+)
 
 
 def summary_section(lines: list[str]) -> list[str]:
