@@ -121,6 +121,8 @@ def read_header(path: Path) -> ShardHeader:
         data_bytes = max((int(info["data_offsets"][1]) for info in header.values()), default=0)
     except (KeyError, TypeError, ValueError, IndexError) as error:
         raise DummyWeightsError(f"{path}: a tensor entry in the safetensors header lacks dtype, shape or data_offsets ({error!r}); the file is corrupt") from None
+    if 8 + length + data_bytes > size:
+        raise DummyWeightsError(f"{path}: the header describes {data_bytes:,} bytes of tensor data, the file holds {size - 8 - length:,}; the file is truncated (an interrupted download?)")
     return ShardHeader(tensors, {str(key): str(value) for key, value in metadata.items()}, data_bytes)
 
 
@@ -206,3 +208,19 @@ def write_sparse_shard(path: str | os.PathLike, tensors: Mapping[str, tuple[str,
         file.write(struct.pack("<Q", len(raw)) + raw)
         file.truncate(8 + len(raw) + offset)
     return 8 + len(raw) + offset
+
+
+def write_sparse_checkpoint(directory: str | os.PathLike, tensors: Mapping[str, tuple[str, tuple[int, ...]]], shards: int, metadata: Mapping[str, str]) -> None:
+    """Write ``tensors`` as ``shards`` sparse files named as Hugging Face names them, plus their index."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    names = list(tensors)
+    per_shard = -(-len(names) // shards)
+    weight_map = {}
+    for number in range(shards):
+        shard = f"model-{number + 1:05d}-of-{shards:05d}.safetensors"
+        part = names[number * per_shard : (number + 1) * per_shard]
+        write_sparse_shard(directory / shard, {name: tensors[name] for name in part}, metadata)
+        weight_map.update(dict.fromkeys(part, shard))
+    index = {"metadata": {"total_size": sum(TensorEntry(*tensors[name], "").nbytes for name in names)}, "weight_map": weight_map}
+    (directory / INDEX_NAME).write_text(json.dumps(index, indent=1), encoding="utf-8")
