@@ -91,18 +91,32 @@ def integer_dtype(ckpt: Checkpoint, name: str) -> None:
     tensors[name] = tensors[name].astype(np.int32)
 
 
+def layers_of(name: str) -> str:
+    """``model.layers.`` (or ``llama.layers.``) for a name inside a layer."""
+    return name[: name.index(".layers.") + len(".layers.")]
+
+
 def layer_short(ckpt: Checkpoint, name: str) -> None:
     """The checkpoint lacks the model's last layer (layer 1 of 2)."""
     for other in ckpt.names():
-        if other.startswith("model.layers.1."):
+        if other.startswith(f"{layers_of(name)}1."):
             ckpt.pop(other)
 
 
 def layer_extra(ckpt: Checkpoint, name: str) -> None:
     """The checkpoint has a layer the model does not (a copy of layer 1 as layer 2)."""
+    last, extra_layer = f"{layers_of(name)}1.", f"{layers_of(name)}2."
     for other in ckpt.names():
-        if other.startswith("model.layers.1."):
-            ckpt.put(other.replace("model.layers.1.", "model.layers.2."), ckpt.shard_of(other)[other], next_to=other)
+        if other.startswith(last):
+            ckpt.put(other.replace(last, extra_layer), ckpt.shard_of(other)[other], next_to=other)
+
+
+def strip_base_prefix(ckpt: Checkpoint, name: str) -> None:
+    """Keys as a base model saves them: without the base-model prefix (``model.``/``llama.``)."""
+    prefix = name.split(".")[0] + "."
+    for other in ckpt.names():
+        if other.startswith(prefix):
+            ckpt.put(other[len(prefix):], ckpt.pop(other), next_to=next(n for n in ckpt.names() if n != other))
 
 
 def stale_index_names_absent(ckpt: Checkpoint, name: str) -> None:
@@ -116,7 +130,8 @@ def stale_index_lacks_present(ckpt: Checkpoint, name: str) -> None:
 
 
 CORRUPTIONS: dict[str, Callable[[Checkpoint, str], None]] = {
-    fn.__name__: fn for fn in (drop, extra, rename, transpose, integer_dtype, layer_short, layer_extra, stale_index_names_absent, stale_index_lacks_present)
+    fn.__name__: fn for fn in (drop, extra, rename, transpose, integer_dtype, layer_short, layer_extra, strip_base_prefix,
+                               stale_index_names_absent, stale_index_lacks_present)
 }
 
 
