@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import paddle
 
-from . import fill
+from . import fill, mla
 from .checkpoint import CheckReport, LoaderError
 from .errors import DummyWeightsError
 from .manifest import Manifest, TensorEntry
@@ -77,6 +77,13 @@ def fully_written(param: paddle.Tensor) -> bool:
     return not bool((fill.host_view(param) == SENTINEL[param.element_size()]).any())
 
 
+def underived_mla_weights(model: paddle.nn.Layer) -> list[str]:
+    """MLA layers' ``k_b_proj_weight``/``v_b_proj_weight`` that loading should have derived and did not."""
+    return [f"{name}.{attribute}" if name else attribute
+            for name, layer in model.named_sublayers(include_self=True) if mla.is_mla_layer(layer)
+            for attribute in mla.DERIVED_WEIGHTS if getattr(layer, attribute, None) is None]
+
+
 def feed_load_weights(model: paddle.nn.Layer, manifest: Manifest, make_tensor: MakeTensor = dummy_tensor) -> FeedResult:
     """Run ``model.load_weights`` over every manifest entry as a dummy tensor; report what it never wrote or raised on."""
     if not has_load_weights(model):
@@ -97,5 +104,6 @@ def feed_load_weights(model: paddle.nn.Layer, manifest: Manifest, make_tensor: M
         errors.append(LoaderError(current[0], f"{type(error).__name__}: {first_line}"))
     params = dict(model.named_parameters())
     written = frozenset(name for name, param in params.items() if fully_written(param))
-    report = CheckReport(manifest.source, missing=sorted(set(params) - written), index_problems=list(manifest.index_problems), loader_errors=errors)
+    missing = sorted({*(set(params) - written), *underived_mla_weights(model)})
+    report = CheckReport(manifest.source, missing=missing, index_problems=list(manifest.index_problems), loader_errors=errors)
     return FeedResult(report, written)
