@@ -183,8 +183,8 @@ def same_shape(checkpoint: tuple[int, ...], model: tuple[int, ...]) -> bool:
 
 def compare(layout: Layout, manifest: Manifest) -> CheckReport:
     """Missing, unexpected, shape and dtype-kind mismatches, and a stale index; each list sorted."""
+    expected = align_prefix(layout.tensors, manifest.tensors, layout.prefix)  # on the names as stored, before any mapping
     loaded = {rename_checkpoint_key(name, layout.key_mapping): entry for name, entry in manifest.tensors.items()}
-    expected = align_prefix(layout.tensors, loaded, layout.prefix)
     report = CheckReport(manifest.source, index_problems=list(manifest.index_problems))
     for name, spec in sorted(expected.items()):
         if name not in loaded:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine_models.checkpoints import CORRUPTIONS, Checkpoint, corrupted_copy, saved_checkpoint, shrunk_model
+from engine_models.checkpoints import Checkpoint, corrupted_copy, qwen2vl_style_class, saved_checkpoint, shrunk_model
 from pytest_dummyweights.checkpoint import SHOWN, check_model
 from pytest_dummyweights.manifest import load_manifest
 
@@ -161,3 +161,17 @@ def test_table_shows_the_first_entries_of_each_kind_with_counts(checkpoints, tmp
     assert table[2 : 2 + SHOWN] == [f"    {name}" for name in report.missing[:SHOWN]]
     assert f"    ... and {len(report.missing) - SHOWN} more" in table
 
+
+
+def test_vlm_key_mapping_renames_checkpoint_keys(checkpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_checkpoint_conversion_mapping`` applies to VLM classes only, as in ``from_pretrained``."""
+    directory = corrupted_copy(checkpoints["qwen3", "hf"], tmp_path, "vlm_names", TARGET)
+    manifest = load_manifest(directory)
+    vlm_class = qwen2vl_style_class()
+    vlm_model = vlm_class(model_for("qwen3").config)
+    assert check_model(vlm_model, manifest).ok
+    assert from_pretrained_verdict(vlm_class, directory, "hf", monkeypatch).named_keys() == set()
+    plain = check_model(model_for("qwen3"), manifest)
+    verdict = from_pretrained_verdict(type(model_for("qwen3")), directory, "hf", monkeypatch)
+    assert set(plain.unexpected) == verdict.unexpected != set()
+    assert set(plain.missing) == verdict.missing - {"model.embed_tokens.weight"}  # tied to lm_head.weight, which is loaded

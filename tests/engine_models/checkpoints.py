@@ -142,3 +142,20 @@ def corrupted_copy(source: Path, where: Path, corruption: str, name: str) -> Pat
     CORRUPTIONS[corruption](ckpt, name)
     ckpt.write()
     return directory
+
+
+def vlm_names(ckpt: Checkpoint, name: str) -> None:
+    """Keys as a VLM release names its language model: ``model.language_model.`` for ``model.``."""
+    for other in ckpt.names():
+        if other.startswith("model."):
+            ckpt.put("model.language_model." + other[len("model."):], ckpt.pop(other), next_to=next(n for n in ckpt.names() if n != other))
+
+
+CORRUPTIONS[vlm_names.__name__] = vlm_names
+
+
+def qwen2vl_style_class():
+    """Qwen3 under a class name ``from_pretrained`` treats as a VLM, with a key mapping back from ``model.language_model.``."""
+    from paddleformers.transformers import Qwen3ForCausalLM
+
+    return type("Qwen2VLStyleQwen3ForCausalLM", (Qwen3ForCausalLM,), {"_checkpoint_conversion_mapping": {r"^model\.language_model\.": "model."}})
