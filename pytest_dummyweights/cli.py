@@ -51,7 +51,14 @@ def run_build(args: argparse.Namespace) -> int:
 def run_manifest(args: argparse.Namespace) -> int:
     from .manifest import load_manifest
 
-    manifest = load_manifest(args.checkpoint)
+    if (args.checkpoint is None) == (args.hub is None):
+        raise DummyWeightsError("manifest: give a CHECKPOINT directory or manifest file, or --hub REPO_ID[@REVISION] (one of them)")
+    if args.hub is not None:
+        from .hub import read_hub_manifest
+
+        manifest = read_hub_manifest(args.hub)
+    else:
+        manifest = load_manifest(args.checkpoint)
     for problem in manifest.index_problems:
         print(f"stale index: {problem}", file=sys.stderr)
     if args.output is None:
@@ -84,7 +91,8 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--model", help="package.module:Class, instead of looking the class up")
     build.set_defaults(run=run_build)
     manifest = commands.add_parser("manifest", help="read a checkpoint's safetensors headers (never its data) and write its manifest as JSON")
-    manifest.add_argument("checkpoint", help="a directory of *.safetensors files (with model.safetensors.index.json when sharded), or a manifest file")
+    manifest.add_argument("checkpoint", nargs="?", help="a directory of *.safetensors files (with model.safetensors.index.json when sharded), or a manifest file")
+    manifest.add_argument("--hub", metavar="REPO_ID[@REVISION]", help="read the headers of a Hugging Face Hub repository instead (needs huggingface_hub; honours HF_ENDPOINT)")
     manifest.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the manifest here (default: print it)")
     manifest.set_defaults(run=run_manifest)
     gate = commands.add_parser("gate", help="fail when the lines changed since the merge base are covered less than a threshold")
