@@ -24,7 +24,7 @@ def read_hub_manifest(reference: str) -> Manifest:
     try:
         from huggingface_hub import HfApi
     except ImportError:
-        raise DummyWeightsError(f"--hub {reference}: needs huggingface_hub; install it with `pip install "pytest-dummyweights[hub]"`") from None
+        raise DummyWeightsError(f"--hub {reference}: needs huggingface_hub; install it with `pip install 'pytest-dummyweights[hub]'`") from None
     try:
         found = HfApi().get_safetensors_metadata(repo_id, revision=revision)
     except Exception as error:  # network, missing repo, bad header: one line, whatever the cause
