@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -113,9 +114,9 @@ def dtype_kind(dtype: Any) -> str:
 
 def is_vlm_class(cls: type) -> bool:
     """``from_pretrained`` applies ``_checkpoint_conversion_mapping`` only to these classes."""
-    from paddleformers.transformers.model_utils import VLMS
-
-    return any(vlm in klass.__name__.lower() for klass in cls.__mro__[:-1] for vlm in VLMS)
+    model_utils = sys.modules.get("paddleformers.transformers.model_utils")  # loaded whenever the model is PaddleFormers'
+    vlms = getattr(model_utils, "VLMS", ())
+    return any(vlm in klass.__name__.lower() for klass in cls.__mro__[:-1] for vlm in vlms)
 
 
 def needs_transpose(name: str, transpose_keys: Iterable[str]) -> bool:
@@ -138,13 +139,13 @@ def expected_layout(model: Any, layout: str = "paddle") -> Layout:
             shape = shape[::-1]
         aliases = tuple(other for other in names_by_tensor[id(tensor)] if other != name)
         tensors[name] = TensorSpec(shape, dtype_kind(tensor.dtype), aliases)
-    mapping = tuple(getattr(cls, "_checkpoint_conversion_mapping", None) or {}) if is_vlm_class(cls) else ()
+    mapping = (getattr(cls, "_checkpoint_conversion_mapping", None) or {}) if is_vlm_class(cls) else {}
     return Layout(
         tensors,
         prefix=getattr(cls, "base_model_prefix", "") or "",
         ignore_missing=tuple(getattr(cls, "_keys_to_ignore_on_load_missing", None) or ()),
         ignore_unexpected=tuple(getattr(cls, "_keys_to_ignore_on_load_unexpected", None) or ()),
-        key_mapping=tuple((pattern, cls._checkpoint_conversion_mapping[pattern]) for pattern in mapping),
+        key_mapping=tuple(mapping.items()),
     )
 
 

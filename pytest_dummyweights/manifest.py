@@ -106,7 +106,9 @@ def read_header(path: Path) -> ShardHeader:
         if len(prefix) < 8:
             raise DummyWeightsError(f"{path}: {size} bytes, too short for a safetensors header (8 bytes of length, then JSON); the file is truncated or not safetensors")
         (length,) = struct.unpack("<Q", prefix)
-        if length > size - 8 or length > MAX_HEADER_BYTES:
+        if length > MAX_HEADER_BYTES:
+            raise DummyWeightsError(f"{path}: header length {length:,} bytes is over the safetensors limit of {MAX_HEADER_BYTES:,}; the file is corrupt or not safetensors")
+        if length > size - 8:
             raise DummyWeightsError(f"{path}: header length {length:,} bytes runs past the file's end ({size:,} bytes); the file is truncated or not safetensors")
         raw = file.read(length)
     try:

@@ -114,6 +114,7 @@ def test_a_repo_the_hub_lacks_is_a_one_line_error(hub, tmp_path: Path) -> None:
     assert done.stderr.startswith("error: --hub org/nothing: reading its safetensors headers failed") and done.stderr.count("\n") == 1
 
 
-def test_checkpoint_and_hub_together_is_a_usage_error(tmp_path: Path) -> None:
-    done = run_cli("http://127.0.0.1:9", tmp_path, str(tmp_path), "--hub", "org/x")
-    assert done.returncode == 2 and "one of them" in done.stderr
+@pytest.mark.parametrize(("args", "says"), [(("CHECKPOINT", "--hub", "org/x"), "one of them"), (("--hub", "no-owner"), "expected OWNER/NAME[@REVISION]")])
+def test_usage_errors(tmp_path: Path, args: tuple[str, ...], says: str) -> None:
+    done = run_cli("http://127.0.0.1:9", tmp_path, *(str(tmp_path) if arg == "CHECKPOINT" else arg for arg in args))
+    assert done.returncode == 2 and says in done.stderr and done.stderr.count("\n") == 1
