@@ -1,6 +1,6 @@
 """A manifest of a full-size DeepSeek-V3-shaped checkpoint: wall time and peak RSS, from headers only.
 
-    python bench/manifest_giant.py [--repeat 3] [--json PATH]
+    python bench/manifest_giant.py [--repeat 3] [--json PATH] [--check] [--dir DIR] [--shards 163] [--set key=value ...]
 
 Writes (once, under ``bench/.checkpoints/``, git-ignored) the published DeepSeek-V3 checkpoint's
 layout as 163 sparse safetensors files: every tensor name, dtype and shape of the Hugging Face
@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from pytest_dummyweights.cli import parse_assignment
 from pytest_dummyweights.manifest import INDEX_NAME, read_manifest, write_sparse_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,10 +87,14 @@ def published_layout(c: dict) -> dict[str, tuple[str, tuple[int, ...]]]:
     return tensors
 
 
-def ensure_checkpoint(directory: Path) -> dict:
-    tensors = published_layout(json.loads(CONFIG.read_text()))
-    if not (directory / INDEX_NAME).is_file() or len(json.loads((directory / INDEX_NAME).read_text())["weight_map"]) != len(tensors):
-        write_sparse_checkpoint(directory, tensors, SHARDS, {"format": "pt"})
+def ensure_checkpoint(directory: Path, config: dict, shards: int) -> dict:
+    """Write the sparse checkpoint unless the directory already holds this one."""
+    tensors = published_layout(config)
+    index = directory / INDEX_NAME
+    if not index.is_file() or json.loads(index.read_text())["weight_map"].keys() != tensors.keys() or len(list(directory.glob("*.safetensors"))) != shards:
+        for stale in directory.glob("*.safetensors"):
+            stale.unlink()
+        write_sparse_checkpoint(directory, tensors, shards, {"format": "pt"})
     return tensors
 
 
@@ -101,14 +106,14 @@ def run_once(directory: Path, output: Path) -> dict:
     return {"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
 
-def run_check(directory: Path) -> dict:
+def run_check(directory: Path, overrides: dict) -> dict:
     """Lazy full-size construction, then the structure check: seconds per step and the counts it reports."""
     from pytest_dummyweights import DummySpec
     from pytest_dummyweights.build import construct, plan_build
     from pytest_dummyweights.checkpoint import check_model
 
     start = time.perf_counter()
-    plan = plan_build(DummySpec(str(CONFIG.parent), dtype="bfloat16"))
+    plan = plan_build(DummySpec(str(CONFIG.parent), dtype="bfloat16", overrides=overrides or None))
     model = construct(plan.factory, plan.config.model_config, "bfloat16")
     constructed = time.perf_counter()
     manifest = read_manifest(directory)
@@ -127,9 +132,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--check", action="store_true", help="also check the full-size PaddleFormers model against the manifest")
+    parser.add_argument("--dir", type=Path, default=REPO / "bench" / ".checkpoints" / "deepseek-v3-sparse", help="where the sparse checkpoint goes")
+    parser.add_argument("--shards", type=int, default=SHARDS)
+    parser.add_argument("--set", type=parse_assignment, action="append", default=[], metavar="KEY=VALUE", help="override a config key, to shrink it")
     args = parser.parse_args()
-    directory = REPO / "bench" / ".checkpoints" / "deepseek-v3-sparse"
-    tensors = ensure_checkpoint(directory)
+    directory, overrides = args.dir, dict(args.set)
+    tensors = ensure_checkpoint(directory, {**json.loads(CONFIG.read_text()), **overrides}, args.shards)
     files = sorted(directory.glob("*.safetensors"))
     apparent = sum(f.stat().st_size for f in files)
     on_disk = sum(f.stat().st_blocks * 512 for f in files)
@@ -146,7 +154,7 @@ def main() -> None:
         "cli_peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "read_manifest_seconds": in_process,
     }
     if args.check:
-        result.update(run_check(directory))
+        result.update(run_check(directory, overrides))
     for key, value in result.items():
         print(f"{key:<24}{value:,.3f}" if isinstance(value, float) else f"{key:<24}{value:,}")
     if args.json:
