@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from engine_models.checkpoints import Checkpoint, corrupted_copy, qwen2vl_style_class, saved_checkpoint, shrunk_model
-from pytest_dummyweights.checkpoint import SHOWN, check_model
+from pytest_dummyweights.checkpoint import SHOWN, check_model, dtype_kind
 from pytest_dummyweights.manifest import load_manifest
 
 TAGS = ["qwen3", "llama", "deepseek_v3_unequal"]
@@ -80,7 +80,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str
 def test_saved_checkpoint_agrees(checkpoints, tag: str, layout: str, monkeypatch: pytest.MonkeyPatch) -> None:
     model = model_for(tag)
     report = check_model(model, load_manifest(checkpoints[tag, layout]))
-    assert report.ok, report.table()
+    assert report.table() == [f"checkpoint {checkpoints[tag, layout]}: the model and the checkpoint agree"]
     assert from_pretrained_verdict(type(model), checkpoints[tag, layout], layout, monkeypatch).named_keys() == set()
 
 
@@ -175,3 +175,26 @@ def test_vlm_key_mapping_renames_checkpoint_keys(checkpoints, tmp_path: Path, mo
     verdict = from_pretrained_verdict(type(model_for("qwen3")), directory, "hf", monkeypatch)
     assert set(plain.unexpected) == verdict.unexpected != set()
     assert set(plain.missing) == verdict.missing - {"model.embed_tokens.weight"}  # tied to lm_head.weight, which is loaded
+
+
+def test_base_model_loading_a_causal_lm_checkpoint(checkpoints, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other direction of the prefix rule: the checkpoint has ``model.``, the base model does not."""
+    from paddleformers.transformers import Qwen3Model
+
+    from engine_models import SHRINK
+    from pytest_dummyweights import build_dummy_model
+
+    config, overrides = SHRINK["qwen3"]
+    base = build_dummy_model(str(config), overrides=overrides, model=Qwen3Model)
+    report = check_model(base, load_manifest(checkpoints["qwen3", "paddle"]))
+    verdict = from_pretrained_verdict(Qwen3Model, checkpoints["qwen3", "paddle"], "paddle", monkeypatch)
+    assert (set(report.missing), set(report.unexpected)) == (verdict.missing, verdict.unexpected) == (set(), {"lm_head.weight"})
+
+
+@pytest.mark.parametrize(("dtype", "kind"), [
+    ("F8_E4M3", "float8"), ("F8_E5M2", "float8"), ("BF16", "float"), ("F16", "float"), ("F32", "float"), ("F64", "float"),
+    ("I8", "integer"), ("U8", "integer"), ("I64", "integer"), ("BOOL", "bool"),
+    ("paddle.float8_e4m3fn", "float8"), ("paddle.bfloat16", "float"), ("paddle.int32", "integer"), ("paddle.bool", "bool"),
+])
+def test_dtype_kinds(dtype: str, kind: str) -> None:
+    assert dtype_kind(dtype) == kind

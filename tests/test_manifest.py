@@ -105,8 +105,29 @@ def bad_checkpoints(tmp_path: Path) -> dict[str, tuple[Path, Path, str]]:
     truncated = tmp_path / "truncated"
     truncated.mkdir()
     write_sparse_shard(truncated / "model.safetensors", {"w": ("F32", (1000,))}, {"format": "np"})
-    os.truncate(truncated / "model.safetensors", 100)
-    cases["data past end"] = (truncated, truncated / "model.safetensors", "truncated")
+    os.truncate(truncated / "model.safetensors", 8 + header_length(truncated / "model.safetensors") + 10)
+    cases["data past end"] = (truncated, truncated / "model.safetensors", "the header describes 4,000 bytes of tensor data, the file holds 10")
+    for case, content, cause in [("too short", b"\x01\x00", "too short for a safetensors header"),
+                                 ("header a list", b"[]", "JSON but not an object"),
+                                 ("entry without shape", json.dumps({"w": {"dtype": "F32"}}).encode(), "lacks dtype, shape or data_offsets")]:
+        directory = tmp_path / case.replace(" ", "_")
+        directory.mkdir()
+        (directory / "model.safetensors").write_bytes(content if case == "too short" else struct.pack("<Q", len(content)) + content)
+        cases[case] = (directory, directory / "model.safetensors", cause)
+    twice = tmp_path / "twice"
+    twice.mkdir()
+    for shard in ("a.safetensors", "b.safetensors"):
+        write_sparse_shard(twice / shard, {"w": ("F32", (2,))}, {"format": "np"})
+    cases["tensor in two files"] = (twice, twice, "'w' is in both 'a.safetensors' and 'b.safetensors'")
+    bad_index = tmp_path / "bad_index"
+    write_sparse_checkpoint(bad_index, {"a": ("F32", (2,))}, shards=1, metadata={"format": "np"})
+    (bad_index / INDEX_NAME).write_text("{")
+    cases["index not JSON"] = (bad_index, bad_index / INDEX_NAME, "not a safetensors index")
+    not_json, foreign = tmp_path / "notes.txt", tmp_path / "foreign.json"
+    not_json.write_text("hello")
+    foreign.write_text("{}")
+    cases["file not JSON"] = (not_json, not_json, "not a manifest JSON file")
+    cases["JSON of something else"] = (foreign, foreign, "not a pytest-dummyweights manifest")
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"kind": "pytest-dummyweights manifest", "format_version": FORMAT_VERSION + 1}))
     cases["other version"] = (old, old, f"format version {FORMAT_VERSION + 1}")
