@@ -66,9 +66,9 @@ def dummy_tensor(name: str, entry: TensorEntry, *, seed: int = 0, std: float = 0
 def fill_sentinel(model: paddle.nn.Layer) -> None:
     """Give every parameter storage holding only sentinel elements (CPU: the sentinel is written through a host view)."""
     for name, param in model.named_parameters():
+        fill.materialize(param, zeros=False)
         if not param.place.is_cpu_place():
             raise DummyWeightsError(f"parameter {name} is on {param.place}: checkpoint-shaped dummy loading runs on CPU for now; build with device='cpu'")
-        fill.materialize(param, zeros=False)
         if int(np.prod(param.shape)):
             fill.host_view(param)[:] = SENTINEL[param.element_size()]
 
