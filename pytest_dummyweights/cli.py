@@ -1,4 +1,4 @@
-"""``python -m pytest_dummyweights``: build a model and show what it cost; gate a coverage XML on diff coverage."""
+"""``python -m pytest_dummyweights``: build a model and show what it cost; write a checkpoint's manifest; gate a coverage XML on diff coverage."""
 
 from __future__ import annotations
 
@@ -84,6 +84,27 @@ def run_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_manifest(args: argparse.Namespace) -> int:
+    from .manifest import load_manifest
+
+    if (args.checkpoint is None) == (args.hub is None):
+        raise DummyWeightsError("manifest: give a CHECKPOINT directory or manifest file, or --hub REPO_ID[@REVISION] (one of them)")
+    if args.hub is not None:
+        from .hub import read_hub_manifest
+
+        manifest = read_hub_manifest(args.hub)
+    else:
+        manifest = load_manifest(args.checkpoint)
+    for problem in manifest.index_problems:
+        print(f"stale index: {problem}", file=sys.stderr)
+    if args.output is None:
+        print(manifest.to_text(), end="")
+        return 0
+    manifest.write(args.output)
+    print(f"{args.output}: {len(manifest.tensors):,} tensors in {len(manifest.formats)} files, {manifest.total_bytes:,} bytes of data, {manifest.layout} layout")
+    return 0
+
+
 def run_gate(args: argparse.Namespace) -> int:
     from .gate import measure, resolve_compare_ref
 
@@ -111,6 +132,11 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--shrink-layers", type=int, metavar="N", help="shrink to N layers (implies --shrink)")
     build.add_argument("--shrink-experts", type=int, metavar="E", help="shrink to E routed experts (implies --shrink)")
     build.set_defaults(run=run_build)
+    manifest = commands.add_parser("manifest", help="read a checkpoint's safetensors headers (never its data) and write its manifest as JSON")
+    manifest.add_argument("checkpoint", nargs="?", help="a directory of *.safetensors files (with model.safetensors.index.json when sharded), or a manifest file")
+    manifest.add_argument("--hub", metavar="REPO_ID[@REVISION]", help="read the headers of a Hugging Face Hub repository instead (needs huggingface_hub; honours HF_ENDPOINT)")
+    manifest.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the manifest here (default: print it)")
+    manifest.set_defaults(run=run_manifest)
     gate = commands.add_parser("gate", help="fail when the lines changed since the merge base are covered less than a threshold")
     gate.add_argument("--coverage-xml", type=Path, default=Path("coverage.xml"), help="Cobertura XML, as written by --cov-report=xml (default: coverage.xml)")
     gate.add_argument("--compare-branch", metavar="REF", help="ref whose merge base with HEAD the changes are measured from (default: origin/main, else main)")

@@ -1,0 +1,41 @@
+"""Manifests of checkpoints on the Hugging Face Hub, from their safetensors headers (HTTP range requests only).
+
+Uses ``huggingface_hub``'s safetensors-metadata API, which reads each file's first bytes; the
+endpoint is ``huggingface_hub``'s (``HF_ENDPOINT``), so a mirror or a local server can stand in.
+"""
+
+from __future__ import annotations
+
+from .errors import DummyWeightsError
+from .manifest import Manifest, ShardHeader, TensorEntry, manifest_of_headers
+
+
+def split_reference(reference: str) -> tuple[str, str | None]:
+    """``REPO_ID[@REVISION]`` -> (repo id, revision or None)."""
+    repo_id, _, revision = reference.partition("@")
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise DummyWeightsError(f"--hub {reference!r}: expected OWNER/NAME[@REVISION], e.g. deepseek-ai/DeepSeek-V3@main")
+    return repo_id, revision or None
+
+
+def read_hub_manifest(reference: str) -> Manifest:
+    """The manifest of a Hub repository's safetensors files, read without downloading their data."""
+    repo_id, revision = split_reference(reference)
+    try:
+        from huggingface_hub import HfApi
+    except ImportError:
+        raise DummyWeightsError(f"--hub {reference}: needs huggingface_hub; install it with `pip install 'pytest-dummyweights[hub]'`") from None
+    try:
+        found = HfApi().get_safetensors_metadata(repo_id, revision=revision)
+    except Exception as error:  # network, missing repo, bad header: one line, whatever the cause
+        cause = (str(error).strip().splitlines() or [""])[0]
+        raise DummyWeightsError(f"--hub {reference}: reading its safetensors headers failed ({type(error).__name__}: {cause}); check the repo id, the revision and HF_ENDPOINT") from None
+    headers = {
+        file: ShardHeader(
+            {name: TensorEntry(info.dtype, tuple(info.shape), file) for name, info in metadata.tensors.items()},
+            dict(metadata.metadata or {}),
+            max((info.data_offsets[1] for info in metadata.tensors.values()), default=0),
+        )
+        for file, metadata in found.files_metadata.items()
+    }
+    return manifest_of_headers(headers, f"hub:{reference}", found.weight_map if found.sharded else None)

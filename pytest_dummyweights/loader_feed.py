@@ -1,0 +1,111 @@
+"""Checkpoint-shaped dummy loading: feed a manifest's tensors, as dummy values, through a model's own ``load_weights``.
+
+Paddle inference engines load a checkpoint with ``model.load_weights(weights)``, ``weights`` an
+iterable of ``(checkpoint_name, tensor)``; their loaders map names, stack projections, transpose and
+derive weights (MLA's ``k_b_proj_weight``/``v_b_proj_weight``). Feeding that loader a dummy tensor of
+each header's dtype and shape runs all of it at memory speed. To know what the loader wrote, every
+parameter is first filled with a sentinel (NaN for floats, the largest value for integers); a
+parameter that still holds a sentinel element afterwards was never (or only partly) written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import paddle
+
+from . import fill, mla
+from .checkpoint import CheckReport, LoaderError
+from .errors import DummyWeightsError
+from .manifest import Manifest, TensorEntry
+
+PADDLE_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "F8_E4M3": "float8_e4m3fn",
+                 "F8_E5M2": "float8_e5m2", "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+# all-ones but the top bit, per element width: NaN in every float dtype (float8 too), the largest signed integer
+SENTINEL = {1: np.uint8(0x7F), 2: np.uint16(0x7FFF), 4: np.uint32(0x7FFF_FFFF), 8: np.uint64(0x7FFF_FFFF_FFFF_FFFF)}
+
+MakeTensor = Callable[[str, TensorEntry], paddle.Tensor]
+
+
+@dataclasses.dataclass
+class FeedResult:
+    """``report``: parameters never written (missing) and what the loader raised; ``written``: the parameters it wrote."""
+
+    report: CheckReport
+    written: frozenset[str]
+
+
+def has_load_weights(model: Any) -> bool:
+    return callable(getattr(model, "load_weights", None))
+
+
+def paddle_dtype(safetensors_dtype: str) -> str:
+    try:
+        return PADDLE_DTYPES[safetensors_dtype]
+    except KeyError:
+        raise DummyWeightsError(f"checkpoint dtype {safetensors_dtype!r} has no Paddle dtype here (known: {', '.join(PADDLE_DTYPES)})") from None
+
+
+def dummy_tensor(name: str, entry: TensorEntry, *, seed: int = 0, std: float = 0.02) -> paddle.Tensor:
+    """A CPU tensor of the header's dtype and shape, with the dummy values of a parameter called ``name``."""
+    dtype = paddle_dtype(entry.dtype)
+    normal = fill.NORMAL_DTYPES.get(getattr(paddle, dtype))
+    float8 = getattr(paddle, dtype) in fill.FLOAT8_DTYPES
+    tensor = (paddle.empty if normal or float8 else paddle.zeros)(list(entry.shape), dtype=dtype)
+    numel = int(np.prod(entry.shape))
+    if numel and normal:
+        fill.fill_bits(fill.host_view(tensor), 0, fill.value_pool(normal, seed, float(std)), fill.chunk_offsets(name, seed, numel))
+    elif numel and float8:
+        fill.fill_by_copy(tensor, fill.value_pool("float32", seed, float(std)), fill.chunk_offsets(name, seed, numel))
+    return tensor
+
+
+def fill_sentinel(model: paddle.nn.Layer) -> None:
+    """Give every parameter storage holding only sentinel elements (CPU: the sentinel is written through a host view)."""
+    for name, param in model.named_parameters():
+        fill.materialize(param, zeros=False)
+        if not param.place.is_cpu_place():
+            raise DummyWeightsError(f"parameter {name} is on {param.place}: checkpoint-shaped dummy loading runs on CPU for now; build with device='cpu'")
+        if int(np.prod(param.shape)):
+            fill.host_view(param)[:] = SENTINEL[param.element_size()]
+
+
+def fully_written(param: paddle.Tensor) -> bool:
+    if not int(np.prod(param.shape)):
+        return True
+    return not bool((fill.host_view(param) == SENTINEL[param.element_size()]).any())
+
+
+def underived_mla_weights(model: paddle.nn.Layer) -> list[str]:
+    """MLA layers' ``k_b_proj_weight``/``v_b_proj_weight`` that loading should have derived and did not."""
+    return [f"{name}.{attribute}" if name else attribute
+            for name, layer in model.named_sublayers(include_self=True) if mla.is_mla_layer(layer)
+            for attribute in mla.DERIVED_WEIGHTS if getattr(layer, attribute, None) is None]
+
+
+def feed_load_weights(model: paddle.nn.Layer, manifest: Manifest, make_tensor: MakeTensor = dummy_tensor) -> FeedResult:
+    """Run ``model.load_weights`` over every manifest entry as a dummy tensor; report what it never wrote or raised on."""
+    if not has_load_weights(model):
+        raise DummyWeightsError(f"{type(model).__qualname__} has no load_weights(weights); check it with checkpoint.check_model instead")
+    fill_sentinel(model)
+    current = ["(before the first tensor)"]
+
+    def weights() -> Iterator[tuple[str, paddle.Tensor]]:
+        for name, entry in manifest.tensors.items():
+            current[0] = name
+            yield name, make_tensor(name, entry)
+
+    errors = []
+    try:
+        model.load_weights(weights())
+    except Exception as error:  # the engine's own code: report it against the tensor it was given
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        errors.append(LoaderError(current[0], f"{type(error).__name__}: {first_line}"))
+    params = dict(model.named_parameters())
+    written = frozenset(name for name, param in params.items() if fully_written(param))
+    missing = sorted({*(set(params) - written), *underived_mla_weights(model)})
+    report = CheckReport(manifest.source, missing=missing, index_problems=list(manifest.index_problems), loader_errors=errors)
+    return FeedResult(report, written)
