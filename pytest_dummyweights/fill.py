@@ -82,6 +82,15 @@ def widen(bits: np.ndarray, dtype: str) -> np.ndarray:
     return bits
 
 
+def fill_values(name: str, tensor: paddle.Tensor, seed: int, std: float, store_dir: str | os.PathLike | None = None) -> None:
+    """Write into ``tensor`` (which has storage) the dummy values of a floating-point parameter called ``name``."""
+    source, windows = source_of(name, tensor, seed, std, store_dir)
+    if tensor.dtype in NORMAL_DTYPES and tensor.place.is_cpu_place():
+        _copy_all(copy_pieces(host_view(tensor).view(np.uint8), source, windows))
+    else:
+        fill_by_copy(tensor, source, windows)
+
+
 def materialize(param: paddle.Tensor, zeros: bool) -> None:
     """Give a parameter its storage (zeros, or uninitialized memory to be filled) without running its initializer."""
     if zeros or not is_materialized(param):

@@ -20,6 +20,7 @@ import paddle
 from . import fill, mla
 from .checkpoint import CheckReport, LoaderError
 from .errors import DummyWeightsError
+from .internals import element_count, host_view
 from .manifest import Manifest, TensorEntry
 
 PADDLE_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "F8_E4M3": "float8_e4m3fn",
@@ -49,17 +50,13 @@ def paddle_dtype(safetensors_dtype: str) -> str:
         raise DummyWeightsError(f"checkpoint dtype {safetensors_dtype!r} has no Paddle dtype here (known: {', '.join(PADDLE_DTYPES)})") from None
 
 
-def dummy_tensor(name: str, entry: TensorEntry, *, seed: int = 0, std: float = 0.02) -> paddle.Tensor:
+def dummy_tensor(name: str, entry: TensorEntry, *, seed: int = 0, std: float = 0.02, store_dir: Any = None) -> paddle.Tensor:
     """A CPU tensor of the header's dtype and shape, with the dummy values of a parameter called ``name``."""
-    dtype = paddle_dtype(entry.dtype)
-    normal = fill.NORMAL_DTYPES.get(getattr(paddle, dtype))
-    float8 = getattr(paddle, dtype) in fill.FLOAT8_DTYPES
-    tensor = (paddle.empty if normal or float8 else paddle.zeros)(list(entry.shape), dtype=dtype)
-    numel = int(np.prod(entry.shape))
-    if numel and normal:
-        fill.fill_bits(fill.host_view(tensor), 0, fill.value_pool(normal, seed, float(std)), fill.chunk_offsets(name, seed, numel))
-    elif numel and float8:
-        fill.fill_by_copy(tensor, fill.value_pool("float32", seed, float(std)), fill.chunk_offsets(name, seed, numel))
+    dtype = getattr(paddle, paddle_dtype(entry.dtype))
+    floating = dtype in fill.NORMAL_DTYPES or dtype in fill.FLOAT8_DTYPES
+    tensor = (paddle.empty if floating else paddle.zeros)(list(entry.shape), dtype=dtype)
+    if floating and element_count(entry.shape):
+        fill.fill_values(name, tensor, seed, std, store_dir)
     return tensor
 
 
@@ -69,14 +66,14 @@ def fill_sentinel(model: paddle.nn.Layer) -> None:
         fill.materialize(param, zeros=False)
         if not param.place.is_cpu_place():
             raise DummyWeightsError(f"parameter {name} is on {param.place}: checkpoint-shaped dummy loading runs on CPU for now; build with device='cpu'")
-        if int(np.prod(param.shape)):
-            fill.host_view(param)[:] = SENTINEL[param.element_size()]
+        if element_count(param.shape):
+            host_view(param)[:] = SENTINEL[param.element_size()]
 
 
 def fully_written(param: paddle.Tensor) -> bool:
-    if not int(np.prod(param.shape)):
+    if not element_count(param.shape):
         return True
-    return not bool((fill.host_view(param) == SENTINEL[param.element_size()]).any())
+    return not bool((host_view(param) == SENTINEL[param.element_size()]).any())
 
 
 def underived_mla_weights(model: paddle.nn.Layer) -> list[str]:
