@@ -43,8 +43,9 @@ def test_the_readme_test_examples_pass(inner) -> None:
     for name, text in project_files().items():
         inner.write(name, text)
     result = inner.run("-v", "-p", "no:randomly", subprocess=True)
-    tests = sum(text.count("\ndef test_") + text.startswith("def test_") for text in project_files().values())
-    result.assert_outcomes(passed=tests)
+    outcomes = result.parseoutcomes()
+    functions = sum(text.count("\ndef test_") for text in project_files().values())
+    assert outcomes.get("passed", 0) >= functions and not set(outcomes) - {"passed", "warning", "warnings"}, outcomes
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[f"script{i}" for i in range(len(SCRIPTS))])
