@@ -61,17 +61,17 @@ INNER_CONFTEST = """
 import json, os, time
 import pytest
 
-LOG_DIR = {log_dir!r}
+LOG_DIR = os.environ["DUMMYWEIGHTS_TEST_LOGS"]
 
 def _append(kind, record):
-    with open(os.path.join(LOG_DIR, f"{{kind}}-{{os.getpid()}}.jsonl"), "a") as out:
+    with open(os.path.join(LOG_DIR, f"{kind}-{os.getpid()}.jsonl"), "a") as out:
         out.write(json.dumps(record) + "\\n")
 
 def pytest_dummyweights_post_process(model, model_config, spec):
     start = time.monotonic()
     time.sleep(getattr(model_config, "sleep", 0))
-    _append("builds", {{"worker": os.environ.get("PYTEST_XDIST_WORKER", "main"), "pid": os.getpid(),
-                       "name": model_config.name, "start": start, "end": time.monotonic()}})
+    _append("builds", {"worker": os.environ.get("PYTEST_XDIST_WORKER", "main"), "pid": os.getpid(),
+                       "name": model_config.name, "start": start, "end": time.monotonic()})
 
 @pytest.fixture
 def record(request):
@@ -80,18 +80,20 @@ def record(request):
     from cache_support import digest
 
     def record(model, **extra):
-        _append("seen", {{"test": request.node.name, "pid": os.getpid(), "digest": digest(model),
+        _append("seen", {"test": request.node.name, "pid": os.getpid(), "digest": digest(model),
                          "id": id(model), "training": model.training,
                          "name": model.name, "grads": any(p.grad is not None for p in model.parameters()),
                          "frozen": [p.stop_gradient for p in model.parameters()], "buffers": [n for n, _ in model.named_buffers()],
-                         "output": model(paddle.ones([1, model.width])).numpy()[:, :8].tolist(), **extra}})
+                         "output": model(paddle.ones([1, model.width])).numpy()[:, :8].tolist(), **extra})
     return record
 """
 
 
 def write_conftest(inner, log_dir: Path) -> None:
+    """The inner conftest, logging into ``log_dir`` (through an environment variable the inner sessions inherit)."""
     log_dir.mkdir(exist_ok=True)
-    inner.write("conftest.py", INNER_CONFTEST.format(log_dir=str(log_dir)))
+    inner.monkeypatch.setenv("DUMMYWEIGHTS_TEST_LOGS", str(log_dir))
+    inner.write("conftest.py", INNER_CONFTEST)
 
 
 def read_log(log_dir: Path, kind: str) -> list[dict]:

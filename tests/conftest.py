@@ -17,8 +17,9 @@ sys.path.insert(0, str(TESTS_DIR))  # engine_models, for the outer tests (the in
 class Inner:
     """A pytester session with the plugin loaded explicitly (``-p dummyweights``) and autoloading off."""
 
-    def __init__(self, pytester: pytest.Pytester) -> None:
+    def __init__(self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
         self.pytester = pytester
+        self.monkeypatch = monkeypatch
         self.path = pytester.path
 
     def write(self, relative: str, *parts: str) -> Path:
@@ -65,4 +66,4 @@ def inner(warm_up: None, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     pytester.syspathinsert(TESTS_DIR)
-    return Inner(pytester)
+    return Inner(pytester, monkeypatch)

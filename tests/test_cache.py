@@ -71,17 +71,29 @@ SPREAD_TESTS = """
 import pytest
 
 def use(name):
-    return pytest.mark.dummy_load({{"name": name, "width": 4, "depth": 2}}, model="cache_support:Tiny")
+    return pytest.mark.dummy_load({"name": name, "width": 4, "depth": 2}, model="cache_support:Tiny")
 
-{classes}
-"""
-SPREAD_CLASS = """
-@use({name!r})
-@pytest.mark.xdist_group({name!r})
-class Test_{name}:
-    @pytest.mark.parametrize("i", range({count}))
+class Serves:
     def test_serves(self, dummy_model, record, i):
         record(dummy_model)
+
+@use("a")
+@pytest.mark.xdist_group("a")
+@pytest.mark.parametrize("i", range(6))
+class Test_a(Serves):
+    pass
+
+@use("b")
+@pytest.mark.xdist_group("b")
+@pytest.mark.parametrize("i", range(4))
+class Test_b(Serves):
+    pass
+
+@use("c")
+@pytest.mark.xdist_group("c")
+@pytest.mark.parametrize("i", range(2))
+class Test_c(Serves):
+    pass
 """
 SPREAD = {"a": 6, "b": 4, "c": 2}
 
@@ -92,8 +104,7 @@ SPREAD = {"a": 6, "b": 4, "c": 2}
     ids=["load-v", "loadscope-q", "loadgroup", "auto-v"],
 )
 def test_each_spec_is_built_at_most_once_per_worker_and_the_summary_counts_it(inner, logs, dist, verbosity) -> None:
-    classes = "".join(SPREAD_CLASS.format(name=name, count=count) for name, count in SPREAD.items())
-    inner.write("test_spread.py", SPREAD_TESTS.format(classes=classes))
+    inner.write("test_spread.py", SPREAD_TESTS)
     result = run_xdist(inner, *dist, *filter(None, [verbosity]))
     result.assert_outcomes(passed=sum(SPREAD.values()))
 
@@ -184,24 +195,27 @@ def add_buffer(model):
 def freeze(model):
     weight(model).stop_gradient = True
 
-MUTATIONS = {MUTATIONS!r}
+MUTATIONS = {mutate.__name__: mutate for mutate in [
+    set_value, inplace_under_no_grad, setitem_one_element, optimizer_step, backward_only, train_mode, add_parameter,
+    drop_parameter, replace_parameter, swap_values_in_place, forward_hook, add_buffer, freeze,
+]}
 
-@pytest.mark.dummy_load({{"name": "m", "width": 4, "depth": 2}}, model="cache_support:Tiny")
+@pytest.mark.dummy_load({"name": "m", "width": 4, "depth": 2}, model="cache_support:Tiny", fresh=True)
+def test_0_reference(dummy_model, record):
+    record(dummy_model)
+
+@pytest.fixture(params=list(MUTATIONS), scope="class")
+def mutation(request):
+    return request.param
+
+@pytest.mark.dummy_load({"name": "m", "width": 4, "depth": 2}, model="cache_support:Tiny")
 class TestIsolation:
-    @pytest.mark.dummy_load({{"name": "m", "width": 4, "depth": 2}}, model="cache_support:Tiny", fresh=True)
-    def test_0_reference(self, dummy_model, record):
-        record(dummy_model)
+    def test_1_mutates(self, dummy_model, record, mutation):
+        record(dummy_model, mutation=mutation)
+        MUTATIONS[mutation](dummy_model)
 
-    for _name in MUTATIONS:
-        def _mutates(self, dummy_model, record, _mutate=globals()[_name]):
-            record(dummy_model)
-            _mutate(dummy_model)
-
-        def _next(self, dummy_model, record):
-            record(dummy_model)
-
-        locals()[f"test_{{_name}}"] = _mutates
-        locals()[f"test_{{_name}}_next"] = _next
+    def test_2_next(self, dummy_model, record, mutation):
+        record(dummy_model, mutation=mutation)
 """
 # mutation -> does it change the parameter set or storage (rebuild), or only values, mode, gradients (restore)
 MUTATIONS = {
@@ -227,7 +241,7 @@ def view(record: dict) -> tuple:
 
 
 def test_a_mutating_test_does_not_leak_into_the_next_and_the_summary_names_it(inner, logs) -> None:
-    inner.write("test_isolation.py", ISOLATION_TESTS.format(MUTATIONS=list(MUTATIONS)))
+    inner.write("test_isolation.py", ISOLATION_TESTS)
     result = run_xdist(inner, "--dist", "loadscope", "-v")  # one class: one worker, in order
     result.assert_outcomes(passed=1 + 2 * len(MUTATIONS))
 
@@ -235,7 +249,7 @@ def test_a_mutating_test_does_not_leak_into_the_next_and_the_summary_names_it(in
     fresh = fresh_digest(tiny("m"))
     assert seen["test_0_reference"]["digest"] == fresh
     for name in MUTATIONS:
-        before, after = seen[f"test_{name}"], seen[f"test_{name}_next"]
+        before, after = seen[f"test_1_mutates[{name}]"], seen[f"test_2_next[{name}]"]
         assert before["digest"] == fresh, name  # the previous mutation did not leak into this one either
         assert view(after) == view(seen["test_0_reference"]) and not after["training"] and not after["grads"], name
         rebuilt = after["id"] != before["id"]
@@ -243,7 +257,7 @@ def test_a_mutating_test_does_not_leak_into_the_next_and_the_summary_names_it(in
 
     lines = summary_section(result.outlines)
     repaired = [line for line in lines if line.startswith("isolation repaired after ")]
-    assert [line.split(": ")[0].rpartition("::")[2] for line in repaired] == [f"test_{name}" for name in MUTATIONS]
+    assert [line.split(": ")[0].rpartition("::")[2] for line in repaired] == [f"test_1_mutates[{name}]" for name in MUTATIONS]
     rebuilds = sum(kind == "rebuild" for kind in MUTATIONS.values())
     assert summary_counts(lines)["repairs"] == len(MUTATIONS)
     assert [(m["built"], m["hits"]) for m in model_lines(result.outlines)] == [(2 + rebuilds, 2 * len(MUTATIONS) - 1 - rebuilds)]
@@ -251,20 +265,20 @@ def test_a_mutating_test_does_not_leak_into_the_next_and_the_summary_names_it(in
 
 # --- least-recently-used eviction under a byte budget ----------------------------------------------
 
+LRU_SEQUENCE = ["a", "b", "a", "c", "a", "b"]  # with room for two: c evicts b (least recent), b then evicts c
 SEQUENCE_TESTS = """
 import pytest
 
 class TestSequence:
-    @pytest.mark.parametrize("name", {sequence!r})
+    @pytest.mark.parametrize("name", ["a", "b", "a", "c", "a", "b"])
     def test_request(self, dummy_model_factory, record, name):
-        record(dummy_model_factory({{"name": name, "width": 4, "depth": 2}}, model="cache_support:Tiny"))
+        record(dummy_model_factory({"name": name, "width": 4, "depth": 2}, model="cache_support:Tiny"))
 """
-LRU_SEQUENCE = ["a", "b", "a", "c", "a", "b"]  # with room for two: c evicts b (least recent), b then evicts c
 
 
 @pytest.mark.parametrize("how", ["option-xdist", "ini-in-process"])
 def test_eviction_under_a_small_budget_is_least_recently_used(inner, logs, how) -> None:
-    inner.write("test_sequence.py", SEQUENCE_TESTS.format(sequence=LRU_SEQUENCE))
+    inner.write("test_sequence.py", SEQUENCE_TESTS)
     budget = 2 * SIZE
     if how == "ini-in-process":
         inner.write("pytest.ini", f"[pytest]\ndummyweights_cache_bytes = {budget}B\n")
@@ -287,17 +301,18 @@ def test_eviction_under_a_small_budget_is_least_recently_used(inner, logs, how) 
 # --- fresh=True and --no-dummy-cache ---------------------------------------------------------------
 
 FRESH_TESTS = """
+import os
 import paddle
 import pytest
 
-TINY = {{"name": "f", "width": 4, "depth": 2}}
+TINY = {"name": "f", "width": 4, "depth": 2}
 
 @pytest.mark.dummy_load(TINY, model="cache_support:Tiny")
 class TestFresh:
     def test_1_cached(self, dummy_model, record):
         record(dummy_model)
 
-    @pytest.mark.dummy_load(TINY, model="cache_support:Tiny", fresh={fresh})
+    @pytest.mark.dummy_load(TINY, model="cache_support:Tiny", fresh=os.environ["FRESH"] == "1")
     def test_2_private(self, dummy_model, record):
         record(dummy_model)
         dummy_model.layers[0].weight.set_value(paddle.zeros([4, 4]))  # its own copy: may do anything
@@ -311,8 +326,9 @@ class TestFresh:
 """
 
 
-def test_fresh_gives_a_private_copy_and_leaves_the_cache_alone(inner, logs) -> None:
-    inner.write("test_fresh.py", FRESH_TESTS.format(fresh=True))
+def test_fresh_gives_a_private_copy_and_leaves_the_cache_alone(inner, logs, monkeypatch) -> None:
+    monkeypatch.setenv("FRESH", "1")
+    inner.write("test_fresh.py", FRESH_TESTS)
     result = run_xdist(inner, "--dist", "loadscope", "-v")
     seen = seen_by_test(logs)
     assert seen["test_1_cached"]["id"] == seen["test_3_cached"]["id"] == seen["test_4_cached"]["id"]
@@ -324,8 +340,9 @@ def test_fresh_gives_a_private_copy_and_leaves_the_cache_alone(inner, logs) -> N
     assert [b["name"] for b in read_log(logs, "builds")] == ["f", "f"]
 
 
-def test_no_dummy_cache_builds_for_every_test(inner, logs) -> None:
-    inner.write("test_fresh.py", FRESH_TESTS.format(fresh=False))
+def test_no_dummy_cache_builds_for_every_test(inner, logs, monkeypatch) -> None:
+    monkeypatch.setenv("FRESH", "0")
+    inner.write("test_fresh.py", FRESH_TESTS)
     result = inner.run("--no-dummy-cache", "-v")  # in-process: no xdist needed to count builds
     assert result.ret == 0, result.stdout.str()
     seen = seen_by_test(logs)
@@ -343,11 +360,11 @@ CONTEND_TESTS = """
 import os, time
 import pytest
 
-LOG_DIR = {log_dir!r}
+LOG_DIR = os.environ["DUMMYWEIGHTS_TEST_LOGS"]
 
 def arrive_and_wait(name):
     '''Both workers ask for their model at the same moment (or fail: the run needs two workers).'''
-    open(os.path.join(LOG_DIR, f"arrived-{{name}}"), "w").close()
+    open(os.path.join(LOG_DIR, f"arrived-{name}"), "w").close()
     deadline = time.monotonic() + 60
     while len([f for f in os.listdir(LOG_DIR) if f.startswith("arrived-")]) < 2:
         assert time.monotonic() < deadline, "the other worker never arrived"
@@ -356,12 +373,12 @@ def arrive_and_wait(name):
 @pytest.mark.parametrize("name", ["p", "q"])
 def test_contend(dummy_model_factory, record, name):
     arrive_and_wait(name)
-    record(dummy_model_factory({{"name": name, "width": 4, "depth": 2, "sleep": 0.5}}, model="cache_support:Tiny"))
+    record(dummy_model_factory({"name": name, "width": 4, "depth": 2, "sleep": 0.5}, model="cache_support:Tiny"))
 """
 
 
 def test_two_workers_contending_for_the_build_lock_do_not_overlap(inner, logs) -> None:
-    inner.write("test_contend.py", CONTEND_TESTS.format(log_dir=str(logs)))
+    inner.write("test_contend.py", CONTEND_TESTS)
     result = run_xdist(inner, "--dist", "load")
     builds = sorted(read_log(logs, "builds"), key=lambda b: b["start"])
     assert [b["name"] for b in builds] in (["p", "q"], ["q", "p"])

@@ -19,22 +19,22 @@ SCRIPT = textwrap.dedent(
         layer.weight = layer.create_parameter(
             [{count}], dtype="float8_e4m3fn", default_initializer=paddle.nn.initializer.Constant(0.0)
         )
-    int(store.open_store("float32", 0, 0.02).data[::4096].sum())  # the store is shared by every parameter: not scratch
+    store_dir = {store_dir!r}  # this test's own: no other run prunes or rebuilds it while the peak is measured
+    int(store.open_store("float32", 0, 0.02, store_dir).data[::4096].sum())  # shared by every parameter: not scratch
     before = peak_bytes()
-    fill.initialize_dummy_weights(layer, seed=0, std=0.02)
+    fill.initialize_dummy_weights(layer, seed=0, std=0.02, store_dir=store_dir)
     sample = layer.weight[:65536].astype("float32").numpy()
     print(json.dumps({{"before": before, "after": peak_bytes(), "std": float(sample.std()), "zeros": int((sample == 0).sum())}}))
     """
 )
 
 
-def test_float8_fill_needs_scratch_bounded_by_the_chunk_not_the_parameter():
+def test_float8_fill_needs_scratch_bounded_by_the_chunk_not_the_parameter(tmp_path):
     from pytest_dummyweights import fill
 
     count = 256 * 2**20  # 256 MiB of float8; a float16 copy alone would be 512 MiB
-    output = subprocess.run(
-        [sys.executable, "-c", SCRIPT.format(count=count)], capture_output=True, text=True, check=True
-    ).stdout
+    script = SCRIPT.format(count=count, store_dir=str(tmp_path))
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     measured = json.loads(output.strip().splitlines()[-1])
     scratch = measured["after"] - measured["before"] - count  # the parameter itself is touched once
     chunk_scratch = fill.COPY_BYTES // 4 * (4 + 4 + 1)  # per float32 element: its bits, a float32 tensor, the float8 cast

@@ -11,12 +11,11 @@ import json
 import paddle
 import pytest
 
-from engine_models import CONFIGS
+from engine_models import CONFIGS, NARROW
 from pytest_dummyweights import DummyWeightsError, build_dummy_model, cli
 from pytest_dummyweights.shrink import Change, ShrinkWarning, describe_changes, routing_problem, shrink_config
 
 TOKENS = paddle.to_tensor([list(range(1, 9))])
-NARROW = {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 512}
 NARROW_MOE = {**NARROW, "head_dim": 16, "moe_intermediate_size": 32}
 NARROW_MLA = {**NARROW, "num_key_value_heads": 4, "moe_intermediate_size": 32, "q_lora_rank": 32, "kv_lora_rank": 32,
               "qk_nope_head_dim": 16, "qk_rope_head_dim": 8, "v_head_dim": 16, "seq_length": 8}

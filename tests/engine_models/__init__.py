@@ -10,8 +10,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs"
 
-_TINY = {"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128, "vocab_size": 512,
-         "num_attention_heads": 4, "num_key_value_heads": 2}
+NARROW = {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 512}
+_TINY = {"num_hidden_layers": 2, **NARROW}
 _DEEPSEEK = {
     **_TINY, "num_key_value_heads": 4, "first_k_dense_replace": 1, "n_routed_experts": 16, "n_group": 4,
     "topk_group": 2, "num_experts_per_tok": 4, "seq_length": 8, "moe_intermediate_size": 32,
