@@ -9,7 +9,7 @@ from .errors import DummyWeightsError
 from .spec import DummySpec
 
 __version__ = "0.1.0"
-__all__ = ["DummySpec", "DummyWeightsError", "build_dummy_model", "initialize_dummy_weights", "mla", "__version__"]
+__all__ = ["DummySpec", "DummyWeightsError", "__version__", "build_dummy_model", "initialize_dummy_weights", "mla"]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 import paddle
 
 from . import mla
-from .config import LoadedConfig, load_config
 from .budget import device_memory_bytes
+from .config import LoadedConfig, load_config
 from .device import default_dtype, on_device, resolve_device
 from .errors import DummyWeightsError
 from .fill import InitReport, bytes_needing_memory, initialize_dummy_weights, parameter_stats
@@ -117,7 +117,7 @@ def add_mla_derived_weights(model: paddle.nn.Layer, dtype: str) -> None:
         for attribute, shape in mla.derived_weight_shapes(layer).items():
             if getattr(layer, attribute, None) is None:
                 layer.__dict__.pop(attribute, None)  # a `self.k_b_proj_weight = None` placeholder blocks add_parameter
-                layer.add_parameter(attribute, layer.create_parameter(shape, dtype=dtype))
+                layer.add_parameter(attribute, layer.create_parameter(shape, dtype=getattr(paddle, dtype)))
 
 
 def construct(factory: Any, model_config: Any, dtype: str) -> paddle.nn.Layer:
@@ -172,11 +172,22 @@ def run_model_code(what: str, spec: DummySpec, users_own: bool, call: Callable[[
         raise DummyWeightsError(f"{what} failed for config {spec.describe()}: {type(error).__name__}: {cause}; check the config and overrides") from None
 
 
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """The spec's defaults as decided for this build (the spec keeps them too, typed as optional)."""
+
+    device: str  # concrete: cpu, gpu:N
+    dtype: str
+    seed: int
+    std: float
+
+
 @dataclasses.dataclass
 class Plan:
     """Everything decided before construction: cheap to make, and all that the result depends on."""
 
     spec: DummySpec  # with every default filled in: what will actually be built
+    resolved: Resolved
     config: LoadedConfig
     factory: Any
     source: str  # where the class came from
@@ -198,13 +209,14 @@ def plan_build(
         loaded = load_config(spec.config, spec.overrides, spec.new_keys, [Path(d) for d in search_dirs], spec.shrink)
         device = resolve_device(spec.device or "auto", worker_id)
         dtype = choose_dtype(spec.dtype, loaded.raw, device)
+        resolved = Resolved(device, dtype, DEFAULT_SEED if spec.seed is None else int(spec.seed), choose_std(spec.std, loaded.model_config, dtype))
         loaded.model_config.dtype = dtype  # configs read from JSON keep float32 unless told
         spec = dataclasses.replace(
             spec,
             dtype=dtype,
             device=device,
-            seed=DEFAULT_SEED if spec.seed is None else int(spec.seed),
-            std=choose_std(spec.std, loaded.model_config, dtype),
+            seed=resolved.seed,
+            std=resolved.std,
             scales=spec.scales or "default",
             smoke=bool(spec.smoke),
         )
@@ -217,20 +229,20 @@ def plan_build(
                 return run_model_code("resolving the model class in a hook", spec, True, lambda: hook(**arguments))
 
         factory, source = resolve_model(loaded.model_config, spec, resolve_hook)
-    return Plan(spec, loaded, factory, source, not source.startswith("paddleformers."), seconds)
+    return Plan(spec, resolved, loaded, factory, source, not source.startswith("paddleformers."), seconds)
 
 
 def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
     """Construct, dummy-init and post-process the planned model on its device."""
-    spec, model_config, seconds = plan.spec, plan.config.model_config, dict(plan.seconds)
-    with on_device(spec.device):
+    spec, resolved, model_config, seconds = plan.spec, plan.resolved, plan.config.model_config, dict(plan.seconds)
+    with on_device(resolved.device):
         with _timed(seconds, "construct"):
             model = run_model_code(
-                f"constructing {plan.source}", spec, plan.users_own, lambda: construct(plan.factory, model_config, spec.dtype)
+                f"constructing {plan.source}", spec, plan.users_own, lambda: construct(plan.factory, model_config, resolved.dtype)
             )
-        check_fits(model, spec.device, spec.storage)
+        check_fits(model, resolved.device, spec.storage)
         with _timed(seconds, "init"):
-            init = initialize_dummy_weights(model, seed=spec.seed, std=spec.std, storage=spec.storage, store_dir=spec.store_dir)
+            init = initialize_dummy_weights(model, seed=resolved.seed, std=resolved.std, storage=spec.storage, store_dir=spec.store_dir)
             rules_applied = apply_value_rules(model, spec.scales, spec.value_rules, model_config)
         with _timed(seconds, "post_process"):
             run_model_code("post-processing", spec, True, lambda: post_process(model, model_config, spec, hooks))

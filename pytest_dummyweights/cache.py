@@ -103,12 +103,12 @@ class ModelCache:
         return repaired
 
     def _build(self, plan: Plan, hooks: BuildHooks | None, key: str | None) -> BuildResult:
-        with self._build_lock(plan.spec.device):
+        with self._build_lock(plan.resolved.device):
             started = time.perf_counter()
             result = execute(plan, hooks)
         shrunk = f" ({describe_inline(plan.config.shrink)})" if plan.config.shrink else ""
         rules = f" ({result.rules_applied.describe()})" if result.rules_applied.rules else ""
-        description = f"{type(result.model).__name__} {plan.spec.dtype}{shrunk}{rules}"
+        description = f"{type(result.model).__name__} {plan.resolved.dtype}{shrunk}{rules}"
         if key is None:
             key = f"uncached-{id(plan.factory):x}"
             description += " (not cached: its factory carries values that cannot be described safely)"

@@ -80,7 +80,7 @@ def read_raw_config(config: str | os.PathLike | Mapping[str, Any], search_dirs: 
     return raw, str(file)
 
 
-def paddleformers_config_class(model_type: Any) -> type | None:
+def paddleformers_config_class(model_type: Any) -> Any:
     """PaddleFormers' config class for ``model_type``, or None when it is unknown or not installed."""
     if not isinstance(model_type, str):
         return None

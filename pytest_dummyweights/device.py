@@ -55,7 +55,7 @@ def on_device(device: str) -> Iterator[None]:
 def default_dtype(dtype: str) -> Iterator[None]:
     """Parameters created in the block get ``dtype`` unless a layer says otherwise."""
     previous = paddle.get_default_dtype()
-    paddle.set_default_dtype(dtype)
+    paddle.set_default_dtype(getattr(paddle, dtype))
     try:
         yield
     finally:

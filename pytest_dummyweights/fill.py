@@ -22,7 +22,7 @@ import paddle
 
 from . import mapped, store
 from .errors import DummyWeightsError
-from .internals import element_count, forget_initializer, host_view, is_materialized, share_storage
+from .internals import copy_into, element_count, forget_initializer, host_view, is_materialized, share_storage
 from .spec import STORAGES
 
 COPY_BYTES = 4 << 20  # source bytes per copy_ on the copy path: the scratch bound (divides store.WINDOW_BYTES)
@@ -46,7 +46,7 @@ class InitReport:
 def source_of(name: str, param: paddle.Tensor, seed: int, std: float, store_dir: str | os.PathLike | None = None) -> tuple[store.Store, list[store.Window]]:
     """The store and windows a floating-point parameter's values come from (float8: those of float32)."""
     dtype = NORMAL_DTYPES.get(param.dtype, "float32")
-    source = store.open_store(dtype, seed, std, store_dir)
+    source = store.open_store(dtype, seed, std, None if store_dir is None else os.fspath(store_dir))
     return source, store.windows(name, seed, element_count(param.shape) * store.WIDTH[dtype])
 
 
@@ -70,7 +70,7 @@ def fill_by_copy(param: paddle.Tensor, source: store.Store, windows: list[store.
             bits = source.data[window.offset + at : window.offset + at + min(COPY_BYTES, window.length - at)].view(store.BITS[width])
             first = (window.start + at) // width
             values = paddle.to_tensor(widen(bits, source.dtype).view(wide_float), place=param.place)
-            flat[first : first + bits.size].copy_(values if values.dtype == param.dtype else values.astype(param.dtype))
+            copy_into(flat[first : first + bits.size], values if values.dtype == param.dtype else values.astype(param.dtype))
 
 
 def widen(bits: np.ndarray, dtype: str) -> np.ndarray:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import paddle
     import pytest
 
-UNSIGNED_OF_WIDTH = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+UNSIGNED_OF_WIDTH: dict[int, type[np.unsignedinteger[Any]]] = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 def element_count(shape: Sequence[int]) -> int:
@@ -67,7 +67,13 @@ def host_view(tensor: paddle.Tensor) -> np.ndarray:
     if nbytes == 0:
         return np.empty(0, dtype=UNSIGNED_OF_WIDTH[width])
     buffer = (ctypes.c_char * nbytes).from_address(tensor.data_ptr())
-    return np.frombuffer(buffer, dtype=UNSIGNED_OF_WIDTH[width])
+    return np.frombuffer(memoryview(buffer).cast("B"), dtype=UNSIGNED_OF_WIDTH[width])
+
+
+def copy_into(target: paddle.Tensor, source: paddle.Tensor) -> None:
+    """``target.copy_(source)``, in place on ``target``'s device (float8 included, which ``set_value`` is not on every
+    device). Paddle's type stubs declare ``copy_`` without its ``src`` argument, hence the one ignore."""
+    target.copy_(source)  # type: ignore[call-arg]
 
 
 def coverage_of(config: pytest.Config) -> Any:

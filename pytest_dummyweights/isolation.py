@@ -56,7 +56,7 @@ def _probe(tensor: paddle.Tensor) -> bytes:
 def _digest(tensor: paddle.Tensor) -> bytes:
     """Every byte of the tensor, hashed."""
     on_host = tensor if tensor.place.is_cpu_place() else tensor.cpu()
-    return hashlib.blake2b(host_view(on_host), digest_size=16).digest()
+    return hashlib.blake2b(host_view(on_host).data, digest_size=16).digest()
 
 
 def _restored_exactly(tensor: paddle.Tensor) -> bool:

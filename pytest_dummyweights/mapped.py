@@ -21,9 +21,10 @@ import weakref
 
 import numpy as np
 import paddle
+from numpy.typing import DTypeLike
 
-from .internals import is_materialized, share_storage
 from . import pages
+from .internals import is_materialized, share_storage
 from .store import HEADER_BYTES, PAGE, WINDOW_BYTES, Store, Window
 
 PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
@@ -56,7 +57,7 @@ class MappedRegion:
     def __del__(self) -> None:
         _libc.munmap(self.address, self.nbytes)  # only reached once no array, hence no tensor, views the range
 
-    def array(self, dtype: np.dtype, shape: list[int]) -> np.ndarray:
+    def array(self, dtype: DTypeLike, shape: list[int]) -> np.ndarray:
         """A NumPy array over the range whose base is this region: it keeps the mapping alive."""
         self.__array_interface__ = {"shape": tuple(shape), "typestr": np.dtype(dtype).str, "data": (self.address, False), "version": 3}
         return np.asarray(self)

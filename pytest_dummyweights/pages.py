@@ -114,7 +114,7 @@ def _read_entries(address: int, nbytes: int, file_backed: bool) -> list[PageRun]
         if not file_backed:
             written &= swapped | ((entries & np.uint64(PM_EXCLUSIVE)) != 0)
         kind = (written.astype(np.int8) << 1) | (present & file_page) | ((present | swapped) << 2).astype(np.int8)
-        edges = np.flatnonzero(np.diff(np.concatenate(([0], kind, [0])))) if kind.any() else []
+        edges: np.ndarray | list[int] = np.flatnonzero(np.diff(np.concatenate(([0], kind, [0])))) if kind.any() else []
         for left, right in zip(edges[:-1], edges[1:]):
             if kind[left] & 4:
                 start = address + (first + int(left)) * PAGE

@@ -26,7 +26,7 @@ MARKER_DOC = (
 )
 SETTINGS = pytest.StashKey["Settings"]()
 CACHE = pytest.StashKey[Any]()
-WORKER_REPORTS = pytest.StashKey[list]()
+WORKER_REPORTS = pytest.StashKey[list[dict[str, Any]]]()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,7 +234,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
     if worker_id(config) is not None:
         return
-    reports = list(config.stash[WORKER_REPORTS])
+    reports = config.stash[WORKER_REPORTS].copy()
     if CACHE in config.stash:
         reports.append(config.stash[CACHE].stats.to_report())
     lines = CacheStats.from_reports(reports).summary_lines(config.option.verbose)

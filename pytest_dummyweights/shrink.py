@@ -239,10 +239,10 @@ def unknown_structure_keys(raw: Mapping[str, Any]) -> list[str]:
     return found
 
 
-def shrink_config(raw: Mapping[str, Any], request: bool | Mapping[str, Any] = True) -> ShrinkResult:
-    """A smaller config with every layer kind of ``raw``, valid expert routing and real widths."""
+def shrink_config(original: Mapping[str, Any], request: bool | Mapping[str, Any] = True) -> ShrinkResult:
+    """A smaller config with every layer kind of ``original``, valid expert routing and real widths."""
     parsed = parse_request(request)
-    raw = copy.deepcopy(dict(raw))
+    raw: dict[str, Any] = copy.deepcopy(dict(original))
     layers = raw.get("num_hidden_layers")
     if parsed is None:
         return ShrinkResult(raw, [], [], layer_kinds(raw) if isinstance(layers, int) else [])

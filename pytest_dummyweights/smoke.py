@@ -15,6 +15,7 @@ from typing import Any
 import paddle
 
 from .errors import DummyWeightsError
+from .internals import element_count
 
 DEFAULT_TOKENS = (1, 2, 3, 4)
 MAX_SEQ_LENGTH_TOKENS = 64  # DeepSeek-V3 reshapes with config.seq_length: feed that many tokens when it is this small
@@ -56,8 +57,8 @@ def count_non_finite(outputs: Any) -> tuple[int, int]:
         if not tensor.is_floating_point() or tensor.size == 0:
             continue
         wide = tensor if tensor.dtype in (paddle.float32, paddle.float64) else tensor.astype("float32")
-        bad += int((~paddle.isfinite(wide)).sum().item())
-        total += int(tensor.size)
+        bad += int((~paddle.isfinite(wide)).sum().numpy())
+        total += element_count(tensor.shape)
     return bad, total
 
 
@@ -76,12 +77,13 @@ def first_non_finite_sublayer(model: paddle.nn.Layer, forward: Callable[[], Any]
     """Run ``forward`` with a post-hook on every sublayer; the first whose output is not finite, in execution order."""
     found: list[NonFinite] = []
 
-    def make_hook(name: str) -> Callable[..., None]:
-        def hook(layer: paddle.nn.Layer, inputs: Any, outputs: Any) -> None:
+    def make_hook(name: str) -> Callable[[paddle.nn.Layer, paddle.Tensor, paddle.Tensor], paddle.Tensor]:
+        def hook(layer: paddle.nn.Layer, inputs: paddle.Tensor, outputs: paddle.Tensor) -> paddle.Tensor:
             if not found:
                 bad, total = count_non_finite(outputs)
                 if bad:
                     found.append(NonFinite(name, type(layer).__name__, bad, total))
+            return outputs  # the output unchanged: a hook that returns None also leaves it, but the stubs want a tensor
 
         return hook
 

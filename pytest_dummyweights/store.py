@@ -202,7 +202,7 @@ def _sample_checksum(data: np.ndarray) -> bytes:
     """blake2b of a few pages spread over the data, the last page included: cheap, and catches truncation and garbage."""
     digest = hashlib.blake2b(digest_size=32)
     for page in np.linspace(0, DATA_BYTES // PAGE - 1, SAMPLE_PAGES).astype(np.int64).tolist():
-        digest.update(data[page * PAGE : (page + 1) * PAGE])
+        digest.update(data[page * PAGE : (page + 1) * PAGE].data)
     return digest.digest()
 
 

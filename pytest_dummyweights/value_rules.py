@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import DummyWeightsError
+from .internals import copy_into
 
 if TYPE_CHECKING:
     import paddle
@@ -130,18 +131,19 @@ def _checked_value(name: str, param: paddle.Tensor, value: float | int | str) ->
     """The value to write, checked to survive the cast to the parameter's dtype."""
     import paddle
 
-    value = neutral_value(param) if value == NEUTRAL else value
+    number = neutral_value(param) if value == NEUTRAL else value
+    assert not isinstance(number, str)  # check_rule_arguments let no other text through
     dtype_name = str(param.dtype).replace("paddle.", "")
     if not is_floating(param):
         limits = np.iinfo(np.dtype(dtype_name)) if dtype_name != "bool" else None
         low, high = (limits.min, limits.max) if limits is not None else (0, 1)
-        if value != int(value) or not low <= value <= high:
-            raise DummyWeightsError(f"value {value!r} for parameter {name!r} is not representable in {dtype_name} (integers {low}..{high}): give a value in range, or a pattern that skips it")
-        return int(value)
-    stored = float(paddle.to_tensor([float(value)], dtype="float64").astype(param.dtype).astype("float64").item())
-    if not math.isfinite(stored) or abs(stored - value) > ROUNDING_TOLERANCE * abs(value):  # overflow, saturation, underflow
-        raise DummyWeightsError(f"value {value!r} for parameter {name!r} is not representable in {dtype_name} (it becomes {stored}): give a smaller value, or a pattern that skips it")
-    return float(value)
+        if number != int(number) or not low <= number <= high:
+            raise DummyWeightsError(f"value {number!r} for parameter {name!r} is not representable in {dtype_name} (integers {low}..{high}): give a value in range, or a pattern that skips it")
+        return int(number)
+    stored = float(paddle.to_tensor([float(number)], dtype="float64").astype(param.dtype).astype("float64").numpy()[0])
+    if not math.isfinite(stored) or abs(stored - number) > ROUNDING_TOLERANCE * abs(number):  # overflow, saturation, underflow
+        raise DummyWeightsError(f"value {number!r} for parameter {name!r} is not representable in {dtype_name} (it becomes {stored}): give a smaller value, or a pattern that skips it")
+    return float(number)
 
 
 def write_constant(param: paddle.Tensor, value: float | int) -> None:
@@ -153,7 +155,7 @@ def write_constant(param: paddle.Tensor, value: float | int) -> None:
     wide = np.float64 if param.dtype == paddle.float64 else (np.float32 if is_floating(param) else np.int64)
     source = paddle.to_tensor(np.full(param.shape, value, dtype=wide), place=param.place)
     with paddle.no_grad():
-        param.copy_(source.astype(param.dtype))
+        copy_into(param, source.astype(param.dtype))
 
 
 def _rule_list(scales: str | None, value_rules: Mapping[str, Any] | None, quantization_patterns: tuple[str, ...]) -> list[tuple[str, Any, str]]:
