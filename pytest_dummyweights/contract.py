@@ -40,8 +40,9 @@ class CheckpointMismatch(DummyWeightsError):
         super().__init__("\n".join([heading, *report.table()]))
 
 
-class CheckpointMismatchWarning(UserWarning):
-    """The model and its checkpoint disagree (``checkpoint_check="warn"``)."""
+class CheckpointMismatchWarning(Warning):
+    """The model and its checkpoint disagree (``checkpoint_check="warn"``). Not a ``UserWarning``: projects
+    filter those away for Paddle's own noise, and this one must be seen."""
 
 
 @dataclasses.dataclass(frozen=True)
