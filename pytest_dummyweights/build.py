@@ -201,7 +201,7 @@ def plan_build(
     ``search_dirs`` resolve a relative config or checkpoint path."""
     spec.validate()
     seconds: dict[str, float] = {}
-    with _timed(seconds, "checkpoint"):
+    with _timed(seconds, "manifest") if spec.checkpoint is not None else contextlib.nullcontext():
         checkpoint = contract.plan_checkpoint(spec.checkpoint, bool(spec.real_weights), [Path(d) for d in search_dirs])
     with _timed(seconds, "config"):
         loaded = load_config(spec.config, spec.overrides, spec.new_keys, [Path(d) for d in search_dirs], spec.shrink)

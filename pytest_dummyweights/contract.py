@@ -124,22 +124,30 @@ def structure_report(model: Any, model_config: Any, spec: Any, manifest: Manifes
     return compare(layout, manifest)
 
 
-@contextlib.contextmanager
-def real_tensor_reader(checkpoint: CheckpointPlan) -> Any:
-    """``make_tensor`` for ``feed_load_weights`` that reads the checkpoint's tensors (CPU, any dtype), and the bytes read."""
-    from safetensors import safe_open
+class RealTensorReader:
+    """``make_tensor`` for ``feed_load_weights`` that reads the checkpoint's tensors (CPU, any dtype, bfloat16
+    and float8 included: safetensors' ``paddle`` framework), counting the bytes read; a context manager
+    that closes the shards it opened."""
 
-    with contextlib.ExitStack() as stack:
-        files: dict[str, Any] = {}
-        counted = [0]
+    def __init__(self, checkpoint: CheckpointPlan) -> None:
+        self.checkpoint = checkpoint
+        self.bytes_read = 0
+        self._files = contextlib.ExitStack()
+        self._open: dict[str, Any] = {}
 
-        def read(name: str, entry: TensorEntry) -> paddle.Tensor:
-            if entry.shard not in files:
-                files[entry.shard] = stack.enter_context(safe_open(str(checkpoint.path / entry.shard), framework="paddle"))
-            counted[0] += entry.nbytes
-            return files[entry.shard].get_tensor(name)
+    def __enter__(self) -> RealTensorReader:
+        return self
 
-        yield read, counted
+    def __exit__(self, *exc_info: Any) -> None:
+        self._files.close()
+
+    def __call__(self, name: str, entry: TensorEntry) -> paddle.Tensor:
+        from safetensors import safe_open
+
+        if entry.shard not in self._open:
+            self._open[entry.shard] = self._files.enter_context(safe_open(str(self.checkpoint.path / entry.shard), framework="paddle"))
+        self.bytes_read += entry.nbytes
+        return self._open[entry.shard].get_tensor(name)
 
 
 def load_before_init(model: paddle.nn.Layer, model_config: Any, spec: Any, checkpoint: CheckpointPlan, hooks: Any, factory: Any) -> LoadResult:
@@ -147,9 +155,9 @@ def load_before_init(model: paddle.nn.Layer, model_config: Any, spec: Any, check
     mode = spec.checkpoint_check
     if has_load_weights(model):
         if spec.real_weights:
-            with real_tensor_reader(checkpoint) as (read, counted):
+            with RealTensorReader(checkpoint) as read:
                 fed = feed_load_weights(model, checkpoint.manifest, read)
-            return LoadResult(judge(fed.report, mode), fed.written, real_bytes=counted[0])
+            return LoadResult(judge(fed.report, mode), fed.written, real_bytes=read.bytes_read)
 
         def make_dummy(name: str, entry: TensorEntry) -> paddle.Tensor:
             return dummy_tensor(name, entry, seed=spec.seed, std=spec.std, store_dir=spec.store_dir)
