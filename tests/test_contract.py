@@ -47,13 +47,14 @@ BOTH_MODES = """
         return bool(request.config.getoption("--real-weights"))
 
 
-    @pytest.mark.dummy_load(QWEN3, overrides=OVERRIDES, checkpoint="ckpt/qwen3-hf")
-    def test_qwen3_runs_and_its_weights_are_the_checkpoints_only_when_real(dummy_model, request):
-        logits = dummy_model(paddle.to_tensor([[1, 2, 3, 4]]))[0]
+    @pytest.mark.parametrize("layout", ["hf", "paddle"])
+    def test_qwen3_runs_and_its_weights_are_the_checkpoints_only_when_real(dummy_model_factory, request, layout):
+        model = dummy_model_factory(QWEN3, overrides=OVERRIDES, checkpoint=f"ckpt/qwen3-{layout}")
+        logits = model(paddle.to_tensor([[1, 2, 3, 4]]))[0]
         assert bool(paddle.isfinite(logits).all())
-        weight = dummy_model.state_dict()[DOWN].numpy()
-        tensor, _ = stored(request, "ckpt/qwen3-hf", DOWN)
-        checkpoint = tensor.numpy().T  # Hugging Face layout: Linear weights transposed
+        weight = model.state_dict()[DOWN].numpy()
+        tensor, _ = stored(request, f"ckpt/qwen3-{layout}", DOWN)
+        checkpoint = tensor.numpy().T if layout == "hf" else tensor.numpy()  # Hugging Face layout: Linear weights transposed
         assert weight.dtype == checkpoint.dtype == np.float32
         assert np.array_equal(weight.view(np.uint32), checkpoint.view(np.uint32)) == real(request)
 
@@ -91,27 +92,26 @@ def write_engine_checkpoint(directory: Path) -> int:
 
 @pytest.fixture
 def checkpoints(inner) -> int:
-    """``ckpt/qwen3-hf`` (save_pretrained), ``ckpt/engine``, ``qwen3.manifest.json``; returns their data bytes."""
-    qwen3 = saved_checkpoint(inner.path / "ckpt", "qwen3", "hf", seed=REAL_SEED)
-    manifest = load_manifest(qwen3)
-    manifest.write(inner.path / "qwen3.manifest.json")
-    return manifest.total_bytes + write_engine_checkpoint(inner.path / "ckpt" / "engine")
+    """``ckpt/qwen3-hf`` and ``ckpt/qwen3-paddle`` (save_pretrained), ``ckpt/engine``, ``qwen3.manifest.json``; returns their data bytes."""
+    manifests = [load_manifest(saved_checkpoint(inner.path / "ckpt", "qwen3", layout, seed=REAL_SEED)) for layout in ("hf", "paddle")]
+    manifests[0].write(inner.path / "qwen3.manifest.json")
+    return sum(manifest.total_bytes for manifest in manifests) + write_engine_checkpoint(inner.path / "ckpt" / "engine")
 
 
 def test_one_file_passes_with_dummy_and_with_real_weights(inner, checkpoints: int) -> None:
     inner.write("test_both_modes.py", BOTH_MODES)
     dummy = inner.run("-v")
-    dummy.assert_outcomes(passed=4)
-    dummy.stdout.fnmatch_lines(["*checkpoint checks: 3 passed, 0 failed*"])
+    dummy.assert_outcomes(passed=5)
+    dummy.stdout.fnmatch_lines(["*checkpoint checks: 4 passed, 0 failed*"])
     assert "real weights:" not in dummy.stdout.str()
 
     real = inner.run("-v", "-rs", "--real-weights")
-    real.assert_outcomes(passed=2, skipped=2)
+    real.assert_outcomes(passed=3, skipped=2)
     real.stdout.fnmatch_lines([
         "SKIPPED * --real-weights: checkpoint */qwen3.manifest.json is a manifest only, without tensor data; it runs with dummy weights only",
         "SKIPPED * --real-weights: the test names no checkpoint= to load real weights from; it runs with dummy weights only",
     ])
-    real.stdout.fnmatch_lines([f"*real weights: 2 models loaded real, {human_bytes(checkpoints)} read from checkpoints*"])
+    real.stdout.fnmatch_lines([f"*real weights: 3 models loaded real, {human_bytes(checkpoints)} read from checkpoints*"])
 
 
 CORRUPT = """
@@ -296,3 +296,18 @@ def test_cli_build_prints_the_checks_table_and_exits_1_when_it_fails(tmp_path: P
     assert cli.main(["build", str(config), *sets, "--checkpoint", "no_such_checkpoint"]) == 2
     out, err = capsys.readouterr()
     assert not out and err.count("\n") == 1 and err.startswith("error: checkpoint 'no_such_checkpoint' not found")
+
+
+def test_the_ini_turns_real_weights_on(inner) -> None:
+    inner.write("pytest.ini", "[pytest]\ndummyweights_real_weights = true\n")
+    inner.write("test_ini.py", """
+        import pytest
+        from engine_models import ZOO, zoo_config
+
+        @pytest.mark.dummy_load(zoo_config(), model=ZOO)
+        def test_without_a_checkpoint(dummy_model):
+            pass
+        """)
+    result = inner.run("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED * --real-weights: the test names no checkpoint= *"])
