@@ -14,7 +14,8 @@ from typing import Any, Protocol
 
 import paddle
 
-from . import mla
+from . import contract, mla
+from .checkpoint import CheckReport
 from .budget import device_memory_bytes
 from .config import LoadedConfig, load_config
 from .device import default_dtype, on_device, resolve_device
@@ -56,6 +57,8 @@ class BuildResult:
     rules_applied: RulesApplied
     init: InitReport  # the storage used, and messages (a fallback directory or storage)
     memory: MemoryUsage  # parameter bytes: virtual, resident, shared with the value store, private
+    check: CheckReport | None = None  # the checkpoint check, when a checkpoint was named and checked
+    real_bytes: int = 0  # checkpoint bytes read (real_weights)
 
 
 @contextlib.contextmanager
@@ -120,14 +123,16 @@ def add_mla_derived_weights(model: paddle.nn.Layer, dtype: str) -> None:
                 layer.add_parameter(attribute, layer.create_parameter(shape, dtype=getattr(paddle, dtype)))
 
 
-def construct(factory: Any, model_config: Any, dtype: str) -> paddle.nn.Layer:
+def construct(factory: Any, model_config: Any, dtype: str, *, derive_mla: bool = True) -> paddle.nn.Layer:
+    """``derive_mla=False``: leave the MLA weights to the model's own ``load_weights`` (checkpoint-shaped loading)."""
     with construction_guards(dtype):
         model = factory(model_config)
         if not isinstance(model, paddle.nn.Layer):
             raise DummyWeightsError(
                 f"{getattr(factory, '__qualname__', factory)!r} returned {type(model).__name__}, not a paddle.nn.Layer"
             )
-        add_mla_derived_weights(model, dtype)
+        if derive_mla:
+            add_mla_derived_weights(model, dtype)
     return model
 
 
@@ -193,6 +198,7 @@ class Plan:
     source: str  # where the class came from
     users_own: bool  # the factory is the test's (model=, a hook), not a library's class
     seconds: dict[str, float]
+    checkpoint: contract.CheckpointPlan | None = None  # the spec's checkpoint, headers read
 
 
 def plan_build(
@@ -202,9 +208,12 @@ def plan_build(
     hooks: BuildHooks | None = None,
     worker_id: str | None = None,
 ) -> Plan:
-    """Read the config, choose device, dtype and std, and find the model class; ``search_dirs`` resolve a relative config path."""
+    """Read the config and the checkpoint's headers, choose device, dtype and std, and find the model class;
+    ``search_dirs`` resolve a relative config or checkpoint path."""
     spec.validate()
     seconds: dict[str, float] = {}
+    with _timed(seconds, "manifest") if spec.checkpoint is not None else contextlib.nullcontext():
+        checkpoint = contract.plan_checkpoint(spec.checkpoint, bool(spec.real_weights), [Path(d) for d in search_dirs])
     with _timed(seconds, "config"):
         loaded = load_config(spec.config, spec.overrides, spec.new_keys, [Path(d) for d in search_dirs], spec.shrink)
         device = resolve_device(spec.device or "auto", worker_id)
@@ -219,6 +228,9 @@ def plan_build(
             std=resolved.std,
             scales=spec.scales or "default",
             smoke=bool(spec.smoke),
+            checkpoint=None if checkpoint is None else str(checkpoint.path),
+            checkpoint_check=spec.checkpoint_check or "error",
+            real_weights=bool(spec.real_weights),
         )
     with _timed(seconds, "resolve"), on_device(device):
         resolve_hook = None
@@ -229,21 +241,37 @@ def plan_build(
                 return run_model_code("resolving the model class in a hook", spec, True, lambda: hook(**arguments))
 
         factory, source = resolve_model(loaded.model_config, spec, resolve_hook)
-    return Plan(spec, resolved, loaded, factory, source, not source.startswith("paddleformers."), seconds)
+    return Plan(spec, resolved, loaded, factory, source, not source.startswith("paddleformers."), seconds, checkpoint)
 
 
 def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
-    """Construct, dummy-init and post-process the planned model on its device."""
+    """Construct, load the checkpoint's contract (see ``contract``), dummy-init and post-process the planned model on its device."""
     spec, resolved, model_config, seconds = plan.spec, plan.resolved, plan.config.model_config, dict(plan.seconds)
+    loaded = contract.LoadResult(None)
     with on_device(resolved.device):
         with _timed(seconds, "construct"):
             model = run_model_code(
-                f"constructing {plan.source}", spec, plan.users_own, lambda: construct(plan.factory, model_config, resolved.dtype)
+                f"constructing {plan.source}", spec, plan.users_own, lambda: construct(plan.factory, model_config, resolved.dtype, derive_mla=False)
             )
-        check_fits(model, resolved.device, spec.storage)
+            if plan.checkpoint is None or not contract.has_load_weights(model):
+                with construction_guards(resolved.dtype):
+                    add_mla_derived_weights(model, resolved.dtype)
+        check_fits(model, resolved.device, "filled" if spec.real_weights else spec.storage)
+        if plan.checkpoint is not None:
+            checkpoint = plan.checkpoint
+            with _timed(seconds, "real_load" if spec.real_weights else "checkpoint_check"):
+                loaded = run_model_code(
+                    f"loading checkpoint {checkpoint.path}", spec, plan.users_own,
+                    lambda: contract.load_before_init(model, model_config, spec, checkpoint, hooks, plan.factory),
+                )
+            if loaded.model is not None:
+                model = loaded.model
         with _timed(seconds, "init"):
-            init = initialize_dummy_weights(model, seed=resolved.seed, std=resolved.std, storage=spec.storage, store_dir=spec.store_dir)
-            rules_applied = apply_value_rules(model, spec.scales, spec.value_rules, model_config)
+            if loaded.model is None:
+                init = initialize_dummy_weights(model, seed=resolved.seed, std=resolved.std, storage=spec.storage, store_dir=spec.store_dir, skip=loaded.written)
+            else:
+                init = InitReport("real")
+            rules_applied = apply_value_rules(model, spec.scales, spec.value_rules, model_config) if not spec.real_weights else RulesApplied()
         with _timed(seconds, "post_process"):
             run_model_code("post-processing", spec, True, lambda: post_process(model, model_config, spec, hooks))
             check_nothing_unset(model, spec.allow_unset)
@@ -252,7 +280,8 @@ def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
                 run_smoke(model, model_config, spec, getattr(hooks, "pytest_dummyweights_smoke", None))
     parameters, nbytes = parameter_stats(model)
     return BuildResult(
-        model, model_config, spec, plan.config, plan.source, parameters, nbytes, seconds, rules_applied, init, memory_usage(model)
+        model, model_config, spec, plan.config, plan.source, parameters, nbytes, seconds, rules_applied, init, memory_usage(model),
+        loaded.report, loaded.real_bytes,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import paddle
 
 from .build import BuildHooks, BuildResult, Plan, execute, plan_build
+from .contract import CheckpointMismatch
 from .fingerprint import fingerprint
 from .isolation import Snapshot
 from .shrink import describe_inline
@@ -67,7 +68,7 @@ class ModelCache:
     ) -> paddle.nn.Layer:
         """The model for ``spec``: from the cache when built before, else built (under the device's build lock)."""
         plan = plan_build(spec, search_dirs=search_dirs, hooks=hooks, worker_id=worker_id)
-        key = fingerprint(plan.spec, plan.config.raw, plan.factory)
+        key = fingerprint(plan.spec, plan.config.raw, plan.factory, plan.checkpoint.identity if plan.checkpoint else None)
         if key is None or not self.enabled or spec.fresh:
             result = self._build(plan, hooks, key)
         elif key in self._entries:
@@ -105,10 +106,16 @@ class ModelCache:
     def _build(self, plan: Plan, hooks: BuildHooks | None, key: str | None) -> BuildResult:
         with self._build_lock(plan.resolved.device):
             started = time.perf_counter()
-            result = execute(plan, hooks)
+            try:
+                result = execute(plan, hooks)
+            except CheckpointMismatch:
+                self.stats.checks_failed += 1
+                raise
+        self.stats.record_checkpoint(result.check, result.real_bytes)
         shrunk = f" ({describe_inline(plan.config.shrink)})" if plan.config.shrink else ""
         rules = f" ({result.rules_applied.describe()})" if result.rules_applied.rules else ""
-        description = f"{type(result.model).__name__} {plan.resolved.dtype}{shrunk}{rules}"
+        real = " (real weights)" if plan.spec.real_weights else ""
+        description = f"{type(result.model).__name__} {plan.resolved.dtype}{shrunk}{rules}{real}"
         if key is None:
             key = f"uncached-{id(plan.factory):x}"
             description += " (not cached: its factory carries values that cannot be described safely)"

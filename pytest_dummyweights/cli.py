@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -48,7 +49,9 @@ def shrink_request(args: argparse.Namespace) -> bool | dict[str, int]:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    """Exit status 0, or with ``--checkpoint`` 1 when the model and the checkpoint disagree."""
     from .build import build
+    from .contract import CheckpointMismatchWarning
 
     spec = DummySpec(
         args.config,
@@ -63,8 +66,12 @@ def run_build(args: argparse.Namespace) -> int:
         storage=args.storage,
         scales=args.scales,
         smoke=args.smoke or None,
+        checkpoint=args.checkpoint,
+        checkpoint_check="warn" if args.checkpoint else None,  # the table is printed below, and sets the exit status
     )
-    result = build(spec, search_dirs=[Path.cwd()])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CheckpointMismatchWarning)
+        result = build(spec, search_dirs=[Path.cwd()])
     print(f"class         {type(result.model).__module__}.{type(result.model).__qualname__} ({result.source})")
     print(f"config        {result.config.source}")
     print(f"dtype         {result.spec.dtype} on {result.spec.device}, seed {result.spec.seed}, std {result.spec.std:g}")
@@ -81,7 +88,10 @@ def run_build(args: argparse.Namespace) -> int:
     for phase, seconds in result.seconds.items():
         print(f"{phase:<14}{seconds:.3f} s")
     print(f"{'total':<14}{sum(result.seconds.values()):.3f} s")
-    return 0
+    if result.check is None:
+        return 0
+    print("\n".join(result.check.table()))
+    return 0 if result.check.ok else 1
 
 
 def run_manifest(args: argparse.Namespace) -> int:
@@ -131,6 +141,7 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--shrink", action="store_true", help="fewer layers and experts, keeping every layer kind and real widths; prints what changed")
     build.add_argument("--shrink-layers", type=int, metavar="N", help="shrink to N layers (implies --shrink)")
     build.add_argument("--shrink-experts", type=int, metavar="E", help="shrink to E routed experts (implies --shrink)")
+    build.add_argument("--checkpoint", metavar="PATH", help="check the model against a checkpoint directory or manifest file: print the table, exit 1 when they disagree")
     build.set_defaults(run=run_build)
     manifest = commands.add_parser("manifest", help="read a checkpoint's safetensors headers (never its data) and write its manifest as JSON")
     manifest.add_argument("checkpoint", nargs="?", help="a directory of *.safetensors files (with model.safetensors.index.json when sharded), or a manifest file")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -120,13 +121,15 @@ def initialize_dummy_weights(
     storage: str | None = None,
     store_dir: str | os.PathLike | None = None,
     map_limit: int | None = None,
+    skip: Collection[str] = (),
 ) -> InitReport:
     """Give every parameter of ``model`` its dummy values, exactly once, on the parameter's device.
 
     ``storage``: "mapped" or "filled" (default: mapped on Linux when every parameter is on the CPU);
-    ``store_dir``: where the value store lives; ``map_limit``: stands in for ``vm.max_map_count``.
+    ``store_dir``: where the value store lives; ``map_limit``: stands in for ``vm.max_map_count``;
+    ``skip``: names of parameters that already hold their values (written by the model's own loader).
     """
-    params = list(model.named_parameters())
+    params = [(name, param) for name, param in model.named_parameters() if name not in skip]
     store_dir = store.default_directory() if store_dir is None else store_dir
     if storage is not None and storage not in STORAGES:
         raise DummyWeightsError(f"unknown storage {storage!r}: use 'mapped' or 'filled' (or leave it unset)")

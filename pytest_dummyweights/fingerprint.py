@@ -72,8 +72,10 @@ def _ordered(value: Any) -> Any:
     return list(value.items()) if isinstance(value, Mapping) else value
 
 
-def fingerprint(spec: Any, raw_config: dict[str, Any], factory: Any) -> str | None:
-    """The cache key of a planned build (``spec`` with every default filled in), or None: do not cache it."""
+def fingerprint(spec: Any, raw_config: dict[str, Any], factory: Any, checkpoint_identity: str | None = None) -> str | None:
+    """The cache key of a planned build (``spec`` with every default filled in), or None: do not cache it.
+
+    ``checkpoint_identity`` (``contract.CheckpointPlan.identity``) changes whenever the checkpoint's files do."""
     factory_description = describe(factory)
     if factory_description is None:
         return None
@@ -83,6 +85,7 @@ def fingerprint(spec: Any, raw_config: dict[str, Any], factory: Any) -> str | No
     described = {
         "factory": factory_description,
         "config": raw_config,  # after overrides; includes quantization_config
+        "checkpoint": checkpoint_identity,  # spec.checkpoint is the resolved path; this, the files behind it
         "settings": settings,  # dtype, seed, std, device, and every other spec field
         "plugin": __version__,
         "paddle": paddle.__version__,

@@ -24,3 +24,10 @@ def pytest_dummyweights_post_process(model: Any, model_config: Any, spec: Any) -
 def pytest_dummyweights_smoke(model: Any, model_config: Any, spec: Any) -> Any:
     """Run the finiteness smoke's forward pass (``smoke=True``) and return the model's outputs, or None for the
     default: token ids ``[[1, 2, 3, 4]]`` for causal-LM classes. Every floating-point tensor returned must be finite."""
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_dummyweights_checkpoint_layout(model: Any, model_config: Any, spec: Any, manifest: Any) -> Any:
+    """Return the ``pytest_dummyweights.checkpoint.Layout`` the (lazily constructed) ``model`` loads from a
+    checkpoint described by ``manifest``, or None for the default: PaddleFormers' ``from_pretrained`` rules.
+    Asked for a spec with ``checkpoint=`` whose model has no ``load_weights`` (those are checked by loading)."""

@@ -13,10 +13,10 @@ from typing import Any, NoReturn
 import pytest
 
 from . import gate_plugin
-from .errors import DummyWeightsError
+from .errors import DummyWeightsError, RealWeightsUnavailable
 from .isolation import ISOLATION_MODES
 from .settings import checked, one_of, parse_bytes, parse_seed, read_setting, worker_id
-from .spec import STORAGES, DummySpec, check_device, spec_from_call
+from .spec import CHECKPOINT_CHECKS, STORAGES, DummySpec, check_device, spec_from_call
 from .value_rules import check_rule_arguments
 
 MARKER = "dummy_load"
@@ -42,6 +42,8 @@ class Settings:
     smoke: bool
     storage: str | None  # None: mapped for CPU builds on Linux, else filled
     store_dir: str | None  # None: store.default_directory()
+    checkpoint_check: str  # error, warn or off: what a model disagreeing with its checkpoint does
+    real_weights: bool  # load named checkpoints' real weights; tests without one are skipped
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -77,6 +79,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--dummy-store-dir", default=None, help="directory of the value store (default: ini dummyweights_store_dir, else /dev/shm/pytest-dummyweights-UID)")
     group.addoption("--dummy-scales", default=None, help="values of scale-like parameters: default or neutral (default: ini dummyweights_scales)")
+    group.addoption(
+        "--dummy-checkpoint-check",
+        default=None,
+        choices=CHECKPOINT_CHECKS,
+        help="a model that disagrees with its checkpoint= fails the test at setup (error), warns (warn), or is not checked (off); "
+        "default: ini dummyweights_checkpoint_check, else error",
+    )
+    group.addoption(
+        "--real-weights",
+        action="store_true",
+        default=None,
+        help="load the real weights of each test's checkpoint= instead of dummy ones; tests without a checkpoint holding data are skipped",
+    )
+    parser.addini("dummyweights_checkpoint_check", "checkpoint check: error, warn or off", default="error")
+    parser.addini("dummyweights_real_weights", "load checkpoints' real weights (the nightly switch)", type="bool", default=False)
     parser.addini("dummyweights_storage", "storage of dummy weights: mapped or filled (empty: mapped for CPU builds on Linux)", default="")
     parser.addini("dummyweights_store_dir", "directory of the value store", default="")
     parser.addini("dummyweights_seed", "seed of the dummy weights", default="0")
@@ -116,6 +133,10 @@ def pytest_configure(config: pytest.Config) -> None:
         smoke=bool(config.getini("dummyweights_smoke")),
         storage=checked(storage, one_of(*STORAGES)) if storage.text else None,
         store_dir=read_setting(config, "--dummy-store-dir", "dummyweights_store_dir").text,
+        checkpoint_check=checked(
+            read_setting(config, "--dummy-checkpoint-check", "dummyweights_checkpoint_check"), one_of(*CHECKPOINT_CHECKS)
+        ),
+        real_weights=bool(config.getoption("--real-weights") or config.getini("dummyweights_real_weights")),
     )
     config.stash[WORKER_REPORTS] = []
     gate_plugin.configure(config)
@@ -148,13 +169,16 @@ def _fail(request: pytest.FixtureRequest, config_description: str, error: Except
 def _serve(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
     """The model for ``spec`` from this worker's cache; after the test, its isolation is checked."""
     settings = request.config.stash[SETTINGS]
-    unset = {key: getattr(settings, key) for key in ("seed", "device", "scales", "smoke", "storage", "store_dir") if getattr(spec, key) is None}
+    keys = ("seed", "device", "scales", "smoke", "storage", "store_dir", "checkpoint_check", "real_weights")
+    unset = {key: getattr(settings, key) for key in keys if getattr(spec, key) is None}
     spec = dataclasses.replace(spec, **unset)
     try:
         cache = _cache(request)
         request.addfinalizer(lambda: cache.check_loans(request.node.nodeid))
         search_dirs = [request.path.parent, request.config.rootpath]
         return cache.get(spec, search_dirs=search_dirs, hooks=request.config.hook, worker_id=worker_id(request.config))
+    except RealWeightsUnavailable as error:
+        pytest.skip(str(error))
     except DummyWeightsError as error:
         _fail(request, spec.describe(), error)
 

@@ -16,6 +16,7 @@ from .value_rules import check_rule_arguments
 DTYPES = ("bfloat16", "float16", "float32")
 DEVICE_WORDS = ("auto", "cpu", "gpu")
 STORAGES = ("mapped", "filled")
+CHECKPOINT_CHECKS = ("error", "warn", "off")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,9 @@ class DummySpec:
     allow_unset: Collection[str] = ()
     storage: str | None = None  # "mapped" or "filled"; default: mapped for CPU builds on Linux
     store_dir: str | os.PathLike | None = None  # where the value store lives (see store.default_directory)
+    checkpoint: str | os.PathLike | None = None  # a checkpoint directory or manifest JSON file; see contract
+    checkpoint_check: str | None = None  # "error", "warn" or "off": what a disagreeing checkpoint does
+    real_weights: bool | None = None  # load the checkpoint's real weights instead of dummy ones
 
     def validate(self) -> None:
         """Checked when the build starts, not at construction: a bad spec in a ``parametrize`` list then
@@ -84,6 +88,14 @@ class DummySpec:
             )
         if self.storage is not None and self.storage not in STORAGES:
             raise DummyWeightsError(f"unknown storage {self.storage!r}: use 'mapped' or 'filled' (or leave it unset)")
+        if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
+            raise DummyWeightsError(
+                f"checkpoint must be a checkpoint directory or a manifest JSON file path; got {type(self.checkpoint).__name__}: {self.checkpoint!r}"
+            )
+        if self.checkpoint_check is not None and self.checkpoint_check not in CHECKPOINT_CHECKS:
+            raise DummyWeightsError(f"unknown checkpoint_check {self.checkpoint_check!r}: use 'error', 'warn' or 'off' (or leave it unset)")
+        if self.real_weights is not None and not isinstance(self.real_weights, bool):
+            raise DummyWeightsError(f"real_weights must be True or False; got {self.real_weights!r}")
 
     def describe(self) -> str:
         """The config as a user wrote it, for messages."""

@@ -48,6 +48,10 @@ class CacheStats:
     repairs: list[RepairRecord] = dataclasses.field(default_factory=list)
     models: dict[str, ModelRecord] = dataclasses.field(default_factory=dict)  # by fingerprint
     notes: list[str] = dataclasses.field(default_factory=list)  # what the user should know: fallbacks, once each
+    checks_passed: int = 0  # builds whose checkpoint check found nothing
+    checks_failed: int = 0  # builds whose checkpoint check failed (checkpoint_check error or warn)
+    real_loaded: int = 0  # builds that loaded a checkpoint's real weights
+    real_bytes: int = 0  # checkpoint bytes those builds read
 
     def record_build(self, key: str, model: ModelRecord, seconds: float, notes: list[str]) -> None:
         self.built += 1
@@ -55,6 +59,15 @@ class CacheStats:
         self.built_bytes += model.nbytes
         self.models.setdefault(key, model).builds += 1
         self.notes += [note for note in notes if note not in self.notes]
+
+    def record_checkpoint(self, report: Any, real_bytes: int) -> None:
+        """A build's checkpoint check (a ``CheckReport``, or None when none ran) and the real bytes it read."""
+        if report is not None:
+            self.checks_passed += report.ok
+            self.checks_failed += not report.ok
+        if real_bytes:
+            self.real_loaded += 1
+            self.real_bytes += real_bytes
 
     def record_hit(self, key: str) -> None:
         self.hits += 1
@@ -69,7 +82,8 @@ class CacheStats:
         """The run's stats from each process's report; models built by several workers count once."""
         total = cls()
         for report in reports:
-            for field in ("built", "build_seconds", "built_bytes", "hits", "evictions", "lock_wait_seconds", "served_bytes"):
+            for field in ("built", "build_seconds", "built_bytes", "hits", "evictions", "lock_wait_seconds", "served_bytes",
+                          "checks_passed", "checks_failed", "real_loaded", "real_bytes"):
                 setattr(total, field, getattr(total, field) + report[field])
             total.repairs.extend(RepairRecord(**repair) for repair in report["repairs"])
             total.notes += [note for note in report["notes"] if note not in total.notes]
@@ -81,7 +95,7 @@ class CacheStats:
 
     def summary_lines(self, verbosity: int) -> list[str]:
         """Nothing when no model was served; one line with -q; the counts by default; per model with -v."""
-        if not self.built and not self.hits:
+        if not self.built and not self.hits and not self.checks_failed:
             return []
         counts = (
             f"{self.built} built in {self.build_seconds:.2f} s ({human_bytes(self.built_bytes)}), "
@@ -94,6 +108,7 @@ class CacheStats:
             f"{human_bytes(self.served_bytes)} served to tests"
         )
         repairs = [f"isolation repaired after {r.test}: {r.model}: {r.what}" for r in self.repairs]
+        repairs += self.checkpoint_lines()
         notes = [f"note: {note}" for note in self.notes]
         if verbosity < 0:
             return [f"dummyweights: {counts}; {sizes}", *repairs, *notes]
@@ -108,6 +123,16 @@ class CacheStats:
                     f"({human_bytes(model.resident)} resident, {human_bytes(model.shared)} shared)  "
                     f"built {model.builds}x, served from cache {model.hits}x"
                 )
+        return lines
+
+
+    def checkpoint_lines(self) -> list[str]:
+        """Checkpoint checks passed and failed, and real weights loaded; nothing when no checkpoint was named."""
+        lines = []
+        if self.checks_passed or self.checks_failed:
+            lines.append(f"checkpoint checks: {self.checks_passed} passed, {self.checks_failed} failed")
+        if self.real_loaded:
+            lines.append(f"real weights: {self.real_loaded} models loaded real, {human_bytes(self.real_bytes)} read from checkpoints")
         return lines
 
 

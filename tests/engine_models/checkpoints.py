@@ -20,17 +20,18 @@ from engine_models import SHRINK
 INDEX = "model.safetensors.index.json"
 
 
-def shrunk_model(tag: str):
+def shrunk_model(tag: str, seed: int = 0):
     from pytest_dummyweights import build_dummy_model
 
     config, overrides = SHRINK[tag]
-    return build_dummy_model(str(config), overrides=overrides)
+    return build_dummy_model(str(config), overrides=overrides, seed=seed)
 
 
-def saved_checkpoint(where: Path, tag: str, layout: str) -> Path:
-    """``save_pretrained`` of the shrunk model in Paddle (``"paddle"``) or Hugging Face (``"hf"``) layout, in several shards."""
+def saved_checkpoint(where: Path, tag: str, layout: str, seed: int = 0) -> Path:
+    """``save_pretrained`` of the shrunk model in Paddle (``"paddle"``) or Hugging Face (``"hf"``) layout, in several shards;
+    ``seed``: of its values (a seed other than a dummy build's tells real weights from dummy ones)."""
     directory = where / f"{tag}-{layout}"
-    shrunk_model(tag).save_pretrained(str(directory), save_to_hf=layout == "hf", safe_serialization=True, max_shard_size="200KB")
+    shrunk_model(tag, seed).save_pretrained(str(directory), save_to_hf=layout == "hf", safe_serialization=True, max_shard_size="200KB")
     return directory
 
 
