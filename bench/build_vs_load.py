@@ -146,7 +146,7 @@ def run_naive(ctx: Context, _: Any) -> Any:
     """The published dummy load of Paddle inference engines: lazy construction, then randn per parameter."""
     import paddle
 
-    from pytest_dummyweights.build import construction_guards
+    from pytest_dummyweights.construct import construction_guards
     from pytest_dummyweights.fill import materialize
 
     cls, model_config = ctx.model_config()

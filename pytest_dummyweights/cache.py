@@ -15,7 +15,8 @@ from typing import Any
 
 import paddle
 
-from .build import BuildHooks, BuildResult, Plan, execute, plan_build
+from .build import BuildResult, Plan, execute, plan_build
+from .construct import BuildHooks
 from .contract import CheckpointMismatch
 from .fingerprint import fingerprint
 from .isolation import Snapshot

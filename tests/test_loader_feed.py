@@ -10,7 +10,7 @@ import paddle
 import pytest
 
 from engine_models.checkpoint_models import CHECKPOINT_CONFIG, EngineCheckpointModel, checkpoint_tensors
-from pytest_dummyweights.build import construction_guards
+from pytest_dummyweights.construct import construction_guards
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.loader_feed import dummy_tensor, feed_load_weights
 from pytest_dummyweights.manifest import Manifest, read_manifest, write_sparse_checkpoint

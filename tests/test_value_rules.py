@@ -10,7 +10,8 @@ from engine_models import ZOO, zoo_config
 from engine_models.layers import ParamZoo, parameter_digests
 from engine_models.quant_models import FP8_CONFIG, SCALES, Fp8EngineModel
 from pytest_dummyweights import DummySpec, DummyWeightsError, fill
-from pytest_dummyweights.build import build, construct, post_process
+from pytest_dummyweights.build import build
+from pytest_dummyweights.construct import construct, post_process
 from pytest_dummyweights.config import make_model_config
 from pytest_dummyweights.value_rules import apply_value_rules
 
