@@ -13,7 +13,8 @@ from safetensors import safe_open
 from engine_models import CONFIGS
 from engine_models.checkpoints import saved_checkpoint
 from pytest_dummyweights import DummySpec
-from pytest_dummyweights.build import construct, plan_build
+from pytest_dummyweights.build import plan_build
+from pytest_dummyweights.construct import construct
 from pytest_dummyweights.checkpoint import check_model, expected_layout
 from pytest_dummyweights.cli import main
 from pytest_dummyweights.errors import DummyWeightsError
