@@ -109,7 +109,8 @@ def run_once(directory: Path, output: Path) -> dict:
 def run_check(directory: Path, overrides: dict) -> dict:
     """Lazy full-size construction, then the structure check: seconds per step and the counts it reports."""
     from pytest_dummyweights import DummySpec
-    from pytest_dummyweights.build import construct, plan_build
+    from pytest_dummyweights.build import plan_build
+    from pytest_dummyweights.construct import construct
     from pytest_dummyweights.checkpoint import check_model
 
     start = time.perf_counter()

@@ -41,7 +41,8 @@ def run_case(config: str, case: str) -> dict:
     import numpy as np
 
     from pytest_dummyweights import DummySpec, fill, internals
-    from pytest_dummyweights.build import construct, execute, plan_build
+    from pytest_dummyweights.build import execute, plan_build
+    from pytest_dummyweights.construct import construct
 
     storage = None if case == "construct" else case
     spec = DummySpec(str(CONFIGS / config), dtype="bfloat16", device="cpu", overrides=MODELS[config] or None, storage=storage)
