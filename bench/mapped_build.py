@@ -40,7 +40,7 @@ def run_case(config: str, case: str) -> dict:
     """One case in this process: imports first (untimed), then the timed work."""
     import numpy as np
 
-    from pytest_dummyweights import DummySpec, fill, internals
+    from pytest_dummyweights import DummySpec, internals
     from pytest_dummyweights.build import execute, plan_build
     from pytest_dummyweights.construct import construct
 
@@ -76,7 +76,7 @@ def run_case(config: str, case: str) -> dict:
 def isolation_cost(model, params: list) -> dict:
     """What a test's isolation costs: write one element of the largest mapped parameter, then find the
     model's written pages (one scan), and restore them."""
-    from pytest_dummyweights import fill, internals, mapped
+    from pytest_dummyweights import internals, mapped
 
     largest = max(params, key=lambda param: param.numel())
     view = internals.host_view(largest)
