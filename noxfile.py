@@ -1,0 +1,82 @@
+"""The compatibility matrix: the suite against the oldest and newest supported versions.
+
+Each session is one cell: the pinned stack of ``ci/requirements.txt`` with a few pins changed, installed
+together with ``.[paddleformers,gate,test]`` in one resolve (so a pin below a declared floor fails the
+install), then ``pytest -n 2 -p dummyweights``. The cells are chosen, not a cross product: the pinned stack
+on each supported Python, the oldest pytest, pytest-xdist and gate stack on the oldest Python, the latest
+pytest 8, and each paddlepaddle minor release on Python 3.11. ``nox -l`` lists them; README's "Supported
+versions" says what they gave.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["pinned-3.11"]
+
+PINNED = Path(__file__).parent / "ci" / "requirements.txt"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One matrix entry: a session name, its Python, and the pins it changes (package -> exact version)."""
+
+    name: str
+    python: str
+    changes: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+# The floors pyproject.toml declares for pytest, its plugins and the gate (numpy and filelock stay pinned:
+# Paddle and PaddleFormers decide which numpy works).
+OLDEST_PYTEST_STACK = {"pytest": "7.4.0", "pytest-xdist": "3.5.0", "pytest-cov": "5.0.0", "diff-cover": "9.0.0"}
+
+CELLS = (
+    Cell("pinned-3.10", "3.10"),
+    Cell("pinned-3.11", "3.11"),
+    Cell("pinned-3.12", "3.12"),
+    Cell("pinned-3.13", "3.13"),
+    Cell("oldest-pytest", "3.10", OLDEST_PYTEST_STACK),
+    Cell("pytest-8", "3.11", {"pytest": "8.4.2"}),
+    Cell("paddle-3.0", "3.11", {"paddlepaddle": "3.0.0"}),
+    Cell("paddle-3.1", "3.11", {"paddlepaddle": "3.1.1"}),
+    Cell("paddle-3.2", "3.11", {"paddlepaddle": "3.2.2"}),
+)
+
+
+REPORT_VERSIONS = (
+    "import importlib.metadata as m, platform; print('cell versions: python', platform.python_version(), "
+    "*(f'{name} {m.version(name)}' for name in ('pytest', 'pytest-xdist', 'pytest-cov', 'diff-cover', "
+    "'paddlepaddle', 'paddleformers', 'numpy')), sep=', ')"
+)
+
+
+def requirement_name(line: str) -> str:
+    return line.split("==")[0].strip().lower()
+
+
+def cell_requirements(cell: Cell) -> list[str]:
+    """ci/requirements.txt with the cell's changes applied; every changed package must be pinned there."""
+    pinned = [line.strip() for line in PINNED.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    names = {requirement_name(line) for line in pinned}
+    unknown = set(cell.changes) - names
+    if unknown:
+        raise ValueError(f"cell {cell.name} changes {sorted(unknown)}, which ci/requirements.txt does not pin")
+    return [f"{name}=={cell.changes[name]}" if name in cell.changes else line for line in pinned for name in [requirement_name(line)]]
+
+
+def register(cell: Cell) -> None:
+    @nox.session(name=cell.name, python=cell.python)
+    def run_cell(session: nox.Session) -> None:
+        requirements = Path(session.create_tmp()) / "requirements.txt"
+        requirements.write_text("\n".join(cell_requirements(cell)) + "\n")
+        session.install("--disable-pip-version-check", "-r", str(requirements), "-e", ".[paddleformers,gate,test]")
+        session.run("python", "-c", REPORT_VERSIONS)
+        session.run("python", "-m", "pytest", "-n", "2", "-p", "dummyweights", *session.posargs)
+
+
+for each_cell in CELLS:
+    register(each_cell)
