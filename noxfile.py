@@ -48,9 +48,9 @@ CELLS = (
 
 
 REPORT_VERSIONS = (
-    "import importlib.metadata as m, platform; print('cell versions: python', platform.python_version(), "
-    "*(f'{name} {m.version(name)}' for name in ('pytest', 'pytest-xdist', 'pytest-cov', 'diff-cover', "
-    "'paddlepaddle', 'paddleformers', 'numpy')), sep=', ')"
+    "import importlib.metadata as m, platform; names = ('pytest', 'pytest-xdist', 'pytest-cov', 'diff-cover', "
+    "'paddlepaddle', 'paddleformers', 'numpy'); "
+    "print('cell versions:', f'python {platform.python_version()}', *(f'{n} {m.version(n)}' for n in names), sep=' | ')"
 )
 
 
