@@ -50,7 +50,7 @@ CELLS = (
 REPORT_VERSIONS = (
     "import importlib.metadata as m, platform; names = ('pytest', 'pytest-xdist', 'pytest-cov', 'diff-cover', "
     "'paddlepaddle', 'paddleformers', 'numpy'); "
-    "print('cell versions:', f'python {platform.python_version()}', *(f'{n} {m.version(n)}' for n in names), sep=' | ')"
+    "print('cell versions:', ' | '.join([f'python {platform.python_version()}', *(f'{n} {m.version(n)}' for n in names)]))"
 )
 
 
