@@ -71,7 +71,9 @@ def cell_requirements(cell: Cell) -> list[str]:
 def register(cell: Cell) -> None:
     @nox.session(name=cell.name, python=cell.python)
     def run_cell(session: nox.Session) -> None:
-        requirements = Path(session.create_tmp()) / "requirements.txt"
+        # Not in session.create_tmp(): that also points TMPDIR into the checkout, a git repository, which the
+        # gate's "outside a git repository" tests must not be in.
+        requirements = Path(session.virtualenv.location) / "cell-requirements.txt"
         requirements.write_text("\n".join(cell_requirements(cell)) + "\n")
         session.install("--disable-pip-version-check", "-r", str(requirements), "-e", ".[paddleformers,gate,test]")
         session.run("python", "-c", REPORT_VERSIONS)
