@@ -1,7 +1,7 @@
 """The compatibility matrix: the suite against the oldest and newest supported versions.
 
 Each session is one cell: the pinned stack of ``ci/requirements.txt`` with a few pins changed, installed
-together with ``.[paddleformers,gate,test]`` in one resolve (so a pin below a declared floor fails the
+together with ``.[cpu,paddleformers,gate,test]`` in one resolve (so a pin below a declared floor fails the
 install), then ``pytest -n 2 -p dummyweights``. The cells are chosen, not a cross product: the pinned stack
 on each supported Python, the oldest pytest, pytest-xdist and gate stack on the oldest Python, the latest
 pytest 8, and each paddlepaddle minor release on Python 3.11. ``nox -l`` lists them; README's "Supported
@@ -41,7 +41,6 @@ CELLS = (
     Cell("pinned-3.13", "3.13"),
     Cell("oldest-pytest", "3.10", OLDEST_PYTEST_STACK),
     Cell("pytest-8", "3.11", {"pytest": "8.4.2"}),
-    Cell("paddle-3.0", "3.11", {"paddlepaddle": "3.0.0"}),
     Cell("paddle-3.1", "3.11", {"paddlepaddle": "3.1.1"}),
     Cell("paddle-3.2", "3.11", {"paddlepaddle": "3.2.2"}),
 )
@@ -75,7 +74,7 @@ def register(cell: Cell) -> None:
         # gate's "outside a git repository" tests must not be in.
         requirements = Path(session.virtualenv.location) / "cell-requirements.txt"
         requirements.write_text("\n".join(cell_requirements(cell)) + "\n")
-        session.install("--disable-pip-version-check", "-r", str(requirements), "-e", ".[paddleformers,gate,test]")
+        session.install("--disable-pip-version-check", "-r", str(requirements), "-e", ".[cpu,paddleformers,gate,test]")
         session.run("python", "-c", REPORT_VERSIONS)
         session.run("python", "-m", "pytest", "-n", "2", "-p", "dummyweights", *session.posargs)
 
