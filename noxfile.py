@@ -58,13 +58,14 @@ def requirement_name(line: str) -> str:
 
 
 def cell_requirements(cell: Cell) -> list[str]:
-    """ci/requirements.txt with the cell's changes applied; every changed package must be pinned there."""
+    """ci/requirements.txt with the cell's changes applied (a changed pin replaces each of its per-Python lines);
+    every changed package must be pinned there."""
     pinned = [line.strip() for line in PINNED.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    names = {requirement_name(line) for line in pinned}
-    unknown = set(cell.changes) - names
+    unknown = set(cell.changes) - {requirement_name(line) for line in pinned}
     if unknown:
         raise ValueError(f"cell {cell.name} changes {sorted(unknown)}, which ci/requirements.txt does not pin")
-    return [f"{name}=={cell.changes[name]}" if name in cell.changes else line for line in pinned for name in [requirement_name(line)]]
+    changed = [f"{requirement_name(line)}=={cell.changes[requirement_name(line)]}" if requirement_name(line) in cell.changes else line for line in pinned]
+    return list(dict.fromkeys(changed))
 
 
 def register(cell: Cell) -> None:
