@@ -5,8 +5,8 @@ together with ``.[cpu,paddleformers,gate,test]`` in one resolve (so a pin below 
 install), then ``pytest -n 2 -p dummyweights``. The cells are chosen, not a cross product: the pinned stack
 on each supported Python, the oldest pytest, pytest-xdist and gate stack on the oldest Python, and the latest
 pytest 8. paddlepaddle has no cell of its own: paddleformers 0.4.1 imports ``paddle.nn.functional.swiglu``,
-which 3.0.0, 3.1.1 and 3.2.2 lack, so the floor is the pinned 3.3.1 (README: "Supported versions" says what each release gave).
-``nox -l`` lists the cells.
+which 3.0.0, 3.1.1 and 3.2.2 lack, so the floor is the pinned 3.3.1 (README: "Supported versions" says what
+each release gave). ``nox -l`` lists the cells.
 """
 
 from __future__ import annotations
