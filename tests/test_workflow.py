@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
-CI_SCRIPT_CALL = re.compile(r"^bash (ci/\w+)$")
+CI_SCRIPT_CALL = re.compile(r"^bash (ci/[\w-]+)$")
+MATRIX_CELL_DEFAULT = re.compile(r"^session=\$\{1:-([\w.-]+)\}$", re.MULTILINE)
 
 
 def validate_workflow(path: Path) -> subprocess.CompletedProcess[str]:
@@ -24,6 +28,17 @@ def validate_workflow(path: Path) -> subprocess.CompletedProcess[str]:
 
 def load_workflow() -> dict[str, Any]:
     return YAML(typ="safe").load(WORKFLOW.read_text())
+
+
+@functools.cache
+def load_noxfile() -> ModuleType:
+    """Once per process: importing noxfile.py registers its sessions with nox."""
+    spec = importlib.util.spec_from_file_location("noxfile", ROOT / "noxfile.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["noxfile"] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module
 
 
 def script_calls(commands: list[str]) -> list[str]:
@@ -48,11 +63,30 @@ def test_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
 
 
 def test_workflow_runs_the_scripts_that_ci_run_runs() -> None:
+    """The test job runs what .ci/run runs, but for the one matrix cell .ci/run ends with: the matrix job runs them all."""
     ci_run = (ROOT / ".ci" / "run").read_text().splitlines()
     ci_run_calls = script_calls([line for line in ci_run if line.startswith("bash ")])
     steps = load_workflow()["jobs"]["test"]["steps"]
-    assert script_calls([step["run"] for step in steps if "run" in step]) == ci_run_calls
-    assert ci_run_calls[-1] == "ci/test"
+    assert ci_run_calls[-1] == "ci/matrix-cell"
+    assert script_calls([step["run"] for step in steps if "run" in step]) == ci_run_calls[:-1]
+    assert ci_run_calls.index("ci/test") < ci_run_calls.index("ci/package")
+
+
+def test_workflow_matrix_runs_each_nox_session_on_its_python() -> None:
+    job = load_workflow()["jobs"]["matrix"]
+    entries = [(entry["session"], entry["python-version"]) for entry in job["strategy"]["matrix"]["include"]]
+    assert entries == [(cell.name, cell.python) for cell in load_noxfile().CELLS]
+    runs = [step["run"] for step in job["steps"] if "run" in step]
+    assert runs[-1] == 'nox --no-color -s "${{ matrix.session }}"'
+    assert "ci/requirements.txt" in runs[0]  # the pinned nox
+
+
+def test_ci_run_runs_a_matrix_cell_other_than_the_pinned_suite() -> None:
+    """ci/matrix-cell's default runs on Python 3.11 (the CI machine's python3) and changes at least one pin."""
+    (default,) = MATRIX_CELL_DEFAULT.findall((ROOT / "ci" / "matrix-cell").read_text())
+    cells = {cell.name: cell for cell in load_noxfile().CELLS}
+    assert cells[default].python == "3.11"
+    assert cells[default].changes
 
 
 def test_workflow_gates_pull_requests_against_their_base() -> None:

@@ -1,0 +1,74 @@
+"""The built wheel works on its own: installed into a fresh venv with no Paddle, pytest finds the plugin's
+fixtures and marker through the entry point, and through ``-p dummyweights`` with autoloading off."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN_FIXTURES = ("dummy_model", "dummy_model_factory")
+
+
+def run(command: list[str | Path], cwd: Path, **environment: str) -> subprocess.CompletedProcess[str]:
+    """Run outside this session: no PYTHONPATH, pytest or coverage variables leak into the fresh venv."""
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "PYTEST", "COV"))}
+    result = subprocess.run(command, cwd=cwd, env={**inherited, **environment}, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, f"{command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Build from a copy of what the wheel is made of, so a stale build/ in the checkout cannot leak in."""
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md", "MANIFEST.in"):
+        shutil.copy2(ROOT / name, source / name)
+    shutil.copytree(ROOT / "pytest_dummyweights", source / "pytest_dummyweights", ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path_factory.mktemp("wheelhouse")
+    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps", "-w", out, source], cwd=source)
+    (built,) = out.glob("pytest_dummyweights-*.whl")
+    return built
+
+
+def test_wheel_ships_the_type_marker_and_the_entry_point(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (entry_points,) = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
+        assert "[pytest11]\ndummyweights = pytest_dummyweights.plugin" in archive.read(entry_points).decode()
+    assert "pytest_dummyweights/py.typed" in names
+    assert "pytest_dummyweights/plugin.py" in names
+
+
+def listing(python: Path, project: Path, *options: str, **environment: str) -> str:
+    """What ``pytest --fixtures`` and ``pytest --markers`` print (pytest shows only one per run)."""
+    return "".join(run([python, "-m", "pytest", *options, show], cwd=project, **environment).stdout for show in ("--fixtures", "--markers"))
+
+
+def test_installed_wheel_serves_fixtures_and_marker_without_paddle(wheel: Path, tmp_path: Path) -> None:
+    environment = tmp_path / "venv"
+    venv.create(environment, with_pip=True)
+    python = environment / "bin" / "python"
+    run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", wheel, f"pytest=={pytest.__version__}"], cwd=tmp_path)
+    assert "No module named 'paddle'" in subprocess.run([python, "-c", "import paddle"], capture_output=True, text=True, check=False).stderr
+    project = tmp_path / "project"  # no conftest, no ini: only what the wheel brings
+    project.mkdir()
+
+    autoloaded = listing(python, project)
+    explicit = listing(python, project, "-p", "dummyweights", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    for output in (autoloaded, explicit):
+        assert "fixtures defined from pytest_dummyweights.plugin" in output
+        for fixture in PLUGIN_FIXTURES:
+            assert f"\n{fixture} -- " in output
+        assert "site-packages/pytest_dummyweights/plugin.py" in output  # the wheel's copy, not the checkout
+        assert "@pytest.mark.dummy_load(config, *, dtype=None" in output
+    without_plugin = listing(python, project, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    assert "dummy_model" not in without_plugin
+    assert "dummy_load" not in without_plugin
