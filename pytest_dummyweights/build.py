@@ -101,7 +101,9 @@ def run_model_code(what: str, spec: DummySpec, users_own: bool, call: Callable[[
             error.add_note(f"pytest-dummyweights: raised while {what} for config {spec.describe()}")
             raise
         cause = " ".join(str(error).split())  # Paddle's messages span lines: one line, as every error here
-        raise DummyWeightsError(f"{what} failed for config {spec.describe()}: {type(error).__name__}: {cause}; check the config and overrides") from None
+        raise DummyWeightsError(
+            f"{what} failed for config {spec.describe()}: {type(error).__name__}: {cause}; check the config and overrides"
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +147,9 @@ def plan_build(
         loaded = load_config(spec.config, spec.overrides, spec.new_keys, [Path(d) for d in search_dirs], spec.shrink)
         device = resolve_device(spec.device or "auto", worker_id)
         dtype = choose_dtype(spec.dtype, loaded.raw, device)
-        resolved = Resolved(device, dtype, DEFAULT_SEED if spec.seed is None else int(spec.seed), choose_std(spec.std, loaded.model_config, dtype))
+        resolved = Resolved(
+            device, dtype, DEFAULT_SEED if spec.seed is None else int(spec.seed), choose_std(spec.std, loaded.model_config, dtype)
+        )
         loaded.model_config.dtype = dtype  # configs read from JSON keep float32 unless told
         spec = dataclasses.replace(
             spec,
@@ -178,7 +182,10 @@ def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
     with on_device(resolved.device):
         with _timed(seconds, "construct"):
             model = run_model_code(
-                f"constructing {plan.source}", spec, plan.users_own, lambda: construct(plan.factory, model_config, resolved.dtype, derive_mla=False)
+                f"constructing {plan.source}",
+                spec,
+                plan.users_own,
+                lambda: construct(plan.factory, model_config, resolved.dtype, derive_mla=False),
             )
             if plan.checkpoint is None or not contract.has_load_weights(model):
                 with construction_guards(resolved.dtype):
@@ -188,17 +195,23 @@ def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
             checkpoint = plan.checkpoint
             with _timed(seconds, "real_load" if spec.real_weights else "checkpoint_check"):
                 loaded = run_model_code(
-                    f"loading checkpoint {checkpoint.path}", spec, plan.users_own,
+                    f"loading checkpoint {checkpoint.path}",
+                    spec,
+                    plan.users_own,
                     lambda: contract.load_before_init(model, model_config, spec, checkpoint, hooks, plan.factory),
                 )
             if loaded.model is not None:
                 model = loaded.model
         with _timed(seconds, "init"):
             if loaded.model is None:
-                init = initialize_dummy_weights(model, seed=resolved.seed, std=resolved.std, storage=spec.storage, store_dir=spec.store_dir, skip=loaded.written)
+                init = initialize_dummy_weights(
+                    model, seed=resolved.seed, std=resolved.std, storage=spec.storage, store_dir=spec.store_dir, skip=loaded.written
+                )
             else:
                 init = InitReport("real")
-            rules_applied = apply_value_rules(model, spec.scales, spec.value_rules, model_config) if not spec.real_weights else RulesApplied()
+            rules_applied = (
+                apply_value_rules(model, spec.scales, spec.value_rules, model_config) if not spec.real_weights else RulesApplied()
+            )
         with _timed(seconds, "post_process"):
             run_model_code("post-processing", spec, True, lambda: post_process(model, model_config, spec, hooks))
             check_nothing_unset(model, spec.allow_unset)
@@ -207,8 +220,19 @@ def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
                 run_smoke(model, model_config, spec, getattr(hooks, "pytest_dummyweights_smoke", None))
     parameters, nbytes = parameter_stats(model)
     return BuildResult(
-        model, model_config, spec, plan.config, plan.source, parameters, nbytes, seconds, rules_applied, init, memory_usage(model),
-        loaded.report, loaded.real_bytes,
+        model,
+        model_config,
+        spec,
+        plan.config,
+        plan.source,
+        parameters,
+        nbytes,
+        seconds,
+        rules_applied,
+        init,
+        memory_usage(model),
+        loaded.report,
+        loaded.real_bytes,
     )
 
 

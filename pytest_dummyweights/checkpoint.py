@@ -72,7 +72,9 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.unexpected or self.shape_mismatches or self.dtype_mismatches or self.index_problems or self.loader_errors)
+        return not (
+            self.missing or self.unexpected or self.shape_mismatches or self.dtype_mismatches or self.index_problems or self.loader_errors
+        )
 
     def named_keys(self) -> set[str]:
         """Every tensor name the report points at (for comparing with what a loader warned about)."""
@@ -121,7 +123,9 @@ def is_vlm_class(cls: type) -> bool:
 
 def needs_transpose(name: str, transpose_keys: Iterable[str]) -> bool:
     """``from_pretrained``'s test for a Hugging Face weight it transposes (2-d only, never LoRA)."""
-    return "lora" not in name and any(re.search(rf"\.{key}\.weight$", name) or re.fullmatch(rf"{key}\.weight", name) for key in transpose_keys)
+    return "lora" not in name and any(
+        re.search(rf"\.{key}\.weight$", name) or re.fullmatch(rf"{key}\.weight", name) for key in transpose_keys
+    )
 
 
 def expected_layout(model: Any, layout: str = "paddle") -> Layout:
@@ -167,14 +171,16 @@ def align_prefix(expected: Mapping[str, TensorSpec], loaded: Iterable[str], pref
         strip = f"{prefix}."
 
         def rename(name: str) -> str:
-            return name[len(strip):] if name.startswith(strip) else name
+            return name[len(strip) :] if name.startswith(strip) else name
     elif loaded_has and not model_has:
 
         def rename(name: str) -> str:
             return f"{prefix}.{name}"
     else:
         return dict(expected)
-    return {rename(name): dataclasses.replace(spec, aliases=tuple(rename(alias) for alias in spec.aliases)) for name, spec in expected.items()}
+    return {
+        rename(name): dataclasses.replace(spec, aliases=tuple(rename(alias) for alias in spec.aliases)) for name, spec in expected.items()
+    }
 
 
 def same_shape(checkpoint: tuple[int, ...], model: tuple[int, ...]) -> bool:
@@ -198,7 +204,9 @@ def compare(layout: Layout, manifest: Manifest) -> CheckReport:
             report.shape_mismatches.append(Mismatch(name, str(list(entry.shape)), str(list(spec.shape))))
         if dtype_kind(entry.dtype) != spec.kind:
             report.dtype_mismatches.append(Mismatch(name, f"{dtype_kind(entry.dtype)} ({entry.dtype})", spec.kind))
-    report.unexpected = sorted(name for name in loaded if name not in expected and not any(re.search(pattern, name) for pattern in layout.ignore_unexpected))
+    report.unexpected = sorted(
+        name for name in loaded if name not in expected and not any(re.search(pattern, name) for pattern in layout.ignore_unexpected)
+    )
     return report
 
 

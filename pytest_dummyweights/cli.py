@@ -1,4 +1,5 @@
-"""``python -m pytest_dummyweights``: build a model and show what it cost; write a checkpoint's manifest; gate a coverage XML on diff coverage."""
+"""``python -m pytest_dummyweights``: build a model and show what it cost; write a checkpoint's manifest; gate a coverage XML on
+diff coverage."""
 
 from __future__ import annotations
 
@@ -111,7 +112,10 @@ def run_manifest(args: argparse.Namespace) -> int:
         print(manifest.to_text(), end="")
         return 0
     manifest.write(args.output)
-    print(f"{args.output}: {len(manifest.tensors):,} tensors in {len(manifest.formats)} files, {manifest.total_bytes:,} bytes of data, {manifest.layout} layout")
+    print(
+        f"{args.output}: {len(manifest.tensors):,} tensors in {len(manifest.formats)} files, {manifest.total_bytes:,} bytes of "
+        f"data, {manifest.layout} layout"
+    )
     return 0
 
 
@@ -129,29 +133,64 @@ def make_parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build", help="build a model with dummy weights and print class, size and seconds per phase")
     build.add_argument("config", help="a directory holding config.json, or a JSON file")
     build.add_argument("--dtype", choices=DTYPES)
-    build.add_argument("--set", type=parse_assignment, action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
+    build.add_argument(
+        "--set", type=parse_assignment, action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)"
+    )
     build.add_argument("--new-key", action="append", default=[], metavar="KEY", help="allow --set to add this key the config does not have")
     build.add_argument("--seed", type=int)
     build.add_argument("--std", type=float)
     build.add_argument("--device", help="auto, cpu, gpu or gpu:N")
-    build.add_argument("--storage", choices=STORAGES, help="mapped (copy-on-write value store) or filled (default: mapped for CPU on Linux)")
+    build.add_argument(
+        "--storage", choices=STORAGES, help="mapped (copy-on-write value store) or filled (default: mapped for CPU on Linux)"
+    )
     build.add_argument("--scales", choices=PRESETS, help="values of scale-like parameters (default: the published rule)")
     build.add_argument("--smoke", action="store_true", help="run one tiny forward pass and check every output is finite")
     build.add_argument("--model", help="package.module:Class, instead of looking the class up")
-    build.add_argument("--shrink", action="store_true", help="fewer layers and experts, keeping every layer kind and real widths; prints what changed")
+    build.add_argument(
+        "--shrink", action="store_true", help="fewer layers and experts, keeping every layer kind and real widths; prints what changed"
+    )
     build.add_argument("--shrink-layers", type=int, metavar="N", help="shrink to N layers (implies --shrink)")
     build.add_argument("--shrink-experts", type=int, metavar="E", help="shrink to E routed experts (implies --shrink)")
-    build.add_argument("--checkpoint", metavar="PATH", help="check the model against a checkpoint directory or manifest file: print the table, exit 1 when they disagree")
+    build.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="check the model against a checkpoint directory or manifest file: print the table, exit 1 when they disagree",
+    )
     build.set_defaults(run=run_build)
-    manifest = commands.add_parser("manifest", help="read a checkpoint's safetensors headers (never its data) and write its manifest as JSON")
-    manifest.add_argument("checkpoint", nargs="?", help="a directory of *.safetensors files (with model.safetensors.index.json when sharded), or a manifest file")
-    manifest.add_argument("--hub", metavar="REPO_ID[@REVISION]", help="read the headers of a Hugging Face Hub repository instead (needs huggingface_hub; honours HF_ENDPOINT)")
+    manifest = commands.add_parser(
+        "manifest", help="read a checkpoint's safetensors headers (never its data) and write its manifest as JSON"
+    )
+    manifest.add_argument(
+        "checkpoint",
+        nargs="?",
+        help="a directory of *.safetensors files (with model.safetensors.index.json when sharded), or a manifest file",
+    )
+    manifest.add_argument(
+        "--hub",
+        metavar="REPO_ID[@REVISION]",
+        help="read the headers of a Hugging Face Hub repository instead (needs huggingface_hub; honours HF_ENDPOINT)",
+    )
     manifest.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the manifest here (default: print it)")
     manifest.set_defaults(run=run_manifest)
     gate = commands.add_parser("gate", help="fail when the lines changed since the merge base are covered less than a threshold")
-    gate.add_argument("--coverage-xml", type=Path, default=Path("coverage.xml"), help="Cobertura XML, as written by --cov-report=xml (default: coverage.xml)")
-    gate.add_argument("--compare-branch", metavar="REF", help="ref whose merge base with HEAD the changes are measured from (default: origin/main, else main)")
-    gate.add_argument("--fail-under", type=as_argument_type(parse_threshold), required=True, metavar="PCT", help="lowest acceptable percentage of changed lines covered")
+    gate.add_argument(
+        "--coverage-xml",
+        type=Path,
+        default=Path("coverage.xml"),
+        help="Cobertura XML, as written by --cov-report=xml (default: coverage.xml)",
+    )
+    gate.add_argument(
+        "--compare-branch",
+        metavar="REF",
+        help="ref whose merge base with HEAD the changes are measured from (default: origin/main, else main)",
+    )
+    gate.add_argument(
+        "--fail-under",
+        type=as_argument_type(parse_threshold),
+        required=True,
+        metavar="PCT",
+        help="lowest acceptable percentage of changed lines covered",
+    )
     gate.set_defaults(run=run_gate)
     return parser
 

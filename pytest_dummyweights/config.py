@@ -68,9 +68,7 @@ def read_raw_config(config: str | os.PathLike | Mapping[str, Any], search_dirs: 
     try:
         raw = json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise DummyWeightsError(
-            f"config {file} is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
-        ) from None
+        raise DummyWeightsError(f"config {file} is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}") from None
     except UnicodeDecodeError as error:
         raise DummyWeightsError(f"config {file} is not UTF-8 text (byte {error.start}): save it as UTF-8 JSON") from None
     except OSError as error:
@@ -113,8 +111,7 @@ def check_override_keys(overrides: Mapping[str, Any], known: Collection[str], ne
         close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise DummyWeightsError(
-            f"override key {key!r} is not in config {source}; {hint}"
-            f"fix the key, or allow a deliberate new key with new_keys=[{key!r}]"
+            f"override key {key!r} is not in config {source}; {hint}fix the key, or allow a deliberate new key with new_keys=[{key!r}]"
         )
 
 

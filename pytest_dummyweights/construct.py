@@ -58,9 +58,7 @@ def construct(factory: Any, model_config: Any, dtype: str, *, derive_mla: bool =
     with construction_guards(dtype):
         model = factory(model_config)
         if not isinstance(model, paddle.nn.Layer):
-            raise DummyWeightsError(
-                f"{getattr(factory, '__qualname__', factory)!r} returned {type(model).__name__}, not a paddle.nn.Layer"
-            )
+            raise DummyWeightsError(f"{getattr(factory, '__qualname__', factory)!r} returned {type(model).__name__}, not a paddle.nn.Layer")
         if derive_mla:
             add_mla_derived_weights(model, dtype)
     return model

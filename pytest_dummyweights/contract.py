@@ -73,7 +73,8 @@ def resolve_checkpoint(checkpoint: str | os.PathLike, search_dirs: Iterable[Path
     if found is None:
         looked = ", ".join(str(candidate) for candidate in candidates)
         raise DummyWeightsError(
-            f"checkpoint {os.fspath(checkpoint)!r} not found (looked at: {looked}); give a directory of *.safetensors files or a manifest JSON file"
+            f"checkpoint {os.fspath(checkpoint)!r} not found (looked at: {looked}); "
+            "give a directory of *.safetensors files or a manifest JSON file"
         )
     return found.resolve()
 
@@ -92,13 +93,17 @@ def plan_checkpoint(checkpoint: str | os.PathLike | None, real_weights: bool, se
     """Read the spec's checkpoint (headers only); with ``real_weights`` and no data to read, raise ``RealWeightsUnavailable``."""
     if checkpoint is None:
         if real_weights:
-            raise RealWeightsUnavailable("--real-weights: the test names no checkpoint= to load real weights from; it runs with dummy weights only")
+            raise RealWeightsUnavailable(
+                "--real-weights: the test names no checkpoint= to load real weights from; it runs with dummy weights only"
+            )
         return None
     path = resolve_checkpoint(checkpoint, search_dirs)
     manifest = load_manifest(path)
     plan = CheckpointPlan(path, manifest, checkpoint_identity(path, manifest), path.is_dir())
     if real_weights and not plan.has_data:
-        raise RealWeightsUnavailable(f"--real-weights: checkpoint {path} is a manifest only, without tensor data; it runs with dummy weights only")
+        raise RealWeightsUnavailable(
+            f"--real-weights: checkpoint {path} is a manifest only, without tensor data; it runs with dummy weights only"
+        )
     return plan
 
 
@@ -120,7 +125,9 @@ def structure_report(model: Any, model_config: Any, spec: Any, manifest: Manifes
     if layout is None:
         return check_model(model, manifest)
     if not isinstance(layout, Layout):
-        raise DummyWeightsError(f"pytest_dummyweights_checkpoint_layout returned {type(layout).__name__}, not a checkpoint.Layout (or None)")
+        raise DummyWeightsError(
+            f"pytest_dummyweights_checkpoint_layout returned {type(layout).__name__}, not a checkpoint.Layout (or None)"
+        )
     return compare(layout, manifest)
 
 
@@ -150,7 +157,9 @@ class RealTensorReader:
         return self._open[entry.shard].get_tensor(name)
 
 
-def load_before_init(model: paddle.nn.Layer, model_config: Any, spec: Any, checkpoint: CheckpointPlan, hooks: Any, factory: Any) -> LoadResult:
+def load_before_init(
+    model: paddle.nn.Layer, model_config: Any, spec: Any, checkpoint: CheckpointPlan, hooks: Any, factory: Any
+) -> LoadResult:
     """Between construction and the dummy fill: load through the model's own loader, or check (then, real, ``from_pretrained``)."""
     mode = spec.checkpoint_check
     if has_load_weights(model):

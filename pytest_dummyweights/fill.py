@@ -44,7 +44,9 @@ class InitReport:
     messages: list[str] = dataclasses.field(default_factory=list)
 
 
-def source_of(name: str, param: paddle.Tensor, seed: int, std: float, store_dir: str | os.PathLike | None = None) -> tuple[store.Store, list[store.Window]]:
+def source_of(
+    name: str, param: paddle.Tensor, seed: int, std: float, store_dir: str | os.PathLike | None = None
+) -> tuple[store.Store, list[store.Window]]:
     """The store and windows a floating-point parameter's values come from (float8: those of float32)."""
     dtype = NORMAL_DTYPES.get(param.dtype, "float32")
     source = store.open_store(dtype, seed, std, None if store_dir is None else os.fspath(store_dir))
@@ -57,7 +59,9 @@ def copy_pieces(out: np.ndarray, source: store.Store, windows: list[store.Window
     for window in windows:
         for at in range(0, window.length, PIECE_BYTES):
             length = min(PIECE_BYTES, window.length - at)
-            pieces.append((out[window.start + at : window.start + at + length], source.data[window.offset + at : window.offset + at + length]))
+            pieces.append(
+                (out[window.start + at : window.start + at + length], source.data[window.offset + at : window.offset + at + length])
+            )
     return pieces
 
 

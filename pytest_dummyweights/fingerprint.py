@@ -79,9 +79,7 @@ def fingerprint(spec: Any, raw_config: dict[str, Any], factory: Any, checkpoint_
     factory_description = describe(factory)
     if factory_description is None:
         return None
-    settings = {
-        f.name: _ordered(getattr(spec, f.name)) for f in dataclasses.fields(spec) if f.name not in SPEC_FIELDS_SEEN_ELSEWHERE
-    }
+    settings = {f.name: _ordered(getattr(spec, f.name)) for f in dataclasses.fields(spec) if f.name not in SPEC_FIELDS_SEEN_ELSEWHERE}
     described = {
         "factory": factory_description,
         "config": raw_config,  # after overrides; includes quantization_config

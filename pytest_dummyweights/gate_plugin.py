@@ -44,7 +44,9 @@ def _require_coverage(config: pytest.Config) -> None:
             "(with plugin autoloading off, also pass -p pytest_cov)"
         )
     if not config.getoption("cov_source") or config.getoption("no_cov"):
-        raise GateError("the diff coverage gate needs coverage data, but coverage is off: add --cov=PACKAGE, the package whose changes are gated")
+        raise GateError(
+            "the diff coverage gate needs coverage data, but coverage is off: add --cov=PACKAGE, the package whose changes are gated"
+        )
 
 
 def configure(config: pytest.Config) -> None:

@@ -24,12 +24,17 @@ def read_hub_manifest(reference: str) -> Manifest:
     try:
         from huggingface_hub import HfApi
     except ImportError:
-        raise DummyWeightsError(f"--hub {reference}: needs huggingface_hub; install it with `pip install 'pytest-dummyweights[hub]'`") from None
+        raise DummyWeightsError(
+            f"--hub {reference}: needs huggingface_hub; install it with `pip install 'pytest-dummyweights[hub]'`"
+        ) from None
     try:
         found = HfApi().get_safetensors_metadata(repo_id, revision=revision)
     except Exception as error:  # network, missing repo, bad header: one line, whatever the cause
         cause = (str(error).strip().splitlines() or [""])[0]
-        raise DummyWeightsError(f"--hub {reference}: reading its safetensors headers failed ({type(error).__name__}: {cause}); check the repo id, the revision and HF_ENDPOINT") from None
+        raise DummyWeightsError(
+            f"--hub {reference}: reading its safetensors headers failed ({type(error).__name__}: {cause}); "
+            "check the repo id, the revision and HF_ENDPOINT"
+        ) from None
     headers = {
         file: ShardHeader(
             {name: TensorEntry(info.dtype, tuple(info.shape), file) for name, info in metadata.tensors.items()},

@@ -83,9 +83,7 @@ def _tensors(model: paddle.nn.Layer) -> Iterator[paddle.Tensor]:
 def _kept_copies(model: paddle.nn.Layer) -> dict[int, np.ndarray]:
     """Copies of the small CPU tensors that are not mapped, by identity (tied ones once)."""
     return {
-        id(tensor): host_view(tensor).copy()
-        for tensor in _tensors(model)
-        if _restored_exactly(tensor) and mapped.region_of(tensor) is None
+        id(tensor): host_view(tensor).copy() for tensor in _tensors(model) if _restored_exactly(tensor) and mapped.region_of(tensor) is None
     }
 
 

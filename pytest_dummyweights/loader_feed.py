@@ -23,8 +23,20 @@ from .errors import DummyWeightsError
 from .internals import element_count, host_view
 from .manifest import Manifest, TensorEntry
 
-PADDLE_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "F8_E4M3": "float8_e4m3fn",
-                 "F8_E5M2": "float8_e5m2", "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+PADDLE_DTYPES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
 # all-ones but the top bit, per element width: NaN in every float dtype (float8 too), the largest signed integer
 SENTINEL = {1: np.uint8(0x7F), 2: np.uint16(0x7FFF), 4: np.uint32(0x7FFF_FFFF), 8: np.uint64(0x7FFF_FFFF_FFFF_FFFF)}
 
@@ -47,7 +59,9 @@ def paddle_dtype(safetensors_dtype: str) -> str:
     try:
         return PADDLE_DTYPES[safetensors_dtype]
     except KeyError:
-        raise DummyWeightsError(f"checkpoint dtype {safetensors_dtype!r} has no Paddle dtype here (known: {', '.join(PADDLE_DTYPES)})") from None
+        raise DummyWeightsError(
+            f"checkpoint dtype {safetensors_dtype!r} has no Paddle dtype here (known: {', '.join(PADDLE_DTYPES)})"
+        ) from None
 
 
 def dummy_tensor(name: str, entry: TensorEntry, *, seed: int = 0, std: float = 0.02, store_dir: Any = None) -> paddle.Tensor:
@@ -65,7 +79,9 @@ def fill_sentinel(model: paddle.nn.Layer) -> None:
     for name, param in model.named_parameters():
         fill.materialize(param, zeros=False)
         if not param.place.is_cpu_place():
-            raise DummyWeightsError(f"parameter {name} is on {param.place}: checkpoint-shaped dummy loading runs on CPU for now; build with device='cpu'")
+            raise DummyWeightsError(
+                f"parameter {name} is on {param.place}: checkpoint-shaped dummy loading runs on CPU for now; build with device='cpu'"
+            )
         if element_count(param.shape):
             host_view(param)[:] = SENTINEL[param.element_size()]
 
@@ -78,9 +94,13 @@ def fully_written(param: paddle.Tensor) -> bool:
 
 def underived_mla_weights(model: paddle.nn.Layer) -> list[str]:
     """MLA layers' ``k_b_proj_weight``/``v_b_proj_weight`` that loading should have derived and did not."""
-    return [f"{name}.{attribute}" if name else attribute
-            for name, layer in model.named_sublayers(include_self=True) if mla.is_mla_layer(layer)
-            for attribute in mla.DERIVED_WEIGHTS if getattr(layer, attribute, None) is None]
+    return [
+        f"{name}.{attribute}" if name else attribute
+        for name, layer in model.named_sublayers(include_self=True)
+        if mla.is_mla_layer(layer)
+        for attribute in mla.DERIVED_WEIGHTS
+        if getattr(layer, attribute, None) is None
+    ]
 
 
 def feed_load_weights(model: paddle.nn.Layer, manifest: Manifest, make_tensor: MakeTensor = dummy_tensor) -> FeedResult:

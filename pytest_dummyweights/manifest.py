@@ -41,8 +41,23 @@ class TensorEntry:
         return count * DTYPE_BYTES.get(self.dtype, 0)
 
 
-DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-               "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+DTYPE_BYTES = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
+}
 
 
 @dataclasses.dataclass
@@ -62,18 +77,30 @@ class Manifest:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kind": MANIFEST_KIND, "format_version": FORMAT_VERSION, "source": self.source,
-            "total_bytes": self.total_bytes, "formats": dict(sorted(self.formats.items())),
+            "kind": MANIFEST_KIND,
+            "format_version": FORMAT_VERSION,
+            "source": self.source,
+            "total_bytes": self.total_bytes,
+            "formats": dict(sorted(self.formats.items())),
             "index_problems": list(self.index_problems),
-            "tensors": {name: {"dtype": entry.dtype, "shape": list(entry.shape), "shard": entry.shard} for name, entry in sorted(self.tensors.items())},
+            "tensors": {
+                name: {"dtype": entry.dtype, "shape": list(entry.shape), "shard": entry.shard}
+                for name, entry in sorted(self.tensors.items())
+            },
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str) -> Manifest:
         if not isinstance(data, Mapping) or data.get("kind") != MANIFEST_KIND:
-            raise DummyWeightsError(f"{where}: not a pytest-dummyweights manifest (no \"kind\": \"{MANIFEST_KIND}\"); write one with `python -m pytest_dummyweights manifest CHECKPOINT -o FILE`")
+            raise DummyWeightsError(
+                f'{where}: not a pytest-dummyweights manifest (no "kind": "{MANIFEST_KIND}"); '
+                "write one with `python -m pytest_dummyweights manifest CHECKPOINT -o FILE`"
+            )
         if data.get("format_version") != FORMAT_VERSION:
-            raise DummyWeightsError(f"{where}: manifest format version {data.get('format_version')!r}, this pytest-dummyweights reads version {FORMAT_VERSION}; regenerate it with `python -m pytest_dummyweights manifest CHECKPOINT -o FILE`")
+            raise DummyWeightsError(
+                f"{where}: manifest format version {data.get('format_version')!r}, this pytest-dummyweights reads version "
+                f"{FORMAT_VERSION}; regenerate it with `python -m pytest_dummyweights manifest CHECKPOINT -o FILE`"
+            )
         tensors = {name: TensorEntry(entry["dtype"], tuple(entry["shape"]), entry["shard"]) for name, entry in data["tensors"].items()}
         return cls(tensors, dict(data["formats"]), data["source"], data["total_bytes"], list(data.get("index_problems", [])))
 
@@ -104,12 +131,21 @@ def read_header(path: Path) -> ShardHeader:
     with open(path, "rb") as file:
         prefix = file.read(8)
         if len(prefix) < 8:
-            raise DummyWeightsError(f"{path}: {size} bytes, too short for a safetensors header (8 bytes of length, then JSON); the file is truncated or not safetensors")
+            raise DummyWeightsError(
+                f"{path}: {size} bytes, too short for a safetensors header (8 bytes of length, then JSON); "
+                "the file is truncated or not safetensors"
+            )
         (length,) = struct.unpack("<Q", prefix)
         if length > MAX_HEADER_BYTES:
-            raise DummyWeightsError(f"{path}: header length {length:,} bytes is over the safetensors limit of {MAX_HEADER_BYTES:,}; the file is corrupt or not safetensors")
+            raise DummyWeightsError(
+                f"{path}: header length {length:,} bytes is over the safetensors limit of {MAX_HEADER_BYTES:,}; "
+                "the file is corrupt or not safetensors"
+            )
         if length > size - 8:
-            raise DummyWeightsError(f"{path}: header length {length:,} bytes runs past the file's end ({size:,} bytes); the file is truncated or not safetensors")
+            raise DummyWeightsError(
+                f"{path}: header length {length:,} bytes runs past the file's end ({size:,} bytes); "
+                "the file is truncated or not safetensors"
+            )
         raw = file.read(length)
     try:
         header = json.loads(raw)
@@ -123,9 +159,14 @@ def read_header(path: Path) -> ShardHeader:
         tensors = {name: TensorEntry(info["dtype"], tuple(info["shape"]), shard) for name, info in header.items()}
         data_bytes = max((info["data_offsets"][1] for info in header.values()), default=0)
     except (KeyError, TypeError, ValueError, IndexError) as error:
-        raise DummyWeightsError(f"{path}: a tensor entry in the safetensors header lacks dtype, shape or data_offsets ({error!r}); the file is corrupt") from None
+        raise DummyWeightsError(
+            f"{path}: a tensor entry in the safetensors header lacks dtype, shape or data_offsets ({error!r}); the file is corrupt"
+        ) from None
     if 8 + length + data_bytes > size:
-        raise DummyWeightsError(f"{path}: the header describes {data_bytes:,} bytes of tensor data, the file holds {size - 8 - length:,}; the file is truncated (an interrupted download?)")
+        raise DummyWeightsError(
+            f"{path}: the header describes {data_bytes:,} bytes of tensor data, the file holds {size - 8 - length:,}; "
+            "the file is truncated (an interrupted download?)"
+        )
     return ShardHeader(tensors, {str(key): str(value) for key, value in metadata.items()}, data_bytes)
 
 
@@ -137,19 +178,28 @@ def read_index(directory: Path) -> dict[str, str] | None:
     try:
         weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
-        raise DummyWeightsError(f"{path}: not a safetensors index (JSON with a \"weight_map\") ({error!r}); fix or delete it") from None
+        raise DummyWeightsError(f'{path}: not a safetensors index (JSON with a "weight_map") ({error!r}); fix or delete it') from None
     present = {entry.name for entry in os.scandir(directory) if entry.is_file()}
     for name, shard in weight_map.items():
         if shard not in present:
-            raise DummyWeightsError(f"{path}: the index maps {name!r} to shard {shard!r}, which does not exist in {directory}; the checkpoint is incomplete or the index is stale")
+            raise DummyWeightsError(
+                f"{path}: the index maps {name!r} to shard {shard!r}, which does not exist in {directory}; "
+                "the checkpoint is incomplete or the index is stale"
+            )
     return dict(weight_map)
 
 
 def index_problems(weight_map: Mapping[str, str], tensors: Mapping[str, TensorEntry]) -> list[str]:
     """Where the index disagrees with the headers: names only one side has, or in another shard."""
     problems = [f"index names {name!r} in {shard!r}, no header has it" for name, shard in weight_map.items() if name not in tensors]
-    problems += [f"header of {entry.shard!r} has {name!r}, the index does not name it" for name, entry in tensors.items() if name not in weight_map]
-    problems += [f"index puts {name!r} in {weight_map[name]!r}, its header is in {entry.shard!r}" for name, entry in tensors.items() if name in weight_map and weight_map[name] != entry.shard]
+    problems += [
+        f"header of {entry.shard!r} has {name!r}, the index does not name it" for name, entry in tensors.items() if name not in weight_map
+    ]
+    problems += [
+        f"index puts {name!r} in {weight_map[name]!r}, its header is in {entry.shard!r}"
+        for name, entry in tensors.items()
+        if name in weight_map and weight_map[name] != entry.shard
+    ]
     return sorted(problems)
 
 
@@ -157,11 +207,15 @@ def read_manifest(directory: str | os.PathLike) -> Manifest:
     """A checkpoint directory's manifest, from its safetensors headers (and its index, checked against them)."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise DummyWeightsError(f"checkpoint {directory}: no such directory; give a directory of *.safetensors files or a manifest JSON file")
+        raise DummyWeightsError(
+            f"checkpoint {directory}: no such directory; give a directory of *.safetensors files or a manifest JSON file"
+        )
     weight_map = read_index(directory)
     shards = sorted(directory.glob("*.safetensors"))
     if not shards:
-        raise DummyWeightsError(f"checkpoint {directory}: the directory has no *.safetensors files; give the directory that holds the model's weights")
+        raise DummyWeightsError(
+            f"checkpoint {directory}: the directory has no *.safetensors files; give the directory that holds the model's weights"
+        )
     return manifest_of_headers({path.name: read_header(path) for path in shards}, str(directory), weight_map)
 
 
@@ -171,7 +225,9 @@ def manifest_of_headers(headers: Mapping[str, ShardHeader], source: str, weight_
     for shard, header in headers.items():
         for name, entry in header.tensors.items():
             if name in tensors:
-                raise DummyWeightsError(f"checkpoint {source}: tensor {name!r} is in both {tensors[name].shard!r} and {shard!r}; remove the stale file")
+                raise DummyWeightsError(
+                    f"checkpoint {source}: tensor {name!r} is in both {tensors[name].shard!r} and {shard!r}; remove the stale file"
+                )
             tensors[name] = entry
     formats = {shard: header.metadata.get("format", "") for shard, header in headers.items()}
     total = sum(header.data_bytes for header in headers.values())
@@ -185,13 +241,17 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
     if path.is_dir():
         return read_manifest(path)
     if not path.exists():
-        raise DummyWeightsError(f"checkpoint {path}: no such file or directory; give a directory of *.safetensors files or a manifest JSON file")
+        raise DummyWeightsError(
+            f"checkpoint {path}: no such file or directory; give a directory of *.safetensors files or a manifest JSON file"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DummyWeightsError(f"{path}: not a manifest JSON file ({error}); give a checkpoint directory or a file written by `python -m pytest_dummyweights manifest`") from None
+        raise DummyWeightsError(
+            f"{path}: not a manifest JSON file ({error}); "
+            "give a checkpoint directory or a file written by `python -m pytest_dummyweights manifest`"
+        ) from None
     return Manifest.from_json(data, str(path))
-
 
 
 def write_sparse_shard(path: str | os.PathLike, tensors: Mapping[str, tuple[str, tuple[int, ...]]], metadata: Mapping[str, str]) -> int:
@@ -214,7 +274,9 @@ def write_sparse_shard(path: str | os.PathLike, tensors: Mapping[str, tuple[str,
     return 8 + len(raw) + offset
 
 
-def write_sparse_checkpoint(directory: str | os.PathLike, tensors: Mapping[str, tuple[str, tuple[int, ...]]], shards: int, metadata: Mapping[str, str]) -> None:
+def write_sparse_checkpoint(
+    directory: str | os.PathLike, tensors: Mapping[str, tuple[str, tuple[int, ...]]], shards: int, metadata: Mapping[str, str]
+) -> None:
     """Write ``tensors`` as ``shards`` sparse files named as Hugging Face names them, plus their index."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

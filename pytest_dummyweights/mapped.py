@@ -108,13 +108,21 @@ def map_windows(param: paddle.Tensor, store: Store, windows: list[Window]) -> Ma
     """Make ``param``'s storage a private mapping of the store's windows (``param``'s dtype is the store's)."""
     nbytes = math.prod(param.shape) * param.element_size()
     if len(windows) == 1:  # the common case: one window is the whole range, no reservation needed
-        address = _mmap(None, _rounded(nbytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, store.fd, HEADER_BYTES + windows[0].offset)
+        address = _mmap(
+            None, _rounded(nbytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, store.fd, HEADER_BYTES + windows[0].offset
+        )
         region = MappedRegion(address, _rounded(nbytes), file_backed=True)
     else:
         region = _reserve(nbytes, file_backed=True)
         for window in windows:
-            _mmap(region.address + window.start, _rounded(window.length), PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, store.fd, HEADER_BYTES + window.offset)
+            _mmap(
+                region.address + window.start,
+                _rounded(window.length),
+                PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
+                store.fd,
+                HEADER_BYTES + window.offset,
+            )
     _share(region, param)
     return region
 
@@ -192,7 +200,12 @@ def _written_ranges(regions: list[MappedRegion]) -> list[tuple[int, int]]:
         first, end = regions[0].address, max(region.address + region.nbytes for region in regions)
         found = [(run.start, run.end) for run in pages.runs(first, end - first, True) if run.written]
     else:
-        found = [(run.start, run.end) for region in regions for run in pages.runs(region.address, region.nbytes, region.file_backed) if run.written]
+        found = [
+            (run.start, run.end)
+            for region in regions
+            for run in pages.runs(region.address, region.nbytes, region.file_backed)
+            if run.written
+        ]
     starts = [region.address for region in regions]
     clipped = []
     for start, end in found:

@@ -14,6 +14,7 @@ import ctypes
 import dataclasses
 import errno
 import functools
+import itertools
 import mmap
 import os
 
@@ -32,9 +33,23 @@ scan_supported: bool | None = None  # learned on the first scan
 
 
 class _ScanArg(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_uint64) for name in (
-        "size", "flags", "start", "end", "walk_end", "vec", "vec_len", "max_pages",
-        "category_inverted", "category_mask", "category_anyof_mask", "return_mask")]
+    _fields_ = [
+        (name, ctypes.c_uint64)
+        for name in (
+            "size",
+            "flags",
+            "start",
+            "end",
+            "walk_end",
+            "vec",
+            "vec_len",
+            "max_pages",
+            "category_inverted",
+            "category_mask",
+            "category_anyof_mask",
+            "return_mask",
+        )
+    ]
 
 
 class _PageRegion(ctypes.Structure):
@@ -85,8 +100,20 @@ def _scan(start: int, end: int) -> list[PageRun]:
     found = []
     fd = _pagemap(os.getpid())
     while start < end:
-        arg = _ScanArg(ctypes.sizeof(_ScanArg), 0, start, end, 0, ctypes.addressof(vector), RUNS_PER_CALL, 0,
-                       0, 0, PAGE_IS_PRESENT | PAGE_IS_SWAPPED, wanted)
+        arg = _ScanArg(
+            ctypes.sizeof(_ScanArg),
+            0,
+            start,
+            end,
+            0,
+            ctypes.addressof(vector),
+            RUNS_PER_CALL,
+            0,
+            0,
+            0,
+            PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+            wanted,
+        )
         count = _libc.ioctl(fd, PAGEMAP_SCAN, ctypes.byref(arg))
         if count < 0:
             code = ctypes.get_errno()
@@ -115,7 +142,7 @@ def _read_entries(address: int, nbytes: int, file_backed: bool) -> list[PageRun]
             written &= swapped | ((entries & np.uint64(PM_EXCLUSIVE)) != 0)
         kind = (written.astype(np.int8) << 1) | (present & file_page) | ((present | swapped) << 2).astype(np.int8)
         edges: np.ndarray | list[int] = np.flatnonzero(np.diff(np.concatenate(([0], kind, [0])))) if kind.any() else []
-        for left, right in zip(edges[:-1], edges[1:]):
+        for left, right in itertools.pairwise(edges):
             if kind[left] & 4:
                 start = address + (first + int(left)) * PAGE
                 found.append(PageRun(start, start + int(right - left) * PAGE, bool(kind[left] & 2), bool(kind[left] & 1)))

@@ -77,8 +77,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="mapped: parameters map a shared value store copy-on-write (CPU, Linux); filled: every byte written "
         "(default: ini dummyweights_storage, else mapped for CPU builds on Linux, filled otherwise)",
     )
-    group.addoption("--dummy-store-dir", default=None, help="directory of the value store (default: ini dummyweights_store_dir, else /dev/shm/pytest-dummyweights-UID)")
-    group.addoption("--dummy-scales", default=None, help="values of scale-like parameters: default or neutral (default: ini dummyweights_scales)")
+    group.addoption(
+        "--dummy-store-dir",
+        default=None,
+        help="directory of the value store (default: ini dummyweights_store_dir, else /dev/shm/pytest-dummyweights-UID)",
+    )
+    group.addoption(
+        "--dummy-scales", default=None, help="values of scale-like parameters: default or neutral (default: ini dummyweights_scales)"
+    )
     group.addoption(
         "--dummy-checkpoint-check",
         default=None,
@@ -190,9 +196,7 @@ def _requested_spec(request: pytest.FixtureRequest) -> DummySpec:
     marker = request.node.get_closest_marker(MARKER)
     param = getattr(request, "param", _NO_PARAM)
     if param is not _NO_PARAM and marker is not None:
-        raise DummyWeightsError(
-            "the test has both a dummy_load marker and an indirect parametrization of dummy_model; keep one"
-        )
+        raise DummyWeightsError("the test has both a dummy_load marker and an indirect parametrization of dummy_model; keep one")
     if isinstance(param, DummySpec):
         return param
     if isinstance(param, (str, os.PathLike)):

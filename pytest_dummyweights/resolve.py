@@ -48,7 +48,11 @@ def paddleformers_class(architecture: str) -> tuple[Any | None, str]:
     if is_model_class(found):
         return found, f"paddleformers.transformers.{architecture}"
     version = getattr(paddleformers, "__version__", "?")
-    what = "no model class" if found is None else f"{architecture!r} there, but it is a {type(found).__name__}, not a model class; no model class"
+    what = (
+        "no model class"
+        if found is None
+        else f"{architecture!r} there, but it is a {type(found).__name__}, not a model class; no model class"
+    )
     models = [name for name in dir(transformers) if name.endswith(("ForCausalLM", "Model")) and name[0].isupper()]
     close = difflib.get_close_matches(architecture, models, n=1)
     hint = f" (closest model class: {close[0]!r})" if close else ""

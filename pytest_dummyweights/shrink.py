@@ -22,9 +22,22 @@ EXPERT_COUNT_KEYS = ("n_routed_experts", "num_experts", "num_local_experts")
 TOKEN_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id")
 # keys whose meaning for the layer structure is understood: shrunk here, or kept on purpose (widths)
 KNOWN_KEYS = {
-    "num_hidden_layers", "first_k_dense_replace", "moe_layer_freq", "decoder_sparse_step", "mlp_only_layers",
-    "layer_types", "max_window_layers", "num_nextn_predict_layers", "num_nextn_predict_lambda", "num_experts_per_tok",
-    "n_group", "topk_group", "ep_size", "n_shared_experts", "num_shared_experts", "shared_expert_intermediate_size",
+    "num_hidden_layers",
+    "first_k_dense_replace",
+    "moe_layer_freq",
+    "decoder_sparse_step",
+    "mlp_only_layers",
+    "layer_types",
+    "max_window_layers",
+    "num_nextn_predict_layers",
+    "num_nextn_predict_lambda",
+    "num_experts_per_tok",
+    "n_group",
+    "topk_group",
+    "ep_size",
+    "n_shared_experts",
+    "num_shared_experts",
+    "shared_expert_intermediate_size",
     *EXPERT_COUNT_KEYS,
 }
 REQUEST_KEYS = ("layers", "experts", "vocab")
@@ -153,7 +166,9 @@ def plan_depth(raw: Mapping[str, Any], requested: int | None) -> dict[str, Any]:
     layers = requested if requested is not None else max(fewest, min(2, original))
     kinds = ", ".join(sorted(needed))
     if layers > original:
-        raise DummyWeightsError(f"shrink layers={layers} is more than the config's num_hidden_layers={original}; ask for at most {original}")
+        raise DummyWeightsError(
+            f"shrink layers={layers} is more than the config's num_hidden_layers={original}; ask for at most {original}"
+        )
     if layers < fewest:
         raise DummyWeightsError(
             f"shrink layers={layers} cannot keep the config's {len(needed)} layer kind(s) ({kinds}); ask for at least {fewest}"
@@ -191,7 +206,9 @@ def plan_experts(raw: Mapping[str, Any], requested: int | None) -> dict[str, Any
     key = expert_key(raw)
     if key is None:
         if requested is not None:
-            raise DummyWeightsError(f"shrink experts={requested}, but the config routes to no experts (none of {', '.join(EXPERT_COUNT_KEYS)}); drop experts")
+            raise DummyWeightsError(
+                f"shrink experts={requested}, but the config routes to no experts (none of {', '.join(EXPERT_COUNT_KEYS)}); drop experts"
+            )
         return {}
     original = raw[key]
     if requested is None:
@@ -210,7 +227,9 @@ def plan_vocab(raw: Mapping[str, Any], requested: int | None) -> dict[str, Any]:
     if requested is None or not isinstance(raw.get("vocab_size"), int) or requested >= raw["vocab_size"]:
         return {}
     ids = {key: raw[key] for key in TOKEN_ID_KEYS if isinstance(raw.get(key), (int, list))}
-    outside = sorted({i for value in ids.values() for i in (value if isinstance(value, list) else [value]) if isinstance(i, int) and i >= requested})
+    outside = sorted(
+        {i for value in ids.values() for i in (value if isinstance(value, list) else [value]) if isinstance(i, int) and i >= requested}
+    )
     if len(outside) >= requested:
         raise DummyWeightsError(f"shrink vocab={requested} cannot hold the config's {len(outside)} special token ids; ask for more")
     moved = {old: requested - 1 - rank for rank, old in enumerate(outside)}

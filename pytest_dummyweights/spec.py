@@ -55,13 +55,9 @@ class DummySpec:
                 f"got {type(self.config).__name__}: {self.config!r}"
             )
         if self.dtype is not None and self.dtype not in DTYPES:
-            raise DummyWeightsError(
-                f"unknown dtype {self.dtype!r}: use one of {', '.join(DTYPES)} (or leave it unset)"
-            )
+            raise DummyWeightsError(f"unknown dtype {self.dtype!r}: use one of {', '.join(DTYPES)} (or leave it unset)")
         if self.overrides is not None and not isinstance(self.overrides, Mapping):
-            raise DummyWeightsError(
-                f"overrides must be a dict of config keys to values; got {type(self.overrides).__name__}"
-            )
+            raise DummyWeightsError(f"overrides must be a dict of config keys to values; got {type(self.overrides).__name__}")
         if isinstance(self.new_keys, str):
             raise DummyWeightsError(
                 f"new_keys must be a collection of key names, e.g. [{self.new_keys!r}]; got the string {self.new_keys!r}"
@@ -82,7 +78,11 @@ class DummySpec:
         check_rule_arguments(self.scales, self.value_rules)
         if self.smoke is not None and not isinstance(self.smoke, bool):
             raise DummyWeightsError(f"smoke must be True or False; got {self.smoke!r}")
-        if isinstance(self.allow_unset, str) or not isinstance(self.allow_unset, Collection) or not all(isinstance(pattern, str) for pattern in self.allow_unset):
+        if (
+            isinstance(self.allow_unset, str)
+            or not isinstance(self.allow_unset, Collection)
+            or not all(isinstance(pattern, str) for pattern in self.allow_unset)
+        ):
             raise DummyWeightsError(
                 f"allow_unset must be a collection of name patterns, e.g. ['layers.0.attn.k_scale']; got {self.allow_unset!r}"
             )
@@ -90,7 +90,8 @@ class DummySpec:
             raise DummyWeightsError(f"unknown storage {self.storage!r}: use 'mapped' or 'filled' (or leave it unset)")
         if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
             raise DummyWeightsError(
-                f"checkpoint must be a checkpoint directory or a manifest JSON file path; got {type(self.checkpoint).__name__}: {self.checkpoint!r}"
+                "checkpoint must be a checkpoint directory or a manifest JSON file path; "
+                f"got {type(self.checkpoint).__name__}: {self.checkpoint!r}"
             )
         if self.checkpoint_check is not None and self.checkpoint_check not in CHECKPOINT_CHECKS:
             raise DummyWeightsError(f"unknown checkpoint_check {self.checkpoint_check!r}: use 'error', 'warn' or 'off' (or leave it unset)")
@@ -114,9 +115,7 @@ def check_device(device: str) -> None:
 def spec_from_call(args: tuple, kwargs: Mapping[str, Any], what: str) -> DummySpec:
     """Make a spec from marker or factory arguments, turning signature mistakes into clear errors."""
     if len(args) > 1:
-        raise DummyWeightsError(
-            f"{what} takes one positional argument (the config) and keywords; got {len(args)} positional arguments"
-        )
+        raise DummyWeightsError(f"{what} takes one positional argument (the config) and keywords; got {len(args)} positional arguments")
     if args and "config" in kwargs:
         raise DummyWeightsError(f"{what} got the config twice: positionally ({args[0]!r}) and as config=")
     if not args and "config" not in kwargs:
@@ -124,7 +123,5 @@ def spec_from_call(args: tuple, kwargs: Mapping[str, Any], what: str) -> DummySp
     fields = {f.name for f in dataclasses.fields(DummySpec)}
     unknown = sorted(set(kwargs) - fields)
     if unknown:
-        raise DummyWeightsError(
-            f"{what} got unknown keyword(s) {', '.join(unknown)}; it takes: {', '.join(sorted(fields))}"
-        )
+        raise DummyWeightsError(f"{what} got unknown keyword(s) {', '.join(unknown)}; it takes: {', '.join(sorted(fields))}")
     return DummySpec(*args, **kwargs)

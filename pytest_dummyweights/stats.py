@@ -82,8 +82,19 @@ class CacheStats:
         """The run's stats from each process's report; models built by several workers count once."""
         total = cls()
         for report in reports:
-            for field in ("built", "build_seconds", "built_bytes", "hits", "evictions", "lock_wait_seconds", "served_bytes",
-                          "checks_passed", "checks_failed", "real_loaded", "real_bytes"):
+            for field in (
+                "built",
+                "build_seconds",
+                "built_bytes",
+                "hits",
+                "evictions",
+                "lock_wait_seconds",
+                "served_bytes",
+                "checks_passed",
+                "checks_failed",
+                "real_loaded",
+                "real_bytes",
+            ):
                 setattr(total, field, getattr(total, field) + report[field])
             total.repairs.extend(RepairRecord(**repair) for repair in report["repairs"])
             total.notes += [note for note in report["notes"] if note not in total.notes]
@@ -124,7 +135,6 @@ class CacheStats:
                     f"built {model.builds}x, served from cache {model.hits}x"
                 )
         return lines
-
 
     def checkpoint_lines(self) -> list[str]:
         """Checkpoint checks passed and failed, and real weights loaded; nothing when no checkpoint was named."""

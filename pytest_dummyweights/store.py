@@ -90,7 +90,9 @@ def windows(name: str, seed: int, nbytes: int) -> list[Window]:
         pass_phase = (phase + pass_index * PASS_STEP_PAGES) % (WINDOW_BYTES // PAGE) * PAGE
         keys = _stream(name, seed, pass_index + 1, 4 * SLOTS)
         order = sorted(range(SLOTS), key=lambda slot: keys[4 * slot : 4 * slot + 4])  # a random permutation of the slots
-        for slot, at in zip(order, range(start, min(start + SLOT_AREA_BYTES, nbytes), WINDOW_BYTES)):
+        for slot, at in zip(
+            order, range(start, min(start + SLOT_AREA_BYTES, nbytes), WINDOW_BYTES), strict=False
+        ):  # fewer windows than slots
             found.append(Window(at, slot * WINDOW_BYTES + pass_phase, min(WINDOW_BYTES, nbytes - at)))
     return found
 

@@ -52,7 +52,8 @@ def _describe(unset: list[Unset]) -> str:
     for item in unset:
         by_layer.setdefault((item.sublayer, item.class_name), []).append(item.attribute)
     return "; ".join(
-        f"{f'sublayer {path!r}' if path else 'the model'} ({class_name}): {', '.join(names)}" for (path, class_name), names in by_layer.items()
+        f"{f'sublayer {path!r}' if path else 'the model'} ({class_name}): {', '.join(names)}"
+        for (path, class_name), names in by_layer.items()
     )
 
 

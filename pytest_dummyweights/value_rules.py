@@ -81,7 +81,9 @@ def check_rule_arguments(scales: Any, value_rules: Any) -> None:
     if value_rules is None:
         return
     if not isinstance(value_rules, Mapping):
-        raise DummyWeightsError(f"value_rules must be a dict of name patterns to values, e.g. {{'*.k_scale': 1.0}}; got {type(value_rules).__name__}")
+        raise DummyWeightsError(
+            f"value_rules must be a dict of name patterns to values, e.g. {{'*.k_scale': 1.0}}; got {type(value_rules).__name__}"
+        )
     for pattern, value in value_rules.items():
         if not isinstance(pattern, str) or not pattern:
             raise DummyWeightsError(f"value_rules key {pattern!r} is not a name pattern: use a string such as '*.k_scale'")
@@ -96,7 +98,11 @@ def quantization_scale_patterns(quantization_config: Any) -> tuple[str, ...]:
     """The scale names a quantization config implies (a dict, or an object with ``to_dict`` or attributes)."""
     if hasattr(quantization_config, "to_dict"):
         quantization_config = quantization_config.to_dict()
-    method = quantization_config.get("quant_method") if isinstance(quantization_config, Mapping) else getattr(quantization_config, "quant_method", None)
+    method = (
+        quantization_config.get("quant_method")
+        if isinstance(quantization_config, Mapping)
+        else getattr(quantization_config, "quant_method", None)
+    )
     return QUANTIZATION_SCALES.get(str(method).lower(), ())
 
 
@@ -138,11 +144,17 @@ def _checked_value(name: str, param: paddle.Tensor, value: float | int | str) ->
         limits = np.iinfo(np.dtype(dtype_name)) if dtype_name != "bool" else None
         low, high = (limits.min, limits.max) if limits is not None else (0, 1)
         if number != int(number) or not low <= number <= high:
-            raise DummyWeightsError(f"value {number!r} for parameter {name!r} is not representable in {dtype_name} (integers {low}..{high}): give a value in range, or a pattern that skips it")
+            raise DummyWeightsError(
+                f"value {number!r} for parameter {name!r} is not representable in {dtype_name} (integers {low}..{high}): give a "
+                "value in range, or a pattern that skips it"
+            )
         return int(number)
     stored = float(paddle.to_tensor([float(number)], dtype="float64").astype(param.dtype).astype("float64").numpy()[0])
     if not math.isfinite(stored) or abs(stored - number) > ROUNDING_TOLERANCE * abs(number):  # overflow, saturation, underflow
-        raise DummyWeightsError(f"value {number!r} for parameter {name!r} is not representable in {dtype_name} (it becomes {stored}): give a smaller value, or a pattern that skips it")
+        raise DummyWeightsError(
+            f"value {number!r} for parameter {name!r} is not representable in {dtype_name} (it becomes {stored}): give a smaller "
+            "value, or a pattern that skips it"
+        )
     return float(number)
 
 
@@ -158,7 +170,9 @@ def write_constant(param: paddle.Tensor, value: float | int) -> None:
         copy_into(param, source.astype(param.dtype))
 
 
-def _rule_list(scales: str | None, value_rules: Mapping[str, Any] | None, quantization_patterns: tuple[str, ...]) -> list[tuple[str, Any, str]]:
+def _rule_list(
+    scales: str | None, value_rules: Mapping[str, Any] | None, quantization_patterns: tuple[str, ...]
+) -> list[tuple[str, Any, str]]:
     """(pattern, value, source) in the order they are decided; the last match wins."""
     rules: list[tuple[str, Any, str]] = []
     if scales == NEUTRAL:
@@ -192,4 +206,6 @@ def apply_value_rules(
             continue
         write_constant(param, _checked_value(name, param, rules[winner][1]))
         counts[winner] += 1
-    return RulesApplied(tuple(RuleCount(pattern, value, source, count) for (pattern, value, source), count in zip(rules, counts)))
+    return RulesApplied(
+        tuple(RuleCount(pattern, value, source, count) for (pattern, value, source), count in zip(rules, counts, strict=True))
+    )
