@@ -1,0 +1,64 @@
+"""A full-size DeepSeek-V3 (the published config, bfloat16, 671 B parameters) builds through the plugin with
+mapped storage, in a pytest session of its own (a subprocess, so its memory goes away with it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("paddleformers")
+
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "deepseek-v3"
+PEAK_RSS_LIMIT = 4e9
+
+GIANT = """
+    import json
+    import resource
+
+    import numpy as np
+    import paddle
+    import pytest
+
+    from pytest_dummyweights import DummySpec, mapped
+    from pytest_dummyweights.build import construct, plan_build
+    from pytest_dummyweights.fill import fill_values
+    from pytest_dummyweights.internals import host_view
+
+    SPEC = dict(dtype="bfloat16", overrides={{"seq_length": 8}})
+    READ = ("model.layers.30.mlp.experts.100.up_proj.weight", "model.layers.60.mlp.experts.255.down_proj.weight")
+
+    def count(model):
+        return sum(int(np.prod(param.shape)) for param in model.parameters())
+
+    @pytest.mark.dummy_load({config!r}, **SPEC)
+    def test_full_size_deepseek_v3(dummy_model):
+        named = dict(dummy_model.named_parameters())
+        values = {{}}
+        for name in READ:
+            param = named[name]
+            expected = paddle.empty(param.shape, dtype=param.dtype)
+            fill_values(name, expected, seed=0, std=dummy_model.config.initializer_range)  # the filled path's bits
+            values[name] = {{"mapped": mapped.is_mapped(param), "equal_to_filled": bool(np.array_equal(host_view(param), host_view(expected))),
+                            "first": param[0, :4].astype("float32").numpy().tolist()}}
+        built = count(dummy_model)
+        plan = plan_build(DummySpec({config!r}, device="cpu", **SPEC))
+        lazily_constructed = count(construct(plan.factory, plan.config.model_config, "bfloat16"))
+        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        with open("giant.json", "w") as out:
+            json.dump({{"built": built, "lazily_constructed": lazily_constructed, "values": values, "peak_rss": peak_rss}}, out)
+    """
+
+
+def test_full_size_deepseek_v3_builds_mapped_under_4_gb(inner):
+    inner.write("test_giant_inner.py", GIANT.format(config=str(CONFIG)))
+    result = inner.run("--dummy-storage", "mapped", "-q", subprocess=True)
+    result.assert_outcomes(passed=1)
+    report = json.loads((inner.path / "giant.json").read_text())
+    assert round(report["built"] / 1e9, 1) == 671.0
+    assert report["built"] == report["lazily_constructed"]
+    for name, read in report["values"].items():
+        assert read["mapped"] and read["equal_to_filled"], name
+        assert any(read["first"]) and all(abs(value) < 0.2 for value in read["first"]), name
+    assert report["peak_rss"] < PEAK_RSS_LIMIT, f"peak RSS {report['peak_rss'] / 1e9:.2f} GB"
