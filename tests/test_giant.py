@@ -40,8 +40,9 @@ GIANT = """
             param = named[name]
             expected = paddle.empty(param.shape, dtype=param.dtype)
             fill_values(name, expected, seed=0, std=dummy_model.config.initializer_range)  # the filled path's bits
-            values[name] = {{"mapped": mapped.is_mapped(param), "equal_to_filled": bool(np.array_equal(host_view(param), host_view(expected))),
-                            "first": param[0, :4].astype("float32").numpy().tolist()}}
+            same = bool(np.array_equal(host_view(param), host_view(expected)))
+            first = param[0, :4].astype("float32").numpy().tolist()
+            values[name] = {{"mapped": mapped.is_mapped(param), "equal_to_filled": same, "first": first}}
         built = count(dummy_model)
         plan = plan_build(DummySpec({config!r}, device="cpu", **SPEC))
         lazily_constructed = count(construct(plan.factory, plan.config.model_config, "bfloat16"))
