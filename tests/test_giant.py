@@ -12,6 +12,10 @@ pytest.importorskip("paddleformers")
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "deepseek-v3"
 PEAK_RSS_LIMIT = 4e9
+# The lazily constructed class's count (no weights), from bench/mapped_build.py's construct-only case on
+# paddleformers 0.4.1; that bench checks the mapped build against a fresh construction on every run.
+# Constructing it again here would add 10-25 s of CPU to CI.
+LAZILY_CONSTRUCTED = 671_026_404_352
 
 GIANT = """
     import json
@@ -21,18 +25,13 @@ GIANT = """
     import paddle
     import pytest
 
-    from pytest_dummyweights import DummySpec, mapped
-    from pytest_dummyweights.build import construct, plan_build
+    from pytest_dummyweights import mapped
     from pytest_dummyweights.fill import fill_values
     from pytest_dummyweights.internals import host_view
 
-    SPEC = dict(dtype="bfloat16", overrides={{"seq_length": 8}})
     READ = ("model.layers.30.mlp.experts.100.up_proj.weight", "model.layers.60.mlp.experts.255.down_proj.weight")
 
-    def count(model):
-        return sum(int(np.prod(param.shape)) for param in model.parameters())
-
-    @pytest.mark.dummy_load({config!r}, **SPEC)
+    @pytest.mark.dummy_load({config!r}, dtype="bfloat16", overrides={{"seq_length": 8}})
     def test_full_size_deepseek_v3(dummy_model):
         named = dict(dummy_model.named_parameters())
         values = {{}}
@@ -43,12 +42,10 @@ GIANT = """
             same = bool(np.array_equal(host_view(param), host_view(expected)))
             first = param[0, :4].astype("float32").numpy().tolist()
             values[name] = {{"mapped": mapped.is_mapped(param), "equal_to_filled": same, "first": first}}
-        built = count(dummy_model)
-        plan = plan_build(DummySpec({config!r}, device="cpu", **SPEC))
-        lazily_constructed = count(construct(plan.factory, plan.config.model_config, "bfloat16"))
+        built = sum(int(np.prod(param.shape)) for param in dummy_model.parameters())
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         with open("giant.json", "w") as out:
-            json.dump({{"built": built, "lazily_constructed": lazily_constructed, "values": values, "peak_rss": peak_rss}}, out)
+            json.dump({{"built": built, "values": values, "peak_rss": peak_rss}}, out)
     """
 
 
@@ -58,7 +55,7 @@ def test_full_size_deepseek_v3_builds_mapped_under_4_gb(inner):
     result.assert_outcomes(passed=1)
     report = json.loads((inner.path / "giant.json").read_text())
     assert round(report["built"] / 1e9, 1) == 671.0
-    assert report["built"] == report["lazily_constructed"]
+    assert report["built"] == LAZILY_CONSTRUCTED
     for name, read in report["values"].items():
         assert read["mapped"] and read["equal_to_filled"], name
         assert any(read["first"]) and all(abs(value) < 0.2 for value in read["first"]), name
