@@ -12,6 +12,8 @@ Every pytest run is a fresh subprocess with plugin autoloading off; ``-n 1``/``-
 (``-p xdist``), ``plain`` is one process without xdist. Before the timed runs: an untimed warm-up run of
 the dummy suite (makes the value stores, warms imports) and a read of every checkpoint file (warm page
 cache). Memory: each pytest process writes its peak RSS (VmHWM) and PSS at session end (memory_probe.py).
+RSS counts a value-store page once per mapping that reads it (a process maps the same store pages into
+many parameters), so with mapped storage peak RSS overstates memory; PSS, taken at session end, does not.
 """
 
 from __future__ import annotations
@@ -184,7 +186,10 @@ def machine() -> dict:
         cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
     with open("/proc/meminfo") as meminfo:
         ram = int(next(line.split()[1] for line in meminfo if line.startswith("MemTotal"))) * 1024
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip()
+    def git(*words: str) -> str:
+        return subprocess.run(["git", *words], cwd=HERE, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if git("status", "--porcelain", "--", ".", "../pytest_dummyweights") else "")
     return {"cpus": os.cpu_count(), "cpu": cpu, "ram_gib": round(ram / 2**30, 1), "python": sys.version.split()[0], "commit": commit}
 
 
