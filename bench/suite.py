@@ -189,7 +189,8 @@ def machine() -> dict:
     def git(*words: str) -> str:
         return subprocess.run(["git", *words], cwd=HERE, capture_output=True, text=True).stdout.strip()
 
-    commit = git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if git("status", "--porcelain", "--", ".", "../pytest_dummyweights") else "")
+    dirty = git("status", "--porcelain", "--", ".", "../pytest_dummyweights")
+    commit = git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if dirty else "")
     return {"cpus": os.cpu_count(), "cpu": cpu, "ram_gib": round(ram / 2**30, 1), "python": sys.version.split()[0], "commit": commit}
 
 
