@@ -152,6 +152,24 @@ def _article(kind: str) -> str:
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
+INT32_MAX = 2**31 - 1  # Paddle keeps shapes and many attributes in int32
+MAX_LAYERS = 10_000  # published models have a few hundred at most; a loop over 10**12 "layers" never ends
+
+
+def check_sizes(raw: Mapping[str, Any], source: str) -> None:
+    """Integers a model could never be built with are typos: say so now, before a config class loops over them."""
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            continue
+        if abs(value) > INT32_MAX:
+            raise DummyWeightsError(f"config {source}: {key}={value} is beyond the int32 range Paddle keeps sizes in; fix the value")
+        if key.endswith("layers") and value > MAX_LAYERS:
+            raise DummyWeightsError(
+                f"config {source}: {key}={value} is more than {MAX_LAYERS:,} layers, far beyond any published model; "
+                "fix the value (to make a model small, use shrink=True or a small num_hidden_layers)"
+            )
+
+
 def check_architectures(raw: Mapping[str, Any], source: str) -> None:
     architectures = raw.get("architectures")
     if architectures is not None and (
@@ -170,6 +188,7 @@ def load_config(
     shrink: bool | Mapping[str, Any] = False,
 ) -> LoadedConfig:
     raw, source = read_raw_config(config, search_dirs)
+    check_sizes(raw, source)
     shrunk = shrink_config(raw, shrink) if shrink is not False else None
     if shrunk is not None:
         raw = shrunk.raw
@@ -180,6 +199,7 @@ def load_config(
         known = set(raw) | set(base.to_dict())
         check_override_keys(overrides, known, set(new_keys), source)
         check_override_values(overrides, raw, source)
+        check_sizes(overrides, f"{source} with overrides")
         raw.update(copy.deepcopy(dict(overrides)))
     check_architectures(raw, source)
     return LoadedConfig(raw=raw, source=source, model_config=make_model_config(raw, source), shrink=shrunk)

@@ -352,3 +352,19 @@ def test_a_user_factory_error_in_the_build_command_keeps_its_traceback(tmp_path)
     assert done.returncode == 1
     assert "Traceback" in done.stderr and "raise ValueError('bug in my factory')" in done.stderr
     assert "pytest-dummyweights: raised while constructing" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "cause"),
+    [
+        ({"num_hidden_layers": 10**12}, "num_hidden_layers=1000000000000 is beyond the int32 range Paddle keeps sizes in"),
+        ({"num_hidden_layers": 50_000}, "num_hidden_layers=50000 is more than 10,000 layers, far beyond any published model"),
+    ],
+    ids=["beyond-int32", "absurd-depth"],
+)
+def test_sizes_no_model_could_have_are_one_error_not_a_hang(overrides, cause) -> None:
+    """Found by the property test: Qwen3's config class loops over num_hidden_layers, forever for 10**12."""
+    from pytest_dummyweights.errors import DummyWeightsError
+
+    with pytest.raises(DummyWeightsError, match=re.escape(cause)):
+        build(DummySpec(QWEN3, overrides=overrides, device="cpu"))
