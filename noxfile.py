@@ -3,7 +3,7 @@
 Each session is one cell: the pinned stack of ``ci/requirements.txt`` with a few pins changed, installed
 together with ``.[cpu,paddleformers,gate,test]`` in one resolve (so a pin below a declared floor fails the
 install), then ``pytest -n 2 -p dummyweights``. The cells are chosen, not a cross product: the pinned stack
-on each Python the project may support, and the oldest supported pytest (8.4.2). paddlepaddle has no cell
+on each supported Python, and the oldest supported pytest (8.4.2). paddlepaddle has no cell
 of its own: paddleformers 0.4.1 imports ``paddle.nn.functional.swiglu``, which 3.0.0, 3.1.1 and 3.2.2 lack,
 so the floor is the pinned 3.3.1 (README: "Supported versions" says what each release gave). ``nox -l``
 lists the cells.
@@ -34,10 +34,9 @@ class Cell:
 # pytest-8 holds the floor pyproject.toml declares for pytest (8.4.2); pytest-xdist, pytest-cov and diff-cover
 # are declared at the pinned versions, the only ones run. Python 3.10 is not supported: the pinned stack needs
 # 3.11, and the plugin uses exception notes (3.11+).
+# Python 3.12 and 3.13 have no cell yet: neither has passed (README: Supported versions); add one with its run.
 CELLS = (
     Cell("pinned-3.11", "3.11"),
-    Cell("pinned-3.12", "3.12"),
-    Cell("pinned-3.13", "3.13"),
     Cell("pytest-8", "3.11", {"pytest": "8.4.2"}),
 )
 
