@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 from pytest_dummyweights.cli import parse_assignment
-from pytest_dummyweights.manifest import INDEX_NAME, read_manifest, write_sparse_checkpoint
+from pytest_dummyweights.manifest import INDEX_NAME, read_manifest
+from pytest_dummyweights.sparse_checkpoint import write_sparse_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "deepseek-v3" / "config.json"

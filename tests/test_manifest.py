@@ -18,7 +18,8 @@ from pytest_dummyweights.construct import construct
 from pytest_dummyweights.checkpoint import check_model, expected_layout
 from pytest_dummyweights.cli import main
 from pytest_dummyweights.errors import DummyWeightsError
-from pytest_dummyweights.manifest import FORMAT_VERSION, INDEX_NAME, load_manifest, read_manifest, write_sparse_checkpoint, write_sparse_shard
+from pytest_dummyweights.manifest import FORMAT_VERSION, INDEX_NAME, load_manifest, read_manifest
+from pytest_dummyweights.sparse_checkpoint import write_sparse_checkpoint, write_sparse_shard
 
 SAFETENSORS_DTYPES = {"float32": "F32", "bfloat16": "BF16"}
 
