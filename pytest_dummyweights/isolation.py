@@ -31,7 +31,7 @@ import paddle
 
 from . import mapped
 from .fingerprint import describe
-from .internals import element_count, forward_hooks, host_view, inplace_version
+from .internals import element_count, forward_hooks, host_view, inplace_version, registered_slots
 from .stats import human_bytes
 
 ISOLATION_MODES = ("fast", "strict")
@@ -73,17 +73,38 @@ def _tensor_state(tensor: paddle.Tensor, strict: bool) -> tuple:
     return (*identity, inplace_version(tensor), _digest(tensor) if strict else _probe(tensor))
 
 
-def _tensors(model: paddle.nn.Layer) -> Iterator[paddle.Tensor]:
-    yield from model.parameters()
-    yield from (buffer for buffer in model.buffers() if buffer is not None)
-    for layer in model.sublayers(include_self=True):
-        yield from (value for _, value in _plain_attributes(layer) if isinstance(value, paddle.Tensor))
+@dataclasses.dataclass
+class Walk:
+    """One traversal of a model, shared by every check: its sublayers, and every tensor they hold by key
+    (``tensor layers.0.weight`` for a parameter or buffer slot, ``tensor attribute x of layers.0`` for a plain
+    one; ``None`` for an emptied slot). Giant models have tens of thousands of sublayers: walk them once."""
+
+    layers: list[tuple[str, paddle.nn.Layer]]
+    tensors: dict[str, paddle.Tensor | None]
+
+    @classmethod
+    def of(cls, model: paddle.nn.Layer) -> Walk:
+        layers = list(model.named_sublayers(include_self=True))
+        tensors: dict[str, paddle.Tensor | None] = {}
+        for path, layer in layers:
+            for name, value in registered_slots(layer):
+                tensors[f"tensor {path}.{name}" if path else f"tensor {name}"] = value
+            for name, value in _plain_attributes(layer):
+                if isinstance(value, paddle.Tensor):
+                    tensors[f"tensor attribute {name} of {path or 'the model'}"] = value
+        return cls(layers, tensors)
+
+    def unique_tensors(self) -> list[paddle.Tensor]:
+        """Each tensor once (tied weights sit in several slots)."""
+        return list({id(tensor): tensor for tensor in self.tensors.values() if tensor is not None}.values())
 
 
-def _kept_copies(model: paddle.nn.Layer) -> dict[int, np.ndarray]:
+def _kept_copies(walk: Walk) -> dict[int, np.ndarray]:
     """Copies of the small CPU tensors that are not mapped, by identity (tied ones once)."""
     return {
-        id(tensor): host_view(tensor).copy() for tensor in _tensors(model) if _restored_exactly(tensor) and mapped.region_of(tensor) is None
+        id(tensor): host_view(tensor).copy()
+        for tensor in walk.unique_tensors()
+        if _restored_exactly(tensor) and mapped.region_of(tensor) is None
     }
 
 
@@ -99,20 +120,17 @@ def config_state(model_config: Any) -> Any:
     return copy.deepcopy(to_dict() if callable(to_dict) else vars(model_config))
 
 
-def _model_state(model: paddle.nn.Layer, strict: bool) -> dict[str, Any]:
-    """What a test can leave behind, keyed by what it is: ``parameter layers.0.weight``, ``attribute ...``."""
-    state: dict[str, Any] = {f"parameter {name}": _tensor_state(p, strict) for name, p in model.named_parameters()}
-    state.update((f"buffer {name}", _tensor_state(b, strict)) for name, b in model.named_buffers() if b is not None)
-    for path, layer in model.named_sublayers(include_self=True):
+def _model_state(model: paddle.nn.Layer, walk: Walk, strict: bool) -> dict[str, Any]:
+    """What a test can leave behind, keyed by what it is: ``tensor layers.0.weight``, ``attribute ...``."""
+    state: dict[str, Any] = {key: None if tensor is None else _tensor_state(tensor, strict) for key, tensor in walk.tensors.items()}
+    for path, layer in walk.layers:
         where = path or "the model"
         state[f"sublayer {where}"] = id(layer)
         hooks = forward_hooks(layer)
         if any(hooks):
             state[f"hooks of {where}"] = hooks
         for name, value in _plain_attributes(layer):
-            if isinstance(value, paddle.Tensor):
-                state[f"tensor attribute {name} of {where}"] = _tensor_state(value, strict)
-            elif not (layer is model and name == "config"):
+            if not isinstance(value, paddle.Tensor) and not (layer is model and name == "config"):
                 state[f"attribute {name} of {where}"] = (id(value), describe(value))
     config = getattr(model, "config", None)
     state["config"] = (id(config), config_state(config) if config is not None else None)
@@ -141,13 +159,13 @@ class Snapshot:
 
     @classmethod
     def of(cls, model: paddle.nn.Layer, mode: str = "fast") -> Snapshot:
-        strict = mode == "strict"
-        return cls(_model_state(model, strict), strict, _kept_copies(model))
+        strict, walk = mode == "strict", Walk.of(model)
+        return cls(_model_state(model, walk, strict), strict, _kept_copies(walk))
 
-    def _restore_values(self, model: paddle.nn.Layer) -> int:
+    def _restore_values(self, tensors: list[paddle.Tensor]) -> int:
         """Put back every byte a test wrote into tensors restored exactly; the bytes restored."""
-        restored = mapped.restore_model(model)
-        for tensor in _tensors(model):
+        restored = mapped.restore_tensors(tensors)
+        for tensor in tensors:
             kept = self.kept.get(id(tensor))
             if kept is not None and not np.array_equal(view := host_view(tensor), kept):
                 view[:] = kept
@@ -156,7 +174,8 @@ class Snapshot:
 
     def check(self, model: paddle.nn.Layer) -> Verdict:
         """Compare the model with the snapshot; restore mode and gradients in place."""
-        now = _model_state(model, self.strict)
+        walk = Walk.of(model)
+        now = _model_state(model, walk, self.strict)
         added = sorted(now.keys() - self.state.keys())
         dropped = sorted(self.state.keys() - now.keys())
         changed = sorted(key for key in now.keys() & self.state.keys() if now[key] != self.state[key])
@@ -164,13 +183,14 @@ class Snapshot:
         verdict = Verdict([f"{what} {_some(keys)}" for what, keys in kinds if keys], [])
         if verdict.rebuild:
             return verdict
-        restored = self._restore_values(model)
+        tensors = walk.unique_tensors()
+        restored = self._restore_values(tensors)
         if restored:
             verdict.restored.append(f"{human_bytes(restored)} of written weights restored")
-        if any(param.grad is not None for param in model.parameters()):
+        if any(tensor.grad is not None for tensor in tensors):
             model.clear_gradients(set_to_zero=False)  # None, as built: zeroed gradients would read as "left behind" again
             verdict.restored.append("gradients cleared")
-        if any(layer.training for layer in model.sublayers(include_self=True)):
+        if any(layer.training for _, layer in walk.layers):
             model.eval()
             verdict.restored.append("train mode reset to eval")
         return verdict

@@ -18,6 +18,7 @@ import dataclasses
 import math
 import os
 import weakref
+from collections.abc import Iterable
 
 import numpy as np
 import paddle
@@ -185,7 +186,12 @@ def written_bytes(model: paddle.nn.Layer) -> int:
 
 def restore_model(model: paddle.nn.Layer) -> int:
     """``restore`` for every mapped parameter of a model; bytes restored. Parameters not mapped are left alone."""
-    return _drop(_written_ranges(_regions_of(model)))
+    return restore_tensors(model.parameters())
+
+
+def restore_tensors(tensors: Iterable[paddle.Tensor]) -> int:
+    """``restore`` for every mapped tensor among ``tensors``, found in one scan; bytes restored."""
+    return _drop(_written_ranges([region for region in map(region_of, tensors) if region is not None]))
 
 
 def _regions_of(model: paddle.nn.Layer) -> list[MappedRegion]:
