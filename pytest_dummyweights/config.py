@@ -37,6 +37,17 @@ class LoadedConfig:
     shrink: ShrinkResult | None = None  # what a shrink request changed, before the overrides
 
 
+def locate(given: str | os.PathLike, search_dirs: Iterable[Path], what: str, hint: str) -> Path:
+    """An absolute path is taken as it is; a relative one is looked for in ``search_dirs``, first found wins."""
+    path = Path(given).expanduser()
+    candidates = [path] if path.is_absolute() else list(dict.fromkeys(Path(d) / path for d in search_dirs)) or [path]
+    found = next((candidate for candidate in candidates if candidate.exists()), None)
+    if found is None:
+        looked = ", ".join(str(candidate) for candidate in candidates)
+        raise DummyWeightsError(f"{what} {os.fspath(given)!r} not found (looked at: {looked}); {hint}")
+    return found
+
+
 def read_raw_config(config: str | os.PathLike | Mapping[str, Any], search_dirs: Iterable[Path]) -> tuple[dict, str]:
     """The config's JSON object and a description of its source."""
     if isinstance(config, Mapping):
@@ -44,15 +55,7 @@ def read_raw_config(config: str | os.PathLike | Mapping[str, Any], search_dirs: 
         if keys:
             raise DummyWeightsError(f"config dict keys must be strings, as in config.json; got {keys[0]!r}")
         return copy.deepcopy(dict(config)), "<dict>"
-    path = Path(config).expanduser()
-    candidates = [path] if path.is_absolute() else list(dict.fromkeys(Path(d) / path for d in search_dirs)) or [path]
-    found = next((c for c in candidates if c.exists()), None)
-    if found is None:
-        looked = ", ".join(str(c) for c in candidates)
-        raise DummyWeightsError(
-            f"config {os.fspath(config)!r} not found (looked at: {looked}); "
-            "pass a directory holding config.json, a path to a JSON file, or a dict"
-        )
+    found = locate(config, search_dirs, "config", "pass a directory holding config.json, a path to a JSON file, or a dict")
     file = found / "config.json" if found.is_dir() else found
     if found.is_dir() and not os.path.lexists(file):
         held = sorted(p.name for p in found.iterdir())[:10]

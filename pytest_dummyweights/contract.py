@@ -23,6 +23,7 @@ from typing import Any
 import paddle
 
 from .checkpoint import CheckReport, Layout, check_model, compare
+from .config import locate
 from .errors import DummyWeightsError, RealWeightsUnavailable
 from .loader_feed import dummy_tensor, feed_load_weights, has_load_weights
 from .manifest import Manifest, TensorEntry, load_manifest
@@ -67,16 +68,8 @@ class LoadResult:
 
 def resolve_checkpoint(checkpoint: str | os.PathLike, search_dirs: Iterable[Path]) -> Path:
     """An absolute path; a relative one is looked up in ``search_dirs`` as a relative config is."""
-    path = Path(checkpoint).expanduser()
-    candidates = [path] if path.is_absolute() else list(dict.fromkeys(Path(d) / path for d in search_dirs)) or [path]
-    found = next((candidate for candidate in candidates if candidate.exists()), None)
-    if found is None:
-        looked = ", ".join(str(candidate) for candidate in candidates)
-        raise DummyWeightsError(
-            f"checkpoint {os.fspath(checkpoint)!r} not found (looked at: {looked}); "
-            "give a directory of *.safetensors files or a manifest JSON file"
-        )
-    return found.resolve()
+    hint = "give a directory of *.safetensors files or a manifest JSON file"
+    return locate(checkpoint, search_dirs, "checkpoint", hint).resolve()
 
 
 def checkpoint_identity(path: Path, manifest: Manifest) -> str:
