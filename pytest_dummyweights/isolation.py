@@ -34,7 +34,6 @@ from .fingerprint import describe
 from .internals import element_count, forward_hooks, host_view, inplace_version, registered_slots
 from .stats import human_bytes
 
-ISOLATION_MODES = ("fast", "strict")
 PROBES_PER_TENSOR = 8
 KEPT_COPY_MAX_BYTES = 1 << 20  # CPU tensors up to this size are restored from a copy (larger parameters are mapped)
 # Layer internals compared by the dedicated checks above (or restored in place), not as plain attributes.

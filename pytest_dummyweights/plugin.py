@@ -14,8 +14,7 @@ import pytest
 
 from . import gate_plugin
 from .errors import DummyWeightsError, RealWeightsUnavailable
-from .isolation import ISOLATION_MODES
-from .settings import checked, one_of, parse_bytes, parse_seed, read_setting, worker_id
+from .settings import ISOLATION_MODES, checked, one_of, parse_bytes, parse_seed, read_setting, worker_id
 from .spec import CHECKPOINT_CHECKS, STORAGES, DummySpec, check_device, spec_from_call
 from .value_rules import check_rule_arguments
 

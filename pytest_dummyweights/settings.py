@@ -13,6 +13,7 @@ import pytest
 from .errors import DummyWeightsError
 
 T = TypeVar("T")
+ISOLATION_MODES = ("fast", "strict")  # see isolation.py
 
 
 @dataclasses.dataclass(frozen=True)

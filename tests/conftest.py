@@ -32,11 +32,11 @@ class Inner:
     def config_dir(self, relative: str, config: dict) -> Path:
         return self.write(f"{relative}/config.json", json.dumps(config)).parent
 
-    def run(self, *args: str, subprocess: bool = False, plugin: bool = True) -> pytest.RunResult:
+    def run(self, *args: str, subprocess: bool = False, plugin: bool = True, timeout: float = 300) -> pytest.RunResult:
         """``subprocess=True`` for loading and isolation tests; in-process is much faster (Paddle imported once)."""
         args = (*(("-p", "dummyweights") if plugin else ()), "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", *args)
         if subprocess:
-            return self.pytester.runpytest_subprocess(*args, timeout=300)
+            return self.pytester.runpytest_subprocess(*args, timeout=timeout)
         return self.pytester.runpytest_inprocess(*args)
 
 
