@@ -16,7 +16,7 @@ import paddle
 from . import contract
 from .checkpoint import CheckReport
 from .config import LoadedConfig, load_config
-from .construct import BuildHooks, add_mla_derived_weights, check_fits, construct, construction_guards, post_process
+from .construct import BuildHooks, check_fits, construct, post_process
 from .device import on_device, resolve_device
 from .errors import DummyWeightsError
 from .fill import InitReport, initialize_dummy_weights, parameter_stats
@@ -185,11 +185,8 @@ def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
                 f"constructing {plan.source}",
                 spec,
                 plan.users_own,
-                lambda: construct(plan.factory, model_config, resolved.dtype, derive_mla=False),
+                lambda: construct(plan.factory, model_config, resolved.dtype, has_checkpoint=plan.checkpoint is not None),
             )
-            if plan.checkpoint is None or not contract.has_load_weights(model):
-                with construction_guards(resolved.dtype):
-                    add_mla_derived_weights(model, resolved.dtype)
         check_fits(model, resolved.device, "filled" if spec.real_weights else spec.storage)
         if plan.checkpoint is not None:
             checkpoint = plan.checkpoint

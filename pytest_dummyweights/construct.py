@@ -15,6 +15,7 @@ from .budget import device_memory_bytes
 from .device import default_dtype
 from .errors import DummyWeightsError
 from .fill import bytes_needing_memory
+from .loader_feed import has_load_weights
 from .spec import DummySpec
 from .stats import human_bytes
 
@@ -53,13 +54,14 @@ def add_mla_derived_weights(model: paddle.nn.Layer, dtype: str) -> None:
                 layer.add_parameter(attribute, layer.create_parameter(shape, dtype=getattr(paddle, dtype)))
 
 
-def construct(factory: Any, model_config: Any, dtype: str, *, derive_mla: bool = True) -> paddle.nn.Layer:
-    """``derive_mla=False``: leave the MLA weights to the model's own ``load_weights`` (checkpoint-shaped loading)."""
+def construct(factory: Any, model_config: Any, dtype: str, *, has_checkpoint: bool = False) -> paddle.nn.Layer:
+    """The model, without default initialization, with its MLA derived weights: unless a checkpoint goes through
+    the model's own ``load_weights`` (checkpoint-shaped loading), which must derive them itself."""
     with construction_guards(dtype):
         model = factory(model_config)
         if not isinstance(model, paddle.nn.Layer):
             raise DummyWeightsError(f"{getattr(factory, '__qualname__', factory)!r} returned {type(model).__name__}, not a paddle.nn.Layer")
-        if derive_mla:
+        if not (has_checkpoint and has_load_weights(model)):
             add_mla_derived_weights(model, dtype)
     return model
 
