@@ -45,6 +45,10 @@ class Settings:
     real_weights: bool  # load named checkpoints' real weights; tests without one are skipped
 
 
+# The settings a spec may leave unset (None) and the run fills in: the fields Settings and DummySpec share.
+RUN_DEFAULTS = tuple(f.name for f in dataclasses.fields(Settings) if f.name in {g.name for g in dataclasses.fields(DummySpec)})
+
+
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from . import hookspecs
 
@@ -174,8 +178,7 @@ def _fail(request: pytest.FixtureRequest, config_description: str, error: Except
 def _serve(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
     """The model for ``spec`` from this worker's cache; after the test, its isolation is checked."""
     settings = request.config.stash[SETTINGS]
-    keys = ("seed", "device", "scales", "smoke", "storage", "store_dir", "checkpoint_check", "real_weights")
-    unset = {key: getattr(settings, key) for key in keys if getattr(spec, key) is None}
+    unset = {key: getattr(settings, key) for key in RUN_DEFAULTS if getattr(spec, key) is None}
     spec = dataclasses.replace(spec, **unset)
     try:
         cache = _cache(request)
