@@ -76,8 +76,8 @@ class Context:
 
     def model_config(self) -> tuple[type, Any]:
         """The PaddleFormers class and config object, as the build makes them (dtype set on the config)."""
-        from pytest_dummyweights.config import load_config
-        from pytest_dummyweights.resolve import paddleformers_class
+        from pytest_dummyweights._building.config import load_config
+        from pytest_dummyweights._building.resolve import paddleformers_class
 
         model_config = load_config(self.config, self.overrides).model_config
         model_config.dtype = self.dtype
@@ -114,7 +114,7 @@ def run_floor_numpy(ctx: Context, _: Any) -> Any:
 
 
 def run_build(ctx: Context, _: Any) -> Any:
-    from pytest_dummyweights.build import build
+    from pytest_dummyweights._building.pipeline import build
 
     return build(ctx.spec())
 
@@ -125,7 +125,7 @@ def check_build(ctx: Context, _: Any, result: Any) -> dict:
 
 def prepare_repeat(ctx: Context) -> Any:
     """The first get builds; then the cache checks the model back in, as after a test (timed apart)."""
-    from pytest_dummyweights.cache import ModelCache
+    from pytest_dummyweights._cache.model_cache import ModelCache
 
     cache = ModelCache()
     cache.get(ctx.spec())
@@ -146,8 +146,8 @@ def run_naive(ctx: Context, _: Any) -> Any:
     """The published dummy load of Paddle inference engines: lazy construction, then randn per parameter."""
     import paddle
 
-    from pytest_dummyweights.construct import construction_guards
-    from pytest_dummyweights.fill import materialize
+    from pytest_dummyweights._building.construct import construction_guards
+    from pytest_dummyweights._values.fill import materialize
 
     cls, model_config = ctx.model_config()
     std = getattr(model_config, "initializer_range", 0.02)
@@ -163,7 +163,7 @@ def run_naive(ctx: Context, _: Any) -> Any:
 
 
 def run_default_init(ctx: Context, _: Any) -> Any:
-    from pytest_dummyweights.device import default_dtype
+    from pytest_dummyweights._runtime.device import default_dtype
 
     cls, model_config = ctx.model_config()
     with default_dtype(ctx.dtype):
@@ -243,8 +243,8 @@ def import_everything(ctx: Context) -> None:
     import numpy  # noqa: F401
     import paddle  # noqa: F401
 
-    import pytest_dummyweights.build  # noqa: F401
-    import pytest_dummyweights.config  # noqa: F401
+    import pytest_dummyweights._building.config  # noqa: F401
+    import pytest_dummyweights._building.pipeline  # noqa: F401
 
     ctx.model_config()  # imports the model's PaddleFormers modules
 
@@ -277,7 +277,7 @@ def prepare_checkpoint(ctx: Context) -> dict:
     import paddle
     import paddleformers
 
-    from pytest_dummyweights.build import build
+    from pytest_dummyweights._building.pipeline import build
 
     result = build(ctx.spec())
     key = json.dumps({"config": result.config.raw, "dtype": ctx.dtype, "paddleformers": paddleformers.__version__}, sort_keys=True)

@@ -26,9 +26,9 @@ import sys
 import time
 from pathlib import Path
 
+from pytest_dummyweights._checkpoints.manifest import INDEX_NAME, read_manifest
+from pytest_dummyweights._checkpoints.sparse import write_sparse_checkpoint
 from pytest_dummyweights.cli import parse_assignment
-from pytest_dummyweights.manifest import INDEX_NAME, read_manifest
-from pytest_dummyweights.sparse_checkpoint import write_sparse_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "deepseek-v3" / "config.json"
@@ -110,9 +110,9 @@ def run_once(directory: Path, output: Path) -> dict:
 def run_check(directory: Path, overrides: dict) -> dict:
     """Lazy full-size construction, then the structure check: seconds per step and the counts it reports."""
     from pytest_dummyweights import DummySpec
-    from pytest_dummyweights.build import plan_build
-    from pytest_dummyweights.construct import construct
-    from pytest_dummyweights.checkpoint import check_model
+    from pytest_dummyweights._building.construct import construct
+    from pytest_dummyweights._building.pipeline import plan_build
+    from pytest_dummyweights._checkpoints.structure import check_model
 
     start = time.perf_counter()
     plan = plan_build(DummySpec(str(CONFIG.parent), dtype="bfloat16", overrides=overrides or None))

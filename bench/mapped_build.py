@@ -40,9 +40,10 @@ def run_case(config: str, case: str) -> dict:
     """One case in this process: imports first (untimed), then the timed work."""
     import numpy as np
 
-    from pytest_dummyweights import DummySpec, internals
-    from pytest_dummyweights.build import execute, plan_build
-    from pytest_dummyweights.construct import construct
+    from pytest_dummyweights import DummySpec
+    from pytest_dummyweights._building.construct import construct
+    from pytest_dummyweights._building.pipeline import execute, plan_build
+    from pytest_dummyweights._runtime import private_apis as internals
 
     storage = None if case == "construct" else case
     spec = DummySpec(str(CONFIGS / config), dtype="bfloat16", device="cpu", overrides=MODELS[config] or None, storage=storage)
@@ -62,7 +63,7 @@ def run_case(config: str, case: str) -> dict:
            "tensors": len(list(model.named_parameters())), "rss_before": rss_before, "rss_after": rss_bytes()}
     out["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # before the reads below
     if case == "mapped":
-        from pytest_dummyweights import mapped
+        from pytest_dummyweights._values import mapped
 
         named = dict(model.named_parameters())
         out["mapped"] = sum(mapped.is_mapped(param) for param in named.values())
@@ -76,7 +77,8 @@ def run_case(config: str, case: str) -> dict:
 def isolation_cost(model, params: list) -> dict:
     """What a test's isolation costs: write one element of the largest mapped parameter, then find the
     model's written pages (one scan), and restore them."""
-    from pytest_dummyweights import internals, mapped
+    from pytest_dummyweights._runtime import private_apis as internals
+    from pytest_dummyweights._values import mapped
 
     largest = max(params, key=lambda param: param.numel())
     view = internals.host_view(largest)
@@ -112,7 +114,7 @@ def main() -> None:
     if args.case:
         print(RESULT_PREFIX + json.dumps(run_case(args.config, args.case)), flush=True)
         return
-    from pytest_dummyweights import store
+    from pytest_dummyweights._values import store
 
     store.open_store("bfloat16", 0, 0.02)  # made once per machine, like every later run finds it
     results = []

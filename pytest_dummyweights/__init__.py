@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import mla
-from .errors import DummyWeightsError
-from .spec import DummySpec
+from pytest_dummyweights import mla
+from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.spec import DummySpec
 
 __version__ = "0.1.0"
 __all__ = ["DummySpec", "DummyWeightsError", "__version__", "build_dummy_model", "initialize_dummy_weights", "mla"]
@@ -15,11 +15,11 @@ __all__ = ["DummySpec", "DummyWeightsError", "__version__", "build_dummy_model",
 def __getattr__(name: str) -> Any:
     """Import Paddle only when the build is used, so loading the plugin stays cheap."""
     if name == "build_dummy_model":
-        from .build import build_dummy_model
+        from pytest_dummyweights._building.pipeline import build_dummy_model
 
         return build_dummy_model
     if name == "initialize_dummy_weights":
-        from .fill import initialize_dummy_weights
+        from pytest_dummyweights._values.fill import initialize_dummy_weights
 
         return initialize_dummy_weights
     raise AttributeError(f"module 'pytest_dummyweights' has no attribute {name!r}")

@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from .errors import DummyWeightsError
-from .gate import parse_threshold
-from .shrink import describe_changes
-from .spec import DTYPES, STORAGES, DummySpec
-from .value_rules import PRESETS
+from pytest_dummyweights._building.shrink import describe_changes
+from pytest_dummyweights._gate.measure import parse_threshold
+from pytest_dummyweights._values.value_rules import PRESETS
+from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.spec import DTYPES, STORAGES, DummySpec
 
 T = TypeVar("T")
 
@@ -51,8 +51,8 @@ def shrink_request(args: argparse.Namespace) -> bool | dict[str, int]:
 
 def run_build(args: argparse.Namespace) -> int:
     """Exit status 0, or with ``--checkpoint`` 1 when the model and the checkpoint disagree."""
-    from .build import build
-    from .contract import CheckpointMismatchWarning
+    from pytest_dummyweights._building.pipeline import build
+    from pytest_dummyweights._checkpoints.contract import CheckpointMismatchWarning
 
     spec = DummySpec(
         args.config,
@@ -96,12 +96,12 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_manifest(args: argparse.Namespace) -> int:
-    from .manifest import load_manifest
+    from pytest_dummyweights._checkpoints.manifest import load_manifest
 
     if (args.checkpoint is None) == (args.hub is None):
         raise DummyWeightsError("manifest: give a CHECKPOINT directory or manifest file, or --hub REPO_ID[@REVISION] (one of them)")
     if args.hub is not None:
-        from .hub import read_hub_manifest
+        from pytest_dummyweights._checkpoints.hub import read_hub_manifest
 
         manifest = read_hub_manifest(args.hub)
     else:
@@ -120,7 +120,7 @@ def run_manifest(args: argparse.Namespace) -> int:
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    from .gate import measure, resolve_compare_ref
+    from pytest_dummyweights._gate.measure import measure, resolve_compare_ref
 
     report = measure(args.coverage_xml, resolve_compare_ref(args.compare_branch), args.fail_under)
     print("\n".join(report.lines()))

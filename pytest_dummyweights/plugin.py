@@ -12,11 +12,11 @@ from typing import Any, NoReturn
 
 import pytest
 
-from . import gate_plugin
-from .errors import DummyWeightsError, RealWeightsUnavailable
-from .settings import ISOLATION_MODES, checked, one_of, parse_bytes, parse_seed, read_setting, worker_id
-from .spec import CHECKPOINT_CHECKS, STORAGES, DummySpec, check_device, spec_from_call
-from .value_rules import check_rule_arguments
+from pytest_dummyweights._gate import plugin as gate_plugin
+from pytest_dummyweights._values.value_rules import check_rule_arguments
+from pytest_dummyweights.errors import DummyWeightsError, RealWeightsUnavailable
+from pytest_dummyweights.settings import ISOLATION_MODES, checked, one_of, parse_bytes, parse_seed, read_setting, worker_id
+from pytest_dummyweights.spec import CHECKPOINT_CHECKS, STORAGES, DummySpec, check_device, spec_from_call
 
 MARKER = "dummy_load"
 MARKER_DOC = (
@@ -50,7 +50,7 @@ RUN_DEFAULTS = tuple(f.name for f in dataclasses.fields(Settings) if f.name in {
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    from . import hookspecs
+    from pytest_dummyweights import hookspecs
 
     pluginmanager.add_hookspecs(hookspecs)
 
@@ -122,7 +122,7 @@ def _check_scales(scales: str) -> str:
 def _check_device(device: str) -> str:
     check_device(device)
     if device.startswith("gpu"):
-        from .device import check_device_exists
+        from pytest_dummyweights._runtime.device import check_device_exists
 
         check_device_exists(device)
     return device
@@ -155,9 +155,9 @@ def _cache(request: pytest.FixtureRequest) -> Any:
     """This worker's model cache, made on first use (so Paddle is imported only by runs that build)."""
     config = request.config
     if CACHE not in config.stash:
-        from .budget import default_budget_bytes, workers_per_device
-        from .cache import ModelCache
-        from .device import resolve_device
+        from pytest_dummyweights._cache.budget import default_budget_bytes, workers_per_device
+        from pytest_dummyweights._cache.model_cache import ModelCache
+        from pytest_dummyweights._runtime.device import resolve_device
 
         settings = config.stash[SETTINGS]
         budget = settings.cache_bytes
@@ -260,7 +260,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    from .stats import CacheStats
+    from pytest_dummyweights._cache.stats import CacheStats
 
     if worker_id(config) is not None:
         return

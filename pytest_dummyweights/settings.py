@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import pytest
 
-from .errors import DummyWeightsError
+from pytest_dummyweights.errors import DummyWeightsError
 
 T = TypeVar("T")
 ISOLATION_MODES = ("fast", "strict")  # see isolation.py

@@ -9,9 +9,9 @@ import os
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from .errors import DummyWeightsError
-from .shrink import parse_request
-from .value_rules import check_rule_arguments
+from pytest_dummyweights._building.shrink import parse_request
+from pytest_dummyweights._values.value_rules import check_rule_arguments
+from pytest_dummyweights.errors import DummyWeightsError
 
 DTYPES = ("bfloat16", "float16", "float32")
 DEVICE_WORDS = ("auto", "cpu", "gpu")

@@ -48,9 +48,9 @@ def warm_up() -> None:
     imported a second time, so they must be loaded before the first in-process run.
     """
     import paddle
-
     from engine_models import SHRINK
     from engine_models.layers import ENGINE_CONFIG, EngineModel
+
     from pytest_dummyweights import build_dummy_model
 
     ids = paddle.to_tensor([list(range(1, 9))])  # DeepSeek-V3 wants seq_length (8) tokens

@@ -12,7 +12,6 @@ import collections
 from pathlib import Path
 
 import pytest
-
 from cache_support import (
     digest,
     model_lines,
@@ -24,12 +23,13 @@ from cache_support import (
     tiny_bytes,
     write_conftest,
 )
-from pytest_dummyweights.build import build, plan_build
-from pytest_dummyweights.fingerprint import fingerprint
-from pytest_dummyweights.device import gpu_count, resolve_device, worker_index
+
+from pytest_dummyweights._building.pipeline import build, plan_build
+from pytest_dummyweights._cache.fingerprint import fingerprint
+from pytest_dummyweights._cache.stats import human_bytes
+from pytest_dummyweights._runtime.device import gpu_count, resolve_device, worker_index
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.spec import DummySpec
-from pytest_dummyweights.stats import human_bytes
 
 TINY = "cache_support:Tiny"
 SIZE = tiny_bytes()  # every tiny() config below has the default width and depth
@@ -418,7 +418,7 @@ def test_worker_index_and_device_without_a_gpu() -> None:
 
 
 def test_the_default_budget_is_shared_by_the_workers_on_a_device() -> None:
-    from pytest_dummyweights.budget import default_budget_bytes, workers_per_device
+    from pytest_dummyweights._cache.budget import default_budget_bytes, workers_per_device
 
     assert workers_per_device(2) == 2  # no GPU: every worker is on the CPU
     one, two = default_budget_bytes("cpu", 1), default_budget_bytes("cpu", 2)
@@ -427,7 +427,7 @@ def test_the_default_budget_is_shared_by_the_workers_on_a_device() -> None:
 
 def test_set_value_of_one_unprobed_element_is_restored_without_a_rebuild() -> None:
     """Once a known limit of the probes: a small CPU weight is now compared with a copy kept at build time."""
-    from pytest_dummyweights.cache import ModelCache
+    from pytest_dummyweights._cache.model_cache import ModelCache
 
     cache = ModelCache(None)
     spec = DummySpec(tiny("u"), model=TINY, seed=0, device="cpu")

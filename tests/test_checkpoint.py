@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from engine_models.checkpoints import Checkpoint, corrupted_copy, qwen2vl_style_class, saved_checkpoint, shrunk_model
-from pytest_dummyweights.checkpoint import SHOWN, check_model, dtype_kind
-from pytest_dummyweights.manifest import load_manifest
+
+from pytest_dummyweights._checkpoints.manifest import load_manifest
+from pytest_dummyweights._checkpoints.structure import SHOWN, check_model, dtype_kind
 
 TAGS = ["qwen3", "llama", "deepseek_v3_unequal"]
 LAYOUTS = ["paddle", "hf"]
@@ -179,9 +179,9 @@ def test_vlm_key_mapping_renames_checkpoint_keys(checkpoints, tmp_path: Path, mo
 
 def test_base_model_loading_a_causal_lm_checkpoint(checkpoints, monkeypatch: pytest.MonkeyPatch) -> None:
     """The other direction of the prefix rule: the checkpoint has ``model.``, the base model does not."""
+    from engine_models import SHRINK
     from paddleformers.transformers import Qwen3Model
 
-    from engine_models import SHRINK
     from pytest_dummyweights import build_dummy_model
 
     config, overrides = SHRINK["qwen3"]

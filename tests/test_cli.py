@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from engine_models import REPO, SHRINK
+
 from pytest_dummyweights import build_dummy_model, cli
 
 QWEN3_SETS = [f"--set={key}={value}" for key, value in SHRINK["qwen3"][1].items()]

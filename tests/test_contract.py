@@ -10,13 +10,13 @@ from pathlib import Path
 
 import paddle
 import pytest
-from safetensors.paddle import save_file
-
 from engine_models.checkpoint_models import CHECKPOINT_CONFIG, checkpoint_tensors
 from engine_models.checkpoints import corrupted_copy, saved_checkpoint
-from pytest_dummyweights.loader_feed import dummy_tensor
-from pytest_dummyweights.manifest import TensorEntry, load_manifest
-from pytest_dummyweights.stats import human_bytes
+from safetensors.paddle import save_file
+
+from pytest_dummyweights._cache.stats import human_bytes
+from pytest_dummyweights._checkpoints.loader_feed import dummy_tensor
+from pytest_dummyweights._checkpoints.manifest import TensorEntry, load_manifest
 
 REAL_SEED = 7  # the checkpoints' values: not those of a dummy build (seed 0)
 
@@ -28,8 +28,8 @@ BOTH_MODES = """
 
     from engine_models import SHRINK
     from engine_models.checkpoint_models import CHECKPOINT_CONFIG, EngineCheckpointModel
-    from pytest_dummyweights.loader_feed import dummy_tensor
-    from pytest_dummyweights.manifest import load_manifest
+    from pytest_dummyweights._checkpoints.loader_feed import dummy_tensor
+    from pytest_dummyweights._checkpoints.manifest import load_manifest
 
     QWEN3, OVERRIDES = str(SHRINK["qwen3"][0]), SHRINK["qwen3"][1]
     DOWN = "model.layers.0.mlp.down_proj.weight"
@@ -223,8 +223,9 @@ def test_bad_checkpoint_inputs_fail_their_test_with_one_line(inner) -> None:
 def test_a_rewritten_or_other_checkpoint_is_never_served_from_the_cache(tmp_path: Path) -> None:
     """The key holds the checkpoint's resolved path and its files' identity (sizes, modification times)."""
     from engine_models.checkpoint_models import EngineCheckpointModel
+
     from pytest_dummyweights import DummySpec
-    from pytest_dummyweights.cache import ModelCache
+    from pytest_dummyweights._cache.model_cache import ModelCache
 
     write_engine_checkpoint(tmp_path / "a")
     shutil.copytree(tmp_path / "a", tmp_path / "b")
@@ -244,7 +245,7 @@ def test_a_rewritten_or_other_checkpoint_is_never_served_from_the_cache(tmp_path
 
 
 HOOK_CONFTEST = """
-    from pytest_dummyweights.checkpoint import Layout, TensorSpec
+    from pytest_dummyweights._checkpoints.structure import Layout, TensorSpec
 
     def pytest_dummyweights_checkpoint_layout(model, model_config, spec, manifest):
         if model_config.tag != "own-naming":
@@ -280,6 +281,7 @@ def test_the_checkpoint_layout_hook_names_what_the_model_loads(inner) -> None:
 
 def test_cli_build_prints_the_checks_table_and_exits_1_when_it_fails(tmp_path: Path, capsys, monkeypatch) -> None:
     from engine_models import SHRINK
+
     from pytest_dummyweights import cli
 
     config, overrides = SHRINK["qwen3"]

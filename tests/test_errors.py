@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-
 ERRORS = """
     import pytest
     from engine_models import SHRINK, ZOO, zoo_config

@@ -9,7 +9,7 @@ SCRIPT = textwrap.dedent(
     """
     import json, resource
     import paddle
-    from pytest_dummyweights import fill, store
+    from pytest_dummyweights._values import fill, store
 
     def peak_bytes():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_float8_fill_needs_scratch_bounded_by_the_chunk_not_the_parameter(tmp_path):
-    from pytest_dummyweights import fill
+    from pytest_dummyweights._values import fill
 
     count = 256 * 2**20  # 256 MiB of float8; a float16 copy alone would be 512 MiB
     script = SCRIPT.format(count=count, store_dir=str(tmp_path))
@@ -47,7 +47,8 @@ def test_the_copy_path_for_devices_writes_the_same_bits_as_the_host_path():
     """GPUs fill through copy_ from widened values; run that path on CPU and compare it bit for bit."""
     import paddle
 
-    from pytest_dummyweights import fill, internals
+    from pytest_dummyweights._runtime import private_apis as internals
+    from pytest_dummyweights._values import fill
 
     def layer_of(dtypes):
         layer = paddle.nn.Layer()

@@ -25,9 +25,9 @@ GIANT = """
     import paddle
     import pytest
 
-    from pytest_dummyweights import mapped
-    from pytest_dummyweights.fill import fill_values
-    from pytest_dummyweights.internals import host_view
+    from pytest_dummyweights._values import mapped
+    from pytest_dummyweights._values.fill import fill_values
+    from pytest_dummyweights._runtime.private_apis import host_view
 
     READ = ("model.layers.30.mlp.experts.100.up_proj.weight", "model.layers.60.mlp.experts.255.down_proj.weight")
 

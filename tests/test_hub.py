@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from engine_models.checkpoints import saved_checkpoint
-from pytest_dummyweights.manifest import load_manifest, read_manifest
-from pytest_dummyweights.sparse_checkpoint import write_sparse_shard
+
+from pytest_dummyweights._checkpoints.manifest import load_manifest, read_manifest
+from pytest_dummyweights._checkpoints.sparse import write_sparse_shard
 
 pytest.importorskip("huggingface_hub")
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import paddle
 import pytest
-
 from engine_models.checkpoint_models import CHECKPOINT_CONFIG, EngineCheckpointModel, checkpoint_tensors
-from pytest_dummyweights.construct import construction_guards
+
+from pytest_dummyweights._building.construct import construction_guards
+from pytest_dummyweights._checkpoints.loader_feed import dummy_tensor, feed_load_weights
+from pytest_dummyweights._checkpoints.manifest import Manifest, read_manifest
+from pytest_dummyweights._checkpoints.sparse import write_sparse_checkpoint
 from pytest_dummyweights.errors import DummyWeightsError
-from pytest_dummyweights.loader_feed import dummy_tensor, feed_load_weights
-from pytest_dummyweights.manifest import Manifest, read_manifest
-from pytest_dummyweights.sparse_checkpoint import write_sparse_checkpoint
 
 CONFIG = types.SimpleNamespace(**CHECKPOINT_CONFIG)
 

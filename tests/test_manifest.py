@@ -8,18 +8,18 @@ import struct
 from pathlib import Path
 
 import pytest
-from safetensors import safe_open
-
 from engine_models import CONFIGS
 from engine_models.checkpoints import saved_checkpoint
+from safetensors import safe_open
+
 from pytest_dummyweights import DummySpec
-from pytest_dummyweights.build import plan_build
-from pytest_dummyweights.construct import construct
-from pytest_dummyweights.checkpoint import check_model, expected_layout
+from pytest_dummyweights._building.construct import construct
+from pytest_dummyweights._building.pipeline import plan_build
+from pytest_dummyweights._checkpoints.manifest import FORMAT_VERSION, INDEX_NAME, load_manifest, read_manifest
+from pytest_dummyweights._checkpoints.sparse import write_sparse_checkpoint, write_sparse_shard
+from pytest_dummyweights._checkpoints.structure import check_model, expected_layout
 from pytest_dummyweights.cli import main
 from pytest_dummyweights.errors import DummyWeightsError
-from pytest_dummyweights.manifest import FORMAT_VERSION, INDEX_NAME, load_manifest, read_manifest
-from pytest_dummyweights.sparse_checkpoint import write_sparse_checkpoint, write_sparse_shard
 
 SAFETENSORS_DTYPES = {"float32": "F32", "bfloat16": "BF16"}
 

@@ -14,11 +14,13 @@ import weakref
 import numpy as np
 import paddle
 import pytest
-
 from conftest import TESTS_DIR
 from engine_models import SHRINK, zoo_config
 from engine_models.layers import ParamZoo, parameter_digests
-from pytest_dummyweights import DummyWeightsError, build_dummy_model, fill, internals, mapped, pages, store
+
+from pytest_dummyweights import DummyWeightsError, build_dummy_model
+from pytest_dummyweights._runtime import private_apis as internals
+from pytest_dummyweights._values import fill, mapped, pages, store
 
 MIB = 1 << 20
 WITH_TESTS = {**os.environ, "PYTHONPATH": str(TESTS_DIR)}  # subprocesses import engine_models

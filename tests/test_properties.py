@@ -8,11 +8,11 @@ import math
 
 import numpy as np
 import paddle
+from engine_models import SHRINK
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine_models import SHRINK
-from pytest_dummyweights.build import build
+from pytest_dummyweights._building.pipeline import build
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.spec import spec_from_call
 

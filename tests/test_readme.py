@@ -12,7 +12,6 @@ import subprocess
 import sys
 
 import pytest
-
 from engine_models import REPO
 
 BLOCK = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)

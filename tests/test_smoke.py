@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
 from engine_models import SHRINK
 from engine_models.quant_models import FP8_CONFIG, Fp8EngineModel
+
 from pytest_dummyweights import DummySpec, DummyWeightsError
-from pytest_dummyweights.build import build
-from pytest_dummyweights.smoke import run_smoke
+from pytest_dummyweights._building.pipeline import build
+from pytest_dummyweights._building.smoke import run_smoke
 
 
 @pytest.mark.parametrize("name", list(SHRINK))

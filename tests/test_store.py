@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_dummyweights import DummyWeightsError, store
+from pytest_dummyweights import DummyWeightsError
+from pytest_dummyweights._values import store
 
 OPEN_AND_DIGEST = textwrap.dedent(
     """
     import hashlib, sys
-    from pytest_dummyweights import store
+    from pytest_dummyweights._values import store
     opened = store.open_store("bfloat16", 5, 0.03, sys.argv[1])
     print(hashlib.sha256(opened.data).hexdigest(), opened.message)
     """

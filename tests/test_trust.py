@@ -7,10 +7,10 @@ import json
 import re
 
 import pytest
-
 from cache_support import digest, tiny
 from engine_models import SHRINK
-from pytest_dummyweights.build import build
+
+from pytest_dummyweights._building.pipeline import build
 from pytest_dummyweights.spec import DummySpec
 
 # --- a factory is identified by itself, never by its name ------------------------------------------
@@ -84,7 +84,7 @@ def test_lambdas_partials_and_closures_of_one_module_get_their_own_models(inner)
 
 
 def test_identical_factory_text_in_two_places_still_differs() -> None:
-    from pytest_dummyweights.fingerprint import describe
+    from pytest_dummyweights._cache.fingerprint import describe
 
     def closure(value):
         return lambda config: value
@@ -329,6 +329,7 @@ def test_the_build_command_gives_the_same_one_line_errors(capsys, monkeypatch, a
     import fnmatch
 
     from engine_models import REPO
+
     from pytest_dummyweights import cli
 
     monkeypatch.chdir(REPO)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import paddle
 import pytest
-
 from engine_models import zoo_config
 from engine_models.layers import ParamZoo
 from engine_models.quant_models import FP8_CONFIG, Fp8EngineModel
+
 from pytest_dummyweights import DummySpec, DummyWeightsError
-from pytest_dummyweights.build import build
-from pytest_dummyweights.construct import construct
-from pytest_dummyweights.config import make_model_config
-from pytest_dummyweights.unset import check_nothing_unset
+from pytest_dummyweights._building.config import make_model_config
+from pytest_dummyweights._building.construct import construct
+from pytest_dummyweights._building.pipeline import build
+from pytest_dummyweights._building.unset import check_nothing_unset
 
 FORGETFUL = {**FP8_CONFIG, "forget_derived": "down_proj"}
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import paddle
 import pytest
-
 from engine_models import ZOO, zoo_config
 from engine_models.layers import ParamZoo, parameter_digests
 from engine_models.quant_models import FP8_CONFIG, SCALES, Fp8EngineModel
-from pytest_dummyweights import DummySpec, DummyWeightsError, fill
-from pytest_dummyweights.build import build
-from pytest_dummyweights.construct import construct, post_process
-from pytest_dummyweights.config import make_model_config
-from pytest_dummyweights.value_rules import apply_value_rules
+
+from pytest_dummyweights import DummySpec, DummyWeightsError
+from pytest_dummyweights._building.config import make_model_config
+from pytest_dummyweights._building.construct import construct, post_process
+from pytest_dummyweights._building.pipeline import build
+from pytest_dummyweights._values import fill
+from pytest_dummyweights._values.value_rules import apply_value_rules
 
 IDS = paddle.to_tensor([[1, 2, 3, 4, 5]])
 
@@ -181,8 +182,8 @@ def test_ini_scales_neutral_is_the_default_a_marker_can_override(inner):
 
 
 def test_the_cache_tells_rule_sets_apart_including_their_order():
-    from pytest_dummyweights.build import plan_build
-    from pytest_dummyweights.fingerprint import fingerprint
+    from pytest_dummyweights._building.pipeline import plan_build
+    from pytest_dummyweights._cache.fingerprint import fingerprint
 
     def key(**keywords) -> str:
         plan = plan_build(DummySpec(FP8_CONFIG, model=Fp8EngineModel, **keywords))

@@ -8,10 +8,11 @@ import json
 import numpy as np
 import paddle
 import pytest
-
 from engine_models import SHRINK, ZOO_PARAMS, zoo_config
 from engine_models.layers import ParamZoo, parameter_digests
-from pytest_dummyweights import build_dummy_model, initialize_dummy_weights, store
+
+from pytest_dummyweights import build_dummy_model, initialize_dummy_weights
+from pytest_dummyweights._values import store
 
 FLOATS = ("float16", "bfloat16", "float32", "float64")
 

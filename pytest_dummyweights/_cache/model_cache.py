@@ -15,14 +15,14 @@ from typing import Any
 
 import paddle
 
-from .build import BuildResult, Plan, execute, plan_build
-from .construct import BuildHooks
-from .contract import CheckpointMismatch
-from .fingerprint import fingerprint
-from .isolation import Snapshot
-from .shrink import describe_inline
-from .spec import DummySpec
-from .stats import CacheStats, ModelRecord, RepairRecord
+from pytest_dummyweights._building.construct import BuildHooks
+from pytest_dummyweights._building.pipeline import BuildResult, Plan, execute, plan_build
+from pytest_dummyweights._building.shrink import describe_inline
+from pytest_dummyweights._cache.fingerprint import fingerprint
+from pytest_dummyweights._cache.isolation import Snapshot
+from pytest_dummyweights._cache.stats import CacheStats, ModelRecord, RepairRecord
+from pytest_dummyweights._checkpoints.contract import CheckpointMismatch
+from pytest_dummyweights.spec import DummySpec
 
 
 @dataclasses.dataclass

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import paddle
 
-from . import fill, mla
-from .checkpoint import CheckReport, LoaderError
-from .errors import DummyWeightsError
-from .internals import element_count, host_view
-from .manifest import Manifest, TensorEntry
+from pytest_dummyweights import mla
+from pytest_dummyweights._checkpoints.manifest import Manifest, TensorEntry
+from pytest_dummyweights._checkpoints.structure import CheckReport, LoaderError
+from pytest_dummyweights._runtime.private_apis import element_count, host_view
+from pytest_dummyweights._values import fill
+from pytest_dummyweights.errors import DummyWeightsError
 
 PADDLE_DTYPES = {
     "F64": "float64",

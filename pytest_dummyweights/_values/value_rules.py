@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DummyWeightsError
-from .internals import copy_into
+from pytest_dummyweights._runtime.private_apis import copy_into
+from pytest_dummyweights.errors import DummyWeightsError
 
 if TYPE_CHECKING:
     import paddle
@@ -119,7 +119,7 @@ def model_quantization_config(model: paddle.nn.Layer, model_config: Any = None) 
 
 def is_floating(param: paddle.Tensor) -> bool:
     """Paddle's ``is_floating_point`` says False for float8."""
-    from .fill import FLOAT8_DTYPES
+    from pytest_dummyweights._values.fill import FLOAT8_DTYPES
 
     return param.is_floating_point() or param.dtype in FLOAT8_DTYPES
 

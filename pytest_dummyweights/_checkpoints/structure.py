@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .manifest import Manifest
+from pytest_dummyweights._checkpoints.manifest import Manifest
 
 SHOWN = 20  # entries of each kind a table shows
 

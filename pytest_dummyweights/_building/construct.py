@@ -10,14 +10,14 @@ from typing import Any, Protocol
 
 import paddle
 
-from . import mla
-from .budget import device_memory_bytes
-from .device import default_dtype
-from .errors import DummyWeightsError
-from .fill import bytes_needing_memory
-from .loader_feed import has_load_weights
-from .spec import DummySpec
-from .stats import human_bytes
+from pytest_dummyweights import mla
+from pytest_dummyweights._cache.budget import device_memory_bytes
+from pytest_dummyweights._cache.stats import human_bytes
+from pytest_dummyweights._checkpoints.loader_feed import has_load_weights
+from pytest_dummyweights._runtime.device import default_dtype
+from pytest_dummyweights._values.fill import bytes_needing_memory
+from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.spec import DummySpec
 
 
 class BuildHooks(Protocol):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import DummyWeightsError
+from pytest_dummyweights.errors import DummyWeightsError
 
 DEFAULT_COMPARE_REF = "origin/main"
 FALLBACK_COMPARE_REF = "main"

@@ -13,7 +13,7 @@ from typing import Any
 
 import paddle
 
-from .errors import DummyWeightsError
+from pytest_dummyweights.errors import DummyWeightsError
 
 
 def import_reference(reference: str) -> Any:

@@ -13,19 +13,19 @@ from typing import Any
 
 import paddle
 
-from . import contract
-from .checkpoint import CheckReport
-from .config import LoadedConfig, load_config
-from .construct import BuildHooks, check_fits, construct, post_process
-from .device import on_device, resolve_device
-from .errors import DummyWeightsError
-from .fill import InitReport, initialize_dummy_weights, parameter_stats
-from .mapped import MemoryUsage, memory_usage
-from .resolve import resolve_model
-from .smoke import run_smoke
-from .spec import DTYPES, DummySpec
-from .unset import check_nothing_unset
-from .value_rules import RulesApplied, apply_value_rules
+from pytest_dummyweights._building.config import LoadedConfig, load_config
+from pytest_dummyweights._building.construct import BuildHooks, check_fits, construct, post_process
+from pytest_dummyweights._building.resolve import resolve_model
+from pytest_dummyweights._building.smoke import run_smoke
+from pytest_dummyweights._building.unset import check_nothing_unset
+from pytest_dummyweights._checkpoints import contract
+from pytest_dummyweights._checkpoints.structure import CheckReport
+from pytest_dummyweights._runtime.device import on_device, resolve_device
+from pytest_dummyweights._values.fill import InitReport, initialize_dummy_weights, parameter_stats
+from pytest_dummyweights._values.mapped import MemoryUsage, memory_usage
+from pytest_dummyweights._values.value_rules import RulesApplied, apply_value_rules
+from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.spec import DTYPES, DummySpec
 
 DEFAULT_SEED = 0
 DEFAULT_STD = 0.02

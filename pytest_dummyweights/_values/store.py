@@ -29,7 +29,7 @@ from pathlib import Path
 import filelock
 import numpy as np
 
-from .errors import DummyWeightsError
+from pytest_dummyweights.errors import DummyWeightsError
 
 PAGE = mmap.PAGESIZE
 WINDOW_BYTES = 32 << 20

@@ -6,8 +6,8 @@ endpoint is ``huggingface_hub``'s (``HF_ENDPOINT``), so a mirror or a local serv
 
 from __future__ import annotations
 
-from .errors import DummyWeightsError
-from .manifest import Manifest, ShardHeader, TensorEntry, manifest_of_headers
+from pytest_dummyweights._checkpoints.manifest import Manifest, ShardHeader, TensorEntry, manifest_of_headers
+from pytest_dummyweights.errors import DummyWeightsError
 
 
 def split_reference(reference: str) -> tuple[str, str | None]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import paddle
 
-from . import __version__
+from pytest_dummyweights import __version__
 
 PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes)
 # Spec fields the fingerprint does not read: the raw config (after overrides) and the factory stand for them.

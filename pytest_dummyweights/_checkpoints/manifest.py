@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import DummyWeightsError
+from pytest_dummyweights.errors import DummyWeightsError
 
 FORMAT_VERSION = 1
 MANIFEST_KIND = "pytest-dummyweights manifest"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import paddle
 
-from .errors import DummyWeightsError
+from pytest_dummyweights.errors import DummyWeightsError
 
 
 def gpu_count() -> int:

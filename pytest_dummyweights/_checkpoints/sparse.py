@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .manifest import INDEX_NAME, TensorEntry
+from pytest_dummyweights._checkpoints.manifest import INDEX_NAME, TensorEntry
 
 
 def write_sparse_shard(path: str | os.PathLike, tensors: Mapping[str, tuple[str, tuple[int, ...]]], metadata: Mapping[str, str]) -> int:

@@ -6,7 +6,7 @@ import os
 
 import paddle
 
-from .device import gpu_count
+from pytest_dummyweights._runtime.device import gpu_count
 
 CPU_MEMORY_FRACTION = 0.25
 GPU_MEMORY_FRACTION = 0.5

@@ -16,8 +16,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import DummyWeightsError
-from .layer_kinds import EXPERT_COUNT_KEYS, expert_key, layer_kinds, sliding_by_depth
+from pytest_dummyweights._building.layer_kinds import EXPERT_COUNT_KEYS, expert_key, layer_kinds, sliding_by_depth
+from pytest_dummyweights.errors import DummyWeightsError
 
 TOKEN_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id")
 # keys whose meaning for the layer structure is understood: shrunk here, or kept on purpose (widths)

@@ -22,11 +22,11 @@ from typing import Any
 
 import paddle
 
-from .checkpoint import CheckReport, Layout, check_model, compare
-from .config import locate
-from .errors import DummyWeightsError, RealWeightsUnavailable
-from .loader_feed import dummy_tensor, feed_load_weights, has_load_weights
-from .manifest import Manifest, TensorEntry, load_manifest
+from pytest_dummyweights._building.config import locate
+from pytest_dummyweights._checkpoints.loader_feed import dummy_tensor, feed_load_weights, has_load_weights
+from pytest_dummyweights._checkpoints.manifest import Manifest, TensorEntry, load_manifest
+from pytest_dummyweights._checkpoints.structure import CheckReport, Layout, check_model, compare
+from pytest_dummyweights.errors import DummyWeightsError, RealWeightsUnavailable
 
 
 class CheckpointMismatch(DummyWeightsError):

@@ -14,8 +14,8 @@ from typing import Any
 
 import paddle
 
-from .errors import DummyWeightsError
-from .internals import element_count
+from pytest_dummyweights._runtime.private_apis import element_count
+from pytest_dummyweights.errors import DummyWeightsError
 
 DEFAULT_TOKENS = (1, 2, 3, 4)
 MAX_SEQ_LENGTH_TOKENS = 64  # DeepSeek-V3 reshapes with config.seq_length: feed that many tokens when it is this small

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import paddle
 
-from . import mapped
-from .fingerprint import describe
-from .internals import element_count, forward_hooks, host_view, inplace_version, registered_slots
-from .stats import human_bytes
+from pytest_dummyweights._cache.fingerprint import describe
+from pytest_dummyweights._cache.stats import human_bytes
+from pytest_dummyweights._runtime.private_apis import element_count, forward_hooks, host_view, inplace_version, registered_slots
+from pytest_dummyweights._values import mapped
 
 PROBES_PER_TENSOR = 8
 KEPT_COPY_MAX_BYTES = 1 << 20  # CPU tensors up to this size are restored from a copy (larger parameters are mapped)

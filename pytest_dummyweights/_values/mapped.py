@@ -24,9 +24,9 @@ import numpy as np
 import paddle
 from numpy.typing import DTypeLike
 
-from . import pages
-from .internals import is_materialized, share_storage
-from .store import HEADER_BYTES, PAGE, WINDOW_BYTES, Store, Window
+from pytest_dummyweights._runtime.private_apis import is_materialized, share_storage
+from pytest_dummyweights._values import pages
+from pytest_dummyweights._values.store import HEADER_BYTES, PAGE, WINDOW_BYTES, Store, Window
 
 PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
 MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x10, 0x20, 0x4000
@@ -165,7 +165,7 @@ def is_mapped(param: paddle.Tensor) -> bool:
 def _required(param: paddle.Tensor) -> MappedRegion:
     region = region_of(param)
     if region is None:
-        raise ValueError("parameter storage is not a mapping made by pytest_dummyweights.mapped")
+        raise ValueError("parameter storage is not a mapping made by pytest_dummyweights._values.mapped")
     return region
 
 

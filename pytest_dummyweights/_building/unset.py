@@ -15,8 +15,8 @@ from collections.abc import Collection
 
 import paddle
 
-from .errors import DummyWeightsError
-from .internals import is_materialized, registered_slots
+from pytest_dummyweights._runtime.private_apis import is_materialized, registered_slots
+from pytest_dummyweights.errors import DummyWeightsError
 
 PLACEHOLDER_SUFFIXES = ("_weight", "_scale", "_scale_inv")  # k_b_proj_weight, weight_scale, weight_scale_inv, k_scale
 

@@ -21,10 +21,17 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import paddle
 
-from . import mapped, store
-from .errors import DummyWeightsError
-from .internals import copy_into, element_count, forget_initializer, host_view, is_materialized, share_storage
-from .spec import STORAGES
+from pytest_dummyweights._runtime.private_apis import (
+    copy_into,
+    element_count,
+    forget_initializer,
+    host_view,
+    is_materialized,
+    share_storage,
+)
+from pytest_dummyweights._values import mapped, store
+from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.spec import STORAGES
 
 COPY_BYTES = 4 << 20  # source bytes per copy_ on the copy path: the scratch bound (divides store.WINDOW_BYTES)
 MAPPED_MIN_BYTES = 1 << 20  # smaller parameters are copied: cheaper than a mapping, and no count against vm.max_map_count

@@ -18,8 +18,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from .errors import DummyWeightsError
-from .shrink import ShrinkResult, ShrinkWarning, describe_changes, shrink_config
+from pytest_dummyweights._building.shrink import ShrinkResult, ShrinkWarning, describe_changes, shrink_config
+from pytest_dummyweights.errors import DummyWeightsError
 
 
 class PlainConfig(SimpleNamespace):

@@ -1,0 +1,6 @@
+"""Serving built models to tests: the per-worker LRU cache (``model_cache``), its key (``fingerprint``),
+isolation between the tests that borrow a model (``isolation``), its memory budget (``budget``) and the run
+statistics behind the summary (``stats``).
+
+May import: ``_building`` and everything below it. Knows nothing of pytest.
+"""
