@@ -425,14 +425,6 @@ def test_command_with_a_broken_coverage_configuration(repo: pytest.Pytester, cap
     )
 
 
-def test_command_without_coverage_names_the_extra(
-    repo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setitem(sys.modules, "coverage", None)  # as if it were not installed
-    assert main(["gate", "--compare-branch", "main", "--fail-under", "80"]) == 2
-    assert capsys.readouterr().err == f"error: the diff coverage gate needs coverage, which is not installed: {INSTALL_EXTRA}\n"
-
-
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -471,12 +463,13 @@ def test_command_without_merge_base_hints_at_shallow_clone(repo: pytest.Pytester
     )
 
 
-def test_command_without_diff_cover_names_the_extra(
-    repo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(("module", "distribution"), [("diff_cover", "diff-cover"), ("coverage", "coverage")])
+def test_command_without_a_package_of_the_extra_names_the_extra(
+    repo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], module: str, distribution: str
 ) -> None:
-    monkeypatch.setitem(sys.modules, "diff_cover", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
     assert main(["gate", "--compare-branch", "main", "--fail-under", "80"]) == 2
-    assert capsys.readouterr().err == f"error: the diff coverage gate needs diff-cover, which is not installed: {INSTALL_EXTRA}\n"
+    assert capsys.readouterr().err == f"error: the diff coverage gate needs {distribution}, which is not installed: {INSTALL_EXTRA}\n"
 
 
 def test_command_outside_a_git_repository(isolated: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
