@@ -120,9 +120,9 @@ def run_manifest(args: argparse.Namespace) -> int:
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    from pytest_dummyweights._gate.measure import measure, resolve_compare_ref
+    from pytest_dummyweights._gate.measure import configured_coverage, measure, resolve_compare_ref
 
-    report = measure(args.coverage_xml, resolve_compare_ref(args.compare_branch), args.fail_under)
+    report = measure(args.coverage_xml, resolve_compare_ref(args.compare_branch), args.fail_under, configured_coverage())
     print("\n".join(report.lines()))
     return 0 if report.passed else 1
 

@@ -20,7 +20,9 @@ FLAT_BASE = """\
 def area(width, height):
     return width * height
 """
-FLAT_FEATURE = FLAT_BASE + """\
+FLAT_FEATURE = (
+    FLAT_BASE
+    + """\
 
 
 def perimeter(width, height):
@@ -36,6 +38,7 @@ def diagonal(width, height):
 def describe(width, height):
     return f"{width}x{height}"
 """
+)
 SOLID_FEATURE = """\
 def volume(width, height, depth):
     return width * height * depth
@@ -47,7 +50,9 @@ from shapes.flat import area
 def test_area():
     assert area(2, 3) == 6
 """
-TESTS_FEATURE = TESTS_BASE + """\
+TESTS_FEATURE = (
+    TESTS_BASE
+    + """\
 
 
 def test_perimeter():
@@ -61,6 +66,7 @@ def test_volume():
 
     assert volume(1, 2, 3) == 6
 """
+)
 
 TABLE = [
     "file             covered  uncovered lines",
@@ -68,7 +74,12 @@ TABLE = [
     "shapes/solid.py   100.0%",
     "total              60.0%  4 of 10 changed lines uncovered",
 ]
+UNMEASURED_MODULE = """\
+def report():
+    return "report"
+"""
 FAILED_AT_80 = "diff coverage gate FAILED: 60.0% of 10 changed lines covered, below the threshold of 80%: test the lines listed above"
+NOT_MEASURED = "coverage did not measure it, so its changed lines count as uncovered: measure it with"
 INSTALL_EXTRA = "pip install 'pytest-dummyweights[gate]'"
 
 
@@ -92,17 +103,39 @@ def isolated(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
     return pytester
 
 
-@pytest.fixture
-def repo(isolated: pytest.Pytester) -> pytest.Pytester:
-    isolated.makepyfile(**{"shapes/__init__": "", "shapes/flat": FLAT_BASE, "test_shapes": TESTS_BASE})
+def commit_shapes_project(pytester: pytest.Pytester, under: str = "") -> None:
+    """The repository of the module docstring, its project in the directory ``under`` of the git root."""
+    pytester.makepyfile(**{f"{under}shapes/__init__": "", f"{under}shapes/flat": FLAT_BASE, f"{under}test_shapes": TESTS_BASE})
     git("init", "--quiet", "--initial-branch=main")
     git("add", ".")
     git("commit", "--quiet", "-m", "base")
     git("checkout", "--quiet", "-b", "feature")
-    isolated.makepyfile(**{"shapes/flat": FLAT_FEATURE, "shapes/solid": SOLID_FEATURE, "test_shapes": TESTS_FEATURE})
-    isolated.path.joinpath("NOTES.txt").write_text("not Python: not gated\n")
+    pytester.makepyfile(
+        **{f"{under}shapes/flat": FLAT_FEATURE, f"{under}shapes/solid": SOLID_FEATURE, f"{under}test_shapes": TESTS_FEATURE}
+    )
+    pytester.path.joinpath("NOTES.txt").write_text("not Python: not gated\n")
     git("add", ".")
     git("commit", "--quiet", "-m", "feature")
+
+
+def commit_unmeasured_module(pytester: pytest.Pytester, under: str = "") -> None:
+    """``tools/report.py`` (2 lines), which no test imports and ``--cov=shapes`` does not measure."""
+    pytester.makepyfile(**{f"{under}tools/report": UNMEASURED_MODULE})
+    git("add", ".")
+    git("commit", "--quiet", "-m", "a module no test runs")
+
+
+@pytest.fixture
+def repo(isolated: pytest.Pytester) -> pytest.Pytester:
+    commit_shapes_project(isolated)
+    return isolated
+
+
+@pytest.fixture
+def monorepo(isolated: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """The same project in ``proj/`` of the repository, run from there: the diff's paths start with ``proj/``."""
+    commit_shapes_project(isolated, under="proj/")
+    monkeypatch.chdir(isolated.path / "proj")
     return isolated
 
 
@@ -186,6 +219,22 @@ def test_github_actions_get_annotations_and_step_summary(repo: pytest.Pytester, 
     assert "- **Coverage**: 60.0%" in summary
 
 
+def test_an_unwritable_step_summary_is_one_warning_and_the_verdict_stands(repo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    step_summary = repo.path.parent / "no-such-directory" / "step_summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    result = run_with_coverage(repo, "--diff-cover-fail-under=80", "--diff-cover-compare-branch=main")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "INTERNALERROR" not in output(result)
+    section = gate_section(result)
+    assert section[0].startswith("::warning file=shapes/flat.py,line=10")
+    assert section[2] == (
+        f"warning: the diff coverage report was not added to the GitHub step summary GITHUB_STEP_SUMMARY={str(step_summary)!r}: "
+        "No such file or directory; the verdict below stands"
+    )
+    assert section[4:] == [*TABLE, FAILED_AT_80]
+
+
 def assert_usage_error(result: pytest.RunResult, message: str) -> None:
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in output(result)
@@ -225,10 +274,56 @@ def test_gate_fails_when_cov_measures_another_package(repo: pytest.Pytester) -> 
     repo.makepyfile(**{"other/__init__": "", "other/tool": "def tool():\n    return 1\n"})
     result = run_with_coverage(repo, "--diff-cover-fail-under=80", "--diff-cover-compare-branch=main", package="other")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    assert gate_section(result)[-1] == (
-        "diff coverage gate FAILED: coverage measured none of the changed files (shapes/flat.py, shapes/solid.py) "
-        f"against main (merge base {git('merge-base', 'main', 'HEAD')[:10]}): measure them, e.g. with --cov=shapes"
-    )
+    assert gate_section(result)[1:] == [
+        "file             covered  uncovered lines",
+        "shapes/flat.py      0.0%  5-6, 9-12, 15-16",
+        "shapes/solid.py     0.0%  1-2",
+        "total               0.0%  10 of 10 changed lines uncovered",
+        f"shapes/flat.py: {NOT_MEASURED} --cov=shapes",
+        f"shapes/solid.py: {NOT_MEASURED} --cov=shapes",
+        "diff coverage gate FAILED: 0.0% of 10 changed lines covered, below the threshold of 80%: test the lines listed above",
+    ]
+
+
+def test_gate_counts_a_changed_module_coverage_did_not_measure_as_uncovered(repo: pytest.Pytester) -> None:
+    """A covered change in shapes/ and a new module no test runs: 60% without it was a pass at 60."""
+    commit_unmeasured_module(repo)
+    result = run_with_coverage(repo, "--diff-cover-fail-under=60", "--diff-cover-compare-branch=main")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert gate_section(result)[1:] == [
+        *TABLE[:3],
+        "tools/report.py     0.0%  1-2",
+        "total              50.0%  6 of 12 changed lines uncovered",
+        f"tools/report.py: {NOT_MEASURED} --cov=tools",
+        "diff coverage gate FAILED: 50.0% of 12 changed lines covered, below the threshold of 60%: test the lines listed above",
+    ]
+
+
+def test_gate_run_from_a_subdirectory_reads_the_diff_from_the_git_root(monorepo: pytest.Pytester) -> None:
+    """From proj/, the diff's proj/tools/report.py is the file tools/report.py: unmeasured, so uncovered, as from the root."""
+    git("checkout", "--quiet", "-b", "tools", "main")
+    commit_unmeasured_module(monorepo, under="proj/")
+    result = run_with_coverage(monorepo, "--diff-cover-fail-under=80", "--diff-cover-compare-branch=main")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert gate_section(result)[1:] == [
+        "file                  covered  uncovered lines",
+        "proj/tools/report.py     0.0%  1-2",
+        "total                    0.0%  2 of 2 changed lines uncovered",
+        f"proj/tools/report.py: {NOT_MEASURED} --cov=tools",
+        "diff coverage gate FAILED: 0.0% of 2 changed lines covered, below the threshold of 80%: test the lines listed above",
+    ]
+
+
+def test_gate_names_the_omit_rules_that_hide_changed_files(repo: pytest.Pytester) -> None:
+    """Files the coverage configuration omits are not gated, and not sent to a --cov they already have."""
+    repo.path.joinpath(".coveragerc").write_text("[run]\nomit = shapes/flat.py\n[report]\nomit = */solid.py\n")
+    result = run_with_coverage(repo, "--diff-cover-fail-under=80", "--diff-cover-compare-branch=main")
+    assert result.ret == pytest.ExitCode.OK
+    assert gate_section(result) == [
+        "shapes/flat.py: not gated: the coverage configuration omits it ([run] omit = shapes/flat.py)",
+        "shapes/solid.py: not gated: the coverage configuration omits it ([report] omit = */solid.py)",
+        f"diff coverage gate passed: no changed Python lines with coverage data against main (merge base {git('rev-parse', 'main')[:10]})",
+    ]
 
 
 def test_changed_tests_alone_still_pass_with_nothing_to_measure(repo: pytest.Pytester) -> None:
@@ -244,6 +339,16 @@ def test_gate_outside_a_git_repository(isolated: pytest.Pytester) -> None:
     isolated.makepyfile(test_nothing="def test_nothing():\n    pass\n")
     result = run_with_coverage(isolated, "--diff-cover-fail-under=80")
     assert_usage_error(result, f"the diff coverage gate compares against a git ref, but {isolated.path} is not in a git repository")
+
+
+def test_gate_in_a_repository_without_commits_says_to_commit_not_to_fetch(isolated: pytest.Pytester) -> None:
+    isolated.makepyfile(test_nothing="def test_nothing():\n    pass\n")
+    git("init", "--quiet", "--initial-branch=main")
+    result = run_with_coverage(isolated, "--diff-cover-fail-under=80")
+    assert_usage_error(
+        result, "this git repository has no commits yet, so there are no changes to compare with 'origin/main': commit your work"
+    )
+    assert "fetch" not in output(result)
 
 
 def test_gate_with_unknown_compare_ref_hints_at_fetching(repo: pytest.Pytester) -> None:
@@ -271,6 +376,53 @@ def test_command_fails_below_threshold(coverage_xml: Path, capsys: pytest.Captur
 def test_command_passes_at_threshold(coverage_xml: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gate", "--compare-branch", "main", "--fail-under", "60"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "diff coverage gate passed: 60.0% of 10 changed lines covered, threshold 60%"
+
+
+def test_command_from_a_subdirectory_reads_the_diff_from_the_git_root(
+    monorepo: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_with_coverage(monorepo, "--cov-report=xml").ret == pytest.ExitCode.OK
+    commit_unmeasured_module(monorepo, under="proj/")
+    capsys.readouterr()
+    assert main(["gate", "--compare-branch", "main", "--fail-under", "80"]) == 1
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "file                  covered  uncovered lines",
+        "proj/shapes/flat.py     50.0%  10-12, 16",
+        "proj/shapes/solid.py   100.0%",
+        "proj/tools/report.py     0.0%  1-2",
+        "total                   50.0%  6 of 12 changed lines uncovered",
+        f"proj/tools/report.py: {NOT_MEASURED} --cov=tools",
+        "diff coverage gate FAILED: 50.0% of 12 changed lines covered, below the threshold of 80%: test the lines listed above",
+    ]
+
+
+def test_command_counts_every_changed_line_of_a_file_coverage_cannot_parse(coverage_xml: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    template = coverage_xml.parent / "tools" / "template.py"
+    template.parent.mkdir()
+    template.write_text("def {{ name }}():\n    return None\n")
+    git("add", ".")
+    git("commit", "--quiet", "-m", "a template, not Python")
+    assert main(["gate", "--compare-branch", "main", "--fail-under", "60"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1:4] == [
+        "file               covered  uncovered lines",
+        "shapes/flat.py       50.0%  10-12, 16",
+        "shapes/solid.py     100.0%",
+    ]
+    assert lines[4:6] == ["tools/template.py     0.0%  1-2", "total                50.0%  6 of 12 changed lines uncovered"]
+    assert lines[6] == (
+        f"tools/template.py: coverage did not measure it, so its changed lines count as uncovered: coverage cannot measure it "
+        f"(Couldn't parse '{template}' as Python source: 'invalid syntax' at line 1): fix it, or omit it in the coverage configuration"
+    )
+
+
+def test_command_with_a_broken_coverage_configuration(repo: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:
+    (repo.path / ".coveragerc").write_text("[run]\nbranch = maybe\n")
+    assert main(["gate", "--compare-branch", "main", "--fail-under", "80"]) == 2
+    assert capsys.readouterr().err == (
+        "error: Couldn't read config file .coveragerc: Not a boolean: maybe: "
+        "fix the coverage configuration, the one `coverage report` would read\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -311,10 +463,13 @@ def test_command_without_merge_base_hints_at_shallow_clone(repo: pytest.Pytester
     )
 
 
-def test_command_without_diff_cover_names_the_extra(repo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setitem(sys.modules, "diff_cover", None)  # as if it were not installed
+@pytest.mark.parametrize(("module", "distribution"), [("diff_cover", "diff-cover"), ("coverage", "coverage")])
+def test_command_without_a_package_of_the_extra_names_the_extra(
+    repo: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], module: str, distribution: str
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
     assert main(["gate", "--compare-branch", "main", "--fail-under", "80"]) == 2
-    assert capsys.readouterr().err == f"error: the diff coverage gate needs diff-cover, which is not installed: {INSTALL_EXTRA}\n"
+    assert capsys.readouterr().err == f"error: the diff coverage gate needs {distribution}, which is not installed: {INSTALL_EXTRA}\n"
 
 
 def test_command_outside_a_git_repository(isolated: pytest.Pytester, capsys: pytest.CaptureFixture[str]) -> None:

@@ -113,7 +113,7 @@ class DiffCoverGate:
             except CoverageException as error:
                 self._fail(f"coverage has nothing to gate ({error}): check that --cov names the package the tests import")
                 return
-            report = measure(xml_path, self.compare, self.fail_under, test_patterns=self.test_patterns)
+            report = measure(xml_path, self.compare, self.fail_under, coverage, test_patterns=self.test_patterns)
         self.report_lines, self.passed = report.lines(), report.passed
 
     @pytest.hookimpl(trylast=True)

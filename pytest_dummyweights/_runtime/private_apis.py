@@ -1,4 +1,4 @@
-"""The one home of private APIs: Paddle's and pytest-cov's internals, each behind a named function.
+"""The one home of private APIs: Paddle's, pytest-cov's and coverage's internals, each behind a named function.
 
 When Paddle or pytest-cov changes one of these, this is the only file to fix. Each function notes the
 versions it was checked on; the project's compatibility matrix (``noxfile.py``) runs them all.
@@ -81,3 +81,11 @@ def coverage_of(config: pytest.Config) -> Any:
     plugin = config.pluginmanager.getplugin("_cov")
     controller = getattr(plugin, "cov_controller", None)
     return getattr(controller, "cov", None)
+
+
+def coverage_omits(pattern: str, filename: str) -> bool:
+    """Whether coverage's ``omit`` ``pattern`` matches ``filename`` by coverage's own glob rules (a relative pattern is
+    from the working directory). Checked on coverage 7.17."""
+    from coverage.files import GlobMatcher, abs_file, prep_patterns
+
+    return GlobMatcher(prep_patterns([pattern])).match(abs_file(filename))
