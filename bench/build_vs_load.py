@@ -73,11 +73,13 @@ class Context:
     shapes: list  # [shape, dtype name] per unique parameter
     checkpoint: str | None
     checkpoints: Path = CHECKPOINTS
+    storage: str | None = None  # the build's default (mapped on CPU under Linux), or "filled"
 
-    def spec(self, storage: str | None = None) -> Any:
+    def spec(self) -> Any:
         from pytest_dummyweights import DummySpec
 
-        return DummySpec(self.config, dtype=self.dtype, device="cpu", overrides=self.overrides or None, shrink=self.shrink, storage=storage)
+        return DummySpec(self.config, dtype=self.dtype, device="cpu", overrides=self.overrides or None, shrink=self.shrink,
+                         storage=self.storage)
 
     def model_config(self) -> tuple[type, Any]:
         """The PaddleFormers class and config object, as the build makes them (dtype set on the config)."""
@@ -124,11 +126,9 @@ def run_build(ctx: Context, _: Any) -> Any:
     return build(ctx.spec())
 
 
-def run_build_filled(ctx: Context, _: Any) -> Any:
+def run_build_filled(ctx: Context, state: Any) -> Any:
     """The build with every byte written (``storage="filled"``), as off Linux or on a GPU."""
-    from pytest_dummyweights.build import build
-
-    return build(ctx.spec(storage="filled"))
+    return run_build(dataclasses.replace(ctx, storage="filled"), state)
 
 
 def check_build(ctx: Context, _: Any, result: Any) -> dict:

@@ -15,7 +15,6 @@ import sys
 import textwrap
 
 import pytest
-
 from engine_models import REPO
 
 BLOCK = re.compile(r"^( *)```python\n(.*?)^\1```$", re.MULTILINE | re.DOTALL)
