@@ -1,6 +1,7 @@
 """Dummy build vs. real loading: wall time and peak RSS of each way to get a model, in one run.
 
-    python bench/build_vs_load.py [CONFIG] [--dtype bfloat16] [--repeat 3] [--json PATH] [--set key=value ...]
+    python bench/build_vs_load.py [CONFIG] [--dtype bfloat16] [--repeat 3] [--json PATH] [--shrink] [--set key=value ...]
+                                  [--cases build,build_filled,real_load]
 
 CONFIG defaults to the shipped Qwen3-0.6B config at full size. Each case runs in a fresh subprocess
 (this script re-invoked with a hidden ``--case NAME``), which imports everything first, notes its RSS,
@@ -14,6 +15,9 @@ touch on this kind of VM varied from 0.2 s to 2 s for 1.2 GB, too noisy to divid
 The real-load case needs a checkpoint: the first run writes one with the model's own
 ``save_pretrained(..., safe_serialization=True)`` under ``bench/.checkpoints/`` (git-ignored) and later
 runs reuse it while the config, dtype and PaddleFormers version match.
+
+``--cases`` times only the cases named (``build`` always runs: the ratios divide by it); ratios whose
+cases did not run are left out. ``bench/plot.py`` draws the docs' plots from the ``--json`` reports.
 """
 
 from __future__ import annotations
@@ -64,22 +68,25 @@ class Context:
     config: str
     dtype: str
     overrides: dict[str, Any]
+    shrink: bool
     nbytes: int
     shapes: list  # [shape, dtype name] per unique parameter
     checkpoint: str | None
     checkpoints: Path = CHECKPOINTS
+    storage: str | None = None  # the build's default (mapped on CPU under Linux), or "filled"
 
     def spec(self) -> Any:
         from pytest_dummyweights import DummySpec
 
-        return DummySpec(self.config, dtype=self.dtype, device="cpu", overrides=self.overrides or None)
+        return DummySpec(self.config, dtype=self.dtype, device="cpu", overrides=self.overrides or None, shrink=self.shrink,
+                         storage=self.storage)
 
     def model_config(self) -> tuple[type, Any]:
         """The PaddleFormers class and config object, as the build makes them (dtype set on the config)."""
         from pytest_dummyweights._building.config import load_config
         from pytest_dummyweights._building.resolve import paddleformers_class
 
-        model_config = load_config(self.config, self.overrides).model_config
+        model_config = load_config(self.config, self.overrides, shrink=self.shrink).model_config
         model_config.dtype = self.dtype
         cls, where = paddleformers_class(model_config.architectures[0])
         if cls is None:
@@ -119,8 +126,13 @@ def run_build(ctx: Context, _: Any) -> Any:
     return build(ctx.spec())
 
 
+def run_build_filled(ctx: Context, state: Any) -> Any:
+    """The build with every byte written (``storage="filled"``), as off Linux or on a GPU."""
+    return run_build(dataclasses.replace(ctx, storage="filled"), state)
+
+
 def check_build(ctx: Context, _: Any, result: Any) -> dict:
-    return {"phases": result.seconds, "parameters": result.parameters, "nbytes": result.nbytes}
+    return {"phases": result.seconds, "parameters": result.parameters, "nbytes": result.nbytes, "storage": result.init.storage}
 
 
 def prepare_repeat(ctx: Context) -> Any:
@@ -199,6 +211,7 @@ CASES = {
     "floor": Case("floor (paddle.zeros per parameter)", run_floor),
     "floor_numpy": Case("floor, one NumPy buffer (np.empty().fill(0))", run_floor_numpy),
     "build": Case("build (cold)", run_build, check=check_build),
+    "build_filled": Case("build, filled storage (cold)", run_build_filled, check=check_build),
     "build_repeat": Case("build (repeat, in-process cache)", run_repeat, prepare=prepare_repeat, check=check_repeat),
     "naive": Case("naive (LazyGuard + set_value(randn))", run_naive),
     "default_init": Case("default init (PaddleFormers initializers)", run_default_init),
@@ -304,6 +317,7 @@ def prepare_checkpoint(ctx: Context) -> dict:
 
 def spawn(args: argparse.Namespace, case: str, model_file: Path | None = None, checkpoint: str | None = None) -> dict:
     command = [sys.executable, str(Path(__file__).resolve()), str(args.config), "--dtype", args.dtype, "--case", case]
+    command += ["--shrink"] if args.shrink else []
     command += ["--model-file", str(model_file)] if model_file else []
     command += ["--checkpoint", checkpoint] if checkpoint else ["--checkpoints", str(args.checkpoints)]
     for key, value in args.set:
@@ -351,6 +365,8 @@ def summarize(runs: list[dict]) -> dict:
 def ratios(cases: dict) -> dict:
     out = {}
     for label, (top, bottom, comparison, bound) in TARGETS.items():
+        if top not in cases or bottom not in cases:
+            continue
         median = cases[top]["wall_median_s"] / cases[bottom]["wall_median_s"]
         minimum = cases[top]["wall_min_s"] / cases[bottom]["wall_min_s"]
         met = None if bound is None else (median <= bound if comparison == "<=" else median >= bound)
@@ -375,7 +391,7 @@ def render(report: dict) -> str:
         f"machine: {m['nproc']} CPUs, {m['cpu']}, {m['ram_gib']} GiB RAM, python {m['python']}, paddle {model['paddle']}, "
         f"paddleformers {model['paddleformers']}; load average at start {' '.join(f'{x:.2f}' for x in m['load_avg_start'])}",
         f"code: {m['code']}",
-        f"model: {model['class']} from {report['config']} {report['overrides'] or ''}".rstrip(),
+        f"model: {model['class']} from {report['config']}{' shrunk' if report['shrink'] else ''} {report['overrides'] or ''}".rstrip(),
         f"       {report['dtype']}, {model['parameters']:,} parameters, {model['nbytes']:,} bytes ({model['nbytes'] / MIB:,.1f} MiB); "
         f"buffers {model['buffer_bytes'] / MIB:,.1f} MiB (in neither the floor nor the RSS bound)",
         f"runs: {report['repeat']} per case, round-robin, each in a fresh subprocess, after an untimed warm-up; floor = {FLOOR_METHOD}",
@@ -404,20 +420,28 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     start_machine = {**machine(), "code": code_state()}
     prepared = spawn(args, "prepare")
     nbytes, checkpoint = prepared["nbytes"], prepared["checkpoint"]
-    runs: dict[str, list[dict]] = {name: [] for name in CASES}
+    runs: dict[str, list[dict]] = {name: [] for name in CASES if name in args.cases}
     with tempfile.TemporaryDirectory() as scratch:
         model_file = Path(scratch) / "model.json"  # the parameters' shapes, for the floor
         model_file.write_text(json.dumps({"nbytes": nbytes, "shapes": prepared.pop("shapes")}))
         spawn(args, "floor", model_file)  # warm-up, untimed: the first touch of fresh memory can be slow on a VM
         for round_index in range(args.repeat):
-            for name in CASES:
+            for name in runs:
                 runs[name].append(spawn(args, name, model_file, checkpoint))
                 print(f"  round {round_index + 1}/{args.repeat} {name:<13}{runs[name][-1]['wall_s']:8.3f} s", file=sys.stderr)
     cases = {name: summarize(case_runs) for name, case_runs in runs.items()}
     phases = {phase: statistics.median(run["phases"][phase] for run in runs["build"]) for phase in runs["build"][0]["phases"]}
-    return {"machine": start_machine, "config": str(args.config), "overrides": dict(args.set), "dtype": args.dtype,
+    return {"machine": start_machine, "config": str(args.config), "overrides": dict(args.set), "shrink": args.shrink, "dtype": args.dtype,
             "repeat": args.repeat, "floor_method": FLOOR_METHOD, "model": prepared, "cases": cases,
             "ratios": ratios(cases), "build_phases_median_s": phases, "rss_check": rss_check(cases, nbytes)}
+
+
+def parse_cases(text: str) -> tuple[str, ...]:
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = names - set(CASES)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown case {', '.join(sorted(unknown))}: use some of {', '.join(CASES)}")
+    return tuple(name for name in CASES if name in names | {"build"})
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -428,6 +452,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
     parser.add_argument("--set", type=parse_assignment, action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set num_hidden_layers=2 (repeatable)")
+    parser.add_argument("--shrink", action="store_true", help="shrink the config first (fewer layers and experts), as shrink=True does")
+    parser.add_argument("--cases", type=parse_cases, default=tuple(CASES), metavar="NAME,...",
+                        help=f"the cases to time, of {', '.join(CASES)} (default: all; build always runs)")
     parser.add_argument("--checkpoints", type=Path, default=CHECKPOINTS, help="where checkpoints are written and reused (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per case subprocess")
     parser.add_argument("--case", choices=("prepare", *CASES), help=argparse.SUPPRESS)
@@ -440,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     if args.case:
         model = json.loads(args.model_file.read_text()) if args.model_file else {"nbytes": 0, "shapes": []}
-        ctx = Context(str(args.config), args.dtype, dict(args.set), model["nbytes"], model["shapes"], args.checkpoint, args.checkpoints.resolve())
+        ctx = Context(str(args.config), args.dtype, dict(args.set), args.shrink, model["nbytes"], model["shapes"], args.checkpoint,
+                      args.checkpoints.resolve())
         result = prepare_checkpoint(ctx) if args.case == "prepare" else run_child(args.case, ctx)
         print(RESULT_PREFIX + json.dumps(result), flush=True)
         return 0

@@ -1,4 +1,5 @@
-"""The benchmark script runs end to end on a shrunk config and reports every case (no timing assertions)."""
+"""The benchmark script runs end to end on a shrunk config and reports every case (no timing assertions);
+the manual's plots are drawn from the committed reports."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "bench" / "build_vs_load.py"
+PLOT = ROOT / "bench" / "plot.py"
 TINY = {
     "num_hidden_layers": 1,
     "hidden_size": 64,
@@ -20,12 +22,11 @@ TINY = {
     "num_key_value_heads": 1,
     "head_dim": 32,
 }
-CASES = {"floor", "floor_numpy", "build", "build_repeat", "naive", "default_init", "real_load"}
-
-pytest.importorskip("paddleformers")
+CASES = {"floor", "floor_numpy", "build", "build_filled", "build_repeat", "naive", "default_init", "real_load"}
 
 
 def test_benchmark_runs_end_to_end_on_a_tiny_config(tmp_path: Path) -> None:
+    pytest.importorskip("paddleformers")
     out = tmp_path / "bench.json"
     command = [sys.executable, str(SCRIPT), str(ROOT / "configs" / "qwen3-0.6b"), "--repeat", "1", "--json", str(out)]
     command += ["--checkpoints", str(tmp_path / "checkpoints")]
@@ -45,7 +46,25 @@ def test_benchmark_runs_end_to_end_on_a_tiny_config(tmp_path: Path) -> None:
         assert case["peak_rss_mb"] >= case["runs"][0]["baseline_rss_mb"] > 0, name
     assert set(report["build_phases_median_s"]) >= {"construct", "init"}
     assert report["cases"]["real_load"]["runs"][0]["checked_tensor"]
+    assert report["cases"]["build_filled"]["runs"][0]["storage"] == "filled"
     assert {"build / floor", "real load / build", "naive / build"} <= set(report["ratios"])
     assert all(ratio["median"] > 0 for ratio in report["ratios"].values())
     assert report["rss_check"]["limit_mb"] > 300
     assert Path(report["model"]["checkpoint"]).parent == tmp_path / "checkpoints"
+
+
+def test_an_unknown_case_is_one_usage_error() -> None:
+    process = subprocess.run([sys.executable, str(SCRIPT), "--cases", "build,reel_load"], capture_output=True, text=True, timeout=60)
+    assert process.returncode == 2
+    assert "unknown case reel_load: use some of floor, " in process.stderr.splitlines()[-1]
+
+
+def test_the_docs_plots_are_drawn_from_the_committed_reports(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    reports = sorted((ROOT / "bench" / "results").glob("*.json"))
+    assert len(reports) >= 2
+    process = subprocess.run([sys.executable, str(PLOT), "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert process.returncode == 0, process.stderr[-3000:]
+    for name in ("build-time.png", "build-memory.png"):
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG\r\n"), name
+        assert (ROOT / "docs" / "img" / name).is_file(), f"docs/img/{name} is not committed: run bench/plot.py"

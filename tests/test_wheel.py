@@ -4,6 +4,7 @@ fixtures and marker through the entry point, and through ``-p dummyweights`` wit
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,17 +26,24 @@ def run(command: list[str | Path], cwd: Path, **environment: str) -> subprocess.
     return result
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Build from a copy of what the wheel is made of, so a stale build/ in the checkout cannot leak in."""
-    source = tmp_path_factory.mktemp("source")
+def copy_source(source: Path) -> Path:
+    """A copy of what the wheel is made of, so a stale build/ in the checkout cannot leak in."""
+    source.mkdir(exist_ok=True)
     for name in ("pyproject.toml", "README.md", "MANIFEST.in"):
         shutil.copy2(ROOT / name, source / name)
     shutil.copytree(ROOT / "pytest_dummyweights", source / "pytest_dummyweights", ignore=shutil.ignore_patterns("__pycache__"))
-    out = tmp_path_factory.mktemp("wheelhouse")
+    return source
+
+
+def build_wheel(source: Path, out: Path) -> Path:
     run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps", "-w", out, source], cwd=source)
     (built,) = out.glob("pytest_dummyweights-*.whl")
     return built
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_wheel(copy_source(tmp_path_factory.mktemp("source")), tmp_path_factory.mktemp("wheelhouse"))
 
 
 def test_wheel_ships_the_type_marker_and_the_entry_point(wheel: Path) -> None:
@@ -45,6 +53,18 @@ def test_wheel_ships_the_type_marker_and_the_entry_point(wheel: Path) -> None:
         assert "[pytest11]\ndummyweights = pytest_dummyweights.plugin" in archive.read(entry_points).decode()
     assert "pytest_dummyweights/py.typed" in names
     assert "pytest_dummyweights/plugin.py" in names
+
+
+def test_the_version_is_written_once_in_the_package(tmp_path: Path) -> None:
+    """pyproject.toml takes the distribution's version from ``pytest_dummyweights.__version__``."""
+    source = copy_source(tmp_path / "source")
+    init = source / "pytest_dummyweights" / "__init__.py"
+    init.write_text(re.sub(r'^__version__ = "[^"]+"', '__version__ = "9.8.7"', init.read_text(), count=1, flags=re.MULTILINE))
+    built = build_wheel(source, tmp_path / "wheelhouse")
+    with zipfile.ZipFile(built) as archive:
+        (metadata,) = [name for name in archive.namelist() if name.endswith(".dist-info/METADATA")]
+        assert "\nVersion: 9.8.7\n" in archive.read(metadata).decode()
+    assert built.name.startswith("pytest_dummyweights-9.8.7-")
 
 
 def listing(python: Path, project: Path, *options: str, **environment: str) -> str:
