@@ -30,6 +30,7 @@ import filelock
 import numpy as np
 
 from .errors import DummyWeightsError
+from .spec import check_seed
 
 PAGE = mmap.PAGESIZE
 WINDOW_BYTES = 32 << 20
@@ -122,7 +123,7 @@ def open_store(dtype: str, seed: int, std: float, directory: str | os.PathLike |
     """The store for (dtype, seed, std), made on first use; opened once per process (per argument tuple)."""
     if dtype not in WIDTH:
         raise DummyWeightsError(f"no value store for dtype {dtype!r}: stores hold {', '.join(WIDTH)}")
-    seed, std, directory = int(seed), float(std), Path(directory) if directory is not None else default_directory()
+    seed, std, directory = check_seed(seed), float(std), Path(directory) if directory is not None else default_directory()
     try:
         return _open_in(directory, dtype, seed, std, None)
     except OSError as error:

@@ -130,3 +130,26 @@ def test_pruning_keeps_the_most_recently_opened_stores(tmp_path):
     store.prune(tmp_path, keep=1)
     assert [path.name for path in tmp_path.glob("*.bin")] == [older.path.name]
     assert hashlib.sha256(newer.data).hexdigest() == digest  # a removed store stays readable where it is mapped
+
+
+def test_seeds_are_64_bit_and_one_beyond_is_one_error_that_leaves_no_file(tmp_path):
+    """Every way a seed enters a build: the spec (marker, build_dummy_model) and the fill and store functions."""
+    import numpy
+
+    from engine_models import zoo_config
+    from engine_models.layers import ParamZoo
+    from pytest_dummyweights import build_dummy_model, fill
+
+    config = zoo_config("seed", w=("float32", [1024, 1024]))
+    directory = tmp_path / "store"
+    with pytest.raises(DummyWeightsError, match=r"^seed must be below 2\*\*64 .*; got 18446744073709551616$"):
+        build_dummy_model(config, model=ParamZoo, seed=2**64, store_dir=directory)
+    layer = build_dummy_model(config, model=ParamZoo, seed=numpy.uint64(2**64 - 1), store_dir=directory)  # the largest seed
+    assert store.open_store("float32", 2**64 - 1, 0.02, directory).seed == 2**64 - 1
+    del layer
+    before = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))
+    with pytest.raises(DummyWeightsError, match=r"^seed must be below 2\*\*64 .*; got 18446744073709551616$"):
+        fill.initialize_dummy_weights(build_dummy_model(config, model=ParamZoo), seed=2**64, store_dir=directory)
+    with pytest.raises(DummyWeightsError, match=r"^seed must be a non-negative integer; got -1$"):
+        store.open_store("float32", -1, 0.02, tmp_path / "elsewhere")
+    assert sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*")) == before  # no lock, no temporary file
