@@ -12,21 +12,36 @@ parameters, 44,544 of them 28 MiB experts) then needs about 46,000 mappings, und
 The samples come from the generator the fill used before the store existed: a pool of 4 Mi normal
 samples XOR a pool of random sign bits, at offsets drawn per 64 Ki-element chunk (a random sign flip
 keeps a centred normal exactly normal), written at memory speed.
+
+Ownership: the store writes only in its own directory, ``OWN_DIRECTORY`` inside the directory it is
+given (``store_dir``, ``--dummy-store-dir``, ini ``dummyweights_store_dir``; else ``default_directory()``).
+It made that directory itself, marked before it got its name with the file ``MARKER_NAME`` (a fixed
+text); one of that name without the marker is not the store's, and the store moves to the fallback
+directory with a note. In its directory a file is the store's only when its name says so
+(``<dtype>-seed<N>-std<hex>-v<format>.bin``, and ``.<pid>.tmp`` while being written) and so do its
+first bytes (``MAGIC``, then the format its name gives): the store replaces and prunes only those and
+leaves every other file alone, so any directory, ``.`` included, can be given. Creating and pruning
+hold an exclusive lock on the marker (no lock files); a creation that fails removes its temporary file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import fcntl
 import functools
 import hashlib
 import mmap
 import os
+import re
+import stat
 import struct
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import filelock
 import numpy as np
 
 from .errors import DummyWeightsError
@@ -44,6 +59,11 @@ PASS_STEP_PAGES = 5_077  # odd: passes over the slots shift by different page co
 MAGIC = b"PDWSTORE"
 FORMAT_VERSION = 1
 HEADER = struct.Struct("<8sI12sQdQ32s")  # magic, version, dtype, seed, std, data bytes, sample checksum
+IDENTITY = struct.Struct("<8sI")  # the header's first fields in every format: magic, version
+OWN_DIRECTORY = "pytest-dummyweights-store"
+MARKER_NAME = "MADE-BY-PYTEST-DUMMYWEIGHTS"
+MARKER_TEXT = b"This directory is the value store of pytest-dummyweights. It removes only the store files it wrote here.\n"
+OWN_FILE = re.compile(r"(?:float16|bfloat16|float32|float64)-seed\d+-std[-+.0-9a-fpx]+-v(?P<version>\d+)\.bin(?P<temporary>\.\d+\.tmp)?")
 SAMPLE_PAGES = 16
 KEEP_STORES = 8  # per directory; the least recently opened beyond this are removed (mappings of them stay valid)
 
@@ -118,12 +138,16 @@ def fallback_directory() -> Path:
     return Path(tempfile.gettempdir()) / f"pytest-dummyweights-{os.getuid()}"
 
 
-@functools.lru_cache(maxsize=64)
 def open_store(dtype: str, seed: int, std: float, directory: str | os.PathLike | None = None) -> Store:
-    """The store for (dtype, seed, std), made on first use; opened once per process (per argument tuple)."""
+    """The store for (dtype, seed, std) in the store's own directory inside ``directory``, made on first use."""
     if dtype not in WIDTH:
         raise DummyWeightsError(f"no value store for dtype {dtype!r}: stores hold {', '.join(WIDTH)}")
-    seed, std, directory = check_seed(seed), float(std), Path(directory) if directory is not None else default_directory()
+    return _open_once(dtype, check_seed(seed), float(std), Path(directory).absolute() if directory is not None else default_directory())
+
+
+@functools.lru_cache(maxsize=64)
+def _open_once(dtype: str, seed: int, std: float, directory: Path) -> Store:
+    """Opened once per process (per arguments); in the fallback directory, with a note, when ``directory`` cannot hold it."""
     try:
         return _open_in(directory, dtype, seed, std, None)
     except OSError as error:
@@ -141,41 +165,92 @@ def open_store(dtype: str, seed: int, std: float, directory: str | os.PathLike |
 
 
 def _open_in(directory: Path, dtype: str, seed: int, std: float, message: str | None) -> Store:
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = directory / f"{dtype}-seed{seed}-std{std.hex()}-v{FORMAT_VERSION}.bin"
+    home = own_directory(directory)
+    path = home / f"{dtype}-seed{seed}-std{std.hex()}-v{FORMAT_VERSION}.bin"
     store = _try_open(path, dtype, seed, std, message)
     if store is not None:
-        os.utime(path)  # recently used: kept by the pruning below
+        os.utime(store.fd)  # recently used: kept by the pruning below
         return store
-    with filelock.FileLock(str(path) + ".lock"):
+    with locked(home):
         store = _try_open(path, dtype, seed, std, message)  # another process may have made it meanwhile
         if store is None:
-            rebuilt = path.exists()
+            rebuilt = os.path.lexists(path)
+            if rebuilt and own_file(path) is None:
+                raise OSError(errno.EEXIST, f"{path} is not a value store file; the store leaves it alone")
             _create(path, dtype, seed, std)
             if rebuilt:
                 note = f"value store {path} was truncated or foreign; rebuilt it"
                 message = f"{message}; {note}" if message else note
             store = _try_open(path, dtype, seed, std, message)
-            prune(directory)
+            prune(home)
     if store is None:
         raise DummyWeightsError(f"value store {path} fails its check right after being written; remove it and rerun")
     return store
 
 
-def prune(directory: Path, keep: int = KEEP_STORES) -> None:
-    """Bound the directory's size (stores in /dev/shm are memory): remove the least recently opened stores.
+def own_directory(directory: Path) -> Path:
+    """The store's own directory inside ``directory``, made and marked on first use (OSError: one of its name is not the store's)."""
+    home = directory / OWN_DIRECTORY
+    if not os.path.lexists(home):
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{OWN_DIRECTORY}-", dir=directory))
+        try:
+            (staging / MARKER_NAME).write_bytes(MARKER_TEXT)
+            os.rename(staging, home)  # marked before it has its name
+        except OSError as error:
+            (staging / MARKER_NAME).unlink(missing_ok=True)
+            staging.rmdir()
+            if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):  # else another process's came first
+                raise
+    try:
+        with open(home / MARKER_NAME, "rb") as marker:
+            marked = marker.read(len(MARKER_TEXT) + 1) == MARKER_TEXT
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        marked = False
+    if not marked:
+        raise OSError(errno.EEXIST, f"{home} was not made by the value store (it lacks the store's {MARKER_NAME}); the store leaves it alone")
+    return home
+
+
+@contextlib.contextmanager
+def locked(home: Path) -> Iterator[None]:
+    """Exclusive use of the store's own directory across processes, to create or prune: a lock on its marker."""
+    fd = os.open(home / MARKER_NAME, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def own_file(path: Path) -> re.Match | None:
+    """The match of the name of a file that is the store's (its name and its first bytes say so), else None."""
+    name = OWN_FILE.fullmatch(path.name)
+    try:
+        if name is None or not stat.S_ISREG(path.lstat().st_mode):
+            return None
+        with open(path, "rb") as file:
+            identity = file.read(IDENTITY.size)
+    except OSError:
+        return None
+    return name if identity == IDENTITY.pack(MAGIC, int(name["version"])) else None
+
+
+def prune(home: Path, keep: int = KEEP_STORES) -> None:
+    """Bound the store's size (stores in /dev/shm are memory): remove the least recently opened stores, and the
+    temporary files of creations that died. Only the store's own files; the caller holds ``locked(home)``.
 
     A process that still maps a removed store keeps reading it; the memory is freed when it unmaps.
     """
-    stores = []
-    for path in directory.glob("*.bin"):
-        try:
+    stores, stale = [], []
+    for path in home.iterdir():
+        own = own_file(path)
+        if own is not None and own["temporary"]:
+            stale.append(path)  # no creation is under way: the lock is held
+        elif own is not None:
             stores.append((path.stat().st_mtime, path))
-        except FileNotFoundError:  # another process pruned it meanwhile
-            continue
-    for _, path in sorted(stores, reverse=True)[keep:]:
+    for path in stale + [path for _, path in sorted(stores, reverse=True)[keep:]]:
         path.unlink(missing_ok=True)
-        Path(f"{path}.lock").unlink(missing_ok=True)
 
 
 def _try_open(path: Path, dtype: str, seed: int, std: float, message: str | None) -> Store | None:
@@ -215,11 +290,14 @@ def _create(path: Path, dtype: str, seed: int, std: float) -> None:
     try:
         with open(temporary, "wb+") as out:
             os.posix_fallocate(out.fileno(), 0, FILE_BYTES)  # a full /dev/shm fails here, not as SIGBUS on a write
-            with mmap.mmap(out.fileno(), FILE_BYTES) as mapped:
-                data = np.frombuffer(mapped, dtype=np.uint8)[HEADER_BYTES:]
-                generate(data.view(BITS[WIDTH[dtype]]), dtype, seed, std)
-                mapped[: HEADER.size] = HEADER.pack(*_header(dtype, seed, std, data))
-                del data
+            out.write(IDENTITY.pack(MAGIC, FORMAT_VERSION))  # the store's by name and first bytes, should this process die
+            out.flush()
+            mapped = mmap.mmap(out.fileno(), FILE_BYTES)  # not ``with``: an error must not turn into a BufferError on close
+            data = np.frombuffer(mapped, dtype=np.uint8)[HEADER_BYTES:]
+            generate(data.view(BITS[WIDTH[dtype]]), dtype, seed, std)
+            mapped[: HEADER.size] = HEADER.pack(*_header(dtype, seed, std, data))
+            del data
+            mapped.close()
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
