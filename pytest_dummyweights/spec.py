@@ -108,9 +108,9 @@ class DummySpec:
 
 def check_seed(seed: object) -> int:
     """A seed as an ``int``: an integer (NumPy's too) in [0, 2**64), the range the value store keeps."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or int(seed) < 0:
         raise DummyWeightsError(f"seed must be a non-negative integer; got {seed!r}")
-    if seed >= SEED_LIMIT:
+    if int(seed) >= SEED_LIMIT:
         raise DummyWeightsError(f"seed must be below 2**64 (the value store keeps 64 bits of it); got {seed!r}")
     return int(seed)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pytest_dummyweights import DummyWeightsError, store
+from pytest_dummyweights import DummyWeightsError, mapped, store
 
 OPEN_AND_DIGEST = textwrap.dedent(
     """
@@ -44,7 +44,7 @@ def test_two_processes_make_bit_identical_stores(tmp_path):
     assert hashlib.sha256(here.data).hexdigest() == there
     assert here.path.stat().st_size == store.FILE_BYTES and here.message is None
     values = here.data.view(np.uint16).astype(np.uint32) << np.uint32(16)
-    assert values.view(np.float32)[:: 997].std() == pytest.approx(0.03, rel=0.01)  # normal samples with the std
+    assert values.view(np.float32)[::997].std() == pytest.approx(0.03, rel=0.01)  # normal samples with the std
 
 
 def test_two_processes_creating_the_store_at_once_share_one_file(tmp_path):
@@ -54,7 +54,7 @@ def test_two_processes_creating_the_store_at_once_share_one_file(tmp_path):
     assert sorted(path.name for path in (tmp_path / store.OWN_DIRECTORY).iterdir()) == [store.MARKER_NAME, open_fresh(tmp_path).path.name]
 
 
-@pytest.mark.parametrize("damage", ["truncated", "other header"])
+@pytest.mark.parametrize("damage", ["truncated", "other header", "one flipped bit"])
 def test_a_damaged_store_is_rebuilt_never_trusted(tmp_path, damage):
     good = open_fresh(tmp_path)
     expected = hashlib.sha256(good.data).hexdigest()
@@ -64,18 +64,19 @@ def test_a_damaged_store_is_rebuilt_never_trusted(tmp_path, damage):
     replacement = tmp_path / "replacement"  # replace, do not rewrite in place: this process may still map the old file
     if damage == "truncated":
         replacement.write_bytes(path.read_bytes()[: store.FILE_BYTES // 2])
-    else:  # a complete file whose header names another seed
+    elif damage == "other header":  # a complete file whose header names another seed
         content = bytearray(path.read_bytes())
-        content[: store.HEADER.size] = store.HEADER.pack(*store._header("bfloat16", 6, 0.03, good_data(path)))
+        digest = store.HEADER.unpack(content[: store.HEADER.size])[-1]
+        content[: store.HEADER.size] = store.HEADER.pack(*store._header("bfloat16", 6, 0.03, digest))
+        replacement.write_bytes(bytes(content))
+    else:  # in the middle of the data, far from any page a sample would check
+        content = bytearray(path.read_bytes())
+        content[store.HEADER_BYTES + store.DATA_BYTES // 2 + 1] ^= 0x40
         replacement.write_bytes(bytes(content))
     os.replace(replacement, path)
     rebuilt = open_fresh(tmp_path)
     assert hashlib.sha256(rebuilt.data).hexdigest() == expected
-    assert "truncated or foreign; rebuilt it" in rebuilt.message
-
-
-def good_data(path: Path) -> np.ndarray:
-    return np.fromfile(path, dtype=np.uint8)[store.HEADER_BYTES :]
+    assert rebuilt.message.startswith(f"value store {path} ") and rebuilt.message.endswith("; rebuilt it")
 
 
 def test_a_file_at_a_stores_name_without_the_stores_header_is_left_alone(tmp_path, monkeypatch):
@@ -112,7 +113,8 @@ def test_a_full_store_directory_falls_back_then_fails_with_one_line(tmp_path, mo
         assert "No space left on device" in opened.message and opened.path.parent.parent.parent == tmp_path / "tmp"
         assert not [path for path in full.rglob("*.tmp")]  # no half-written file left
         monkeypatch.setattr(tempfile, "tempdir", str(full))
-        with pytest.raises(DummyWeightsError, match=r"^cannot create the value store in \S+ \(No space left on device\) nor in \S+ \(No space left on device\); pass a writable"):
+        full_twice = r"^cannot create the value store in \S+ \(No space left on device\) nor in \S+ \(No space left on device\); pass"
+        with pytest.raises(DummyWeightsError, match=full_twice):
             open_fresh(full / "sub")
     finally:
         store._open_once.cache_clear()
@@ -206,9 +208,9 @@ def test_a_directory_of_the_stores_name_it_did_not_make_is_left_alone(tmp_path, 
 def test_seeds_are_64_bit_and_one_beyond_is_one_error_that_leaves_no_file(tmp_path):
     """Every way a seed enters a build: the spec (marker, build_dummy_model) and the fill and store functions."""
     import numpy
-
     from engine_models import zoo_config
     from engine_models.layers import ParamZoo
+
     from pytest_dummyweights import build_dummy_model, fill
 
     config = zoo_config("seed", w=("float32", [1024, 1024]))
@@ -224,3 +226,42 @@ def test_seeds_are_64_bit_and_one_beyond_is_one_error_that_leaves_no_file(tmp_pa
     with pytest.raises(DummyWeightsError, match=r"^seed must be a non-negative integer; got -1$"):
         store.open_store("float32", -1, 0.02, tmp_path / "elsewhere")
     assert sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*")) == before  # no lock, no temporary file
+
+
+FLIPPED_BUILD = """
+import hashlib
+import pytest
+from engine_models import ZOO, zoo_config
+
+@pytest.mark.dummy_load(zoo_config("w", w=("float32", [1024, 1024])), model=ZOO, seed=5, std=0.03)
+def test_build(dummy_model):
+    assert hashlib.sha256(dummy_model.w.numpy().tobytes()).hexdigest() == {expected!r}
+"""
+
+
+def test_a_flipped_bit_in_a_window_a_model_maps_is_never_served(inner, tmp_path):
+    """The next build (a new process, as a later run) rebuilds the store, with a note in the summary."""
+    from engine_models import zoo_config
+    from engine_models.layers import ParamZoo
+
+    from pytest_dummyweights import build_dummy_model
+
+    directory = tmp_path / "values"
+    model = build_dummy_model(zoo_config("w", w=("float32", [1024, 1024])), model=ParamZoo, seed=5, std=0.03, store_dir=directory)
+    expected = hashlib.sha256(model.w.numpy().tobytes()).hexdigest()
+    assert mapped.is_mapped(model.w)
+    (window,) = store.windows("w", 5, 1024 * 1024 * 4)
+    at = store.HEADER_BYTES + window.offset + window.length // 2 + 3  # the high byte of a float32 in the middle of the window
+    path = store.open_store("float32", 5, 0.03, directory).path
+    with open(path, "r+b") as file:  # in place, as damage would
+        file.seek(at)
+        original = file.read(1)[0]
+        file.seek(at)
+        file.write(bytes([original ^ 0x40]))  # the exponent's top bit: 0.03 becomes about 1e37
+    inner.write("test_flipped.py", FLIPPED_BUILD.format(expected=expected))
+    result = inner.run(f"--dummy-store-dir={directory}", subprocess=True)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"*note: value store {path} has bytes that differ from its digest; rebuilt it*"])
+    with open(path, "rb") as file:
+        file.seek(at)
+        assert file.read(1)[0] == original
