@@ -83,7 +83,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--dummy-store-dir",
         default=None,
-        help="directory of the value store (default: ini dummyweights_store_dir, else /dev/shm/pytest-dummyweights-UID)",
+        help="directory in which the value store keeps its own subdirectory, pytest-dummyweights-store, and touches nothing else "
+        "(default: ini dummyweights_store_dir, else /dev/shm/pytest-dummyweights-UID)",
     )
     group.addoption(
         "--dummy-scales", default=None, help="values of scale-like parameters: default or neutral (default: ini dummyweights_scales)"
@@ -104,7 +105,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dummyweights_checkpoint_check", "checkpoint check: error, warn or off", default="error")
     parser.addini("dummyweights_real_weights", "load checkpoints' real weights (the nightly switch)", type="bool", default=False)
     parser.addini("dummyweights_storage", "storage of dummy weights: mapped or filled (empty: mapped for CPU builds on Linux)", default="")
-    parser.addini("dummyweights_store_dir", "directory of the value store", default="")
+    parser.addini("dummyweights_store_dir", "directory in which the value store keeps its own subdirectory", default="")
     parser.addini("dummyweights_seed", "seed of the dummy weights", default="0")
     parser.addini("dummyweights_device", "device of dummy builds: auto, cpu, gpu or gpu:N", default="auto")
     parser.addini("dummyweights_cache_bytes", "memory budget of each worker's model cache, e.g. 4GiB", default="")

@@ -11,6 +11,7 @@ from typing import TypeVar
 import pytest
 
 from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.spec import check_seed
 
 T = TypeVar("T")
 ISOLATION_MODES = ("fast", "strict")  # see isolation.py
@@ -45,7 +46,7 @@ def checked(setting: Setting, parse: Callable[[str], T]) -> T:
 def parse_seed(text: str) -> int:
     if not re.fullmatch(r"\d+", text.strip()):
         raise ValueError("the seed must be a non-negative integer, e.g. 0")
-    return int(text)
+    return check_seed(int(text))
 
 
 def parse_bytes(text: str) -> int:

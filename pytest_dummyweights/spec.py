@@ -17,6 +17,7 @@ DTYPES = ("bfloat16", "float16", "float32")
 DEVICE_WORDS = ("auto", "cpu", "gpu")
 STORAGES = ("mapped", "filled")
 CHECKPOINT_CHECKS = ("error", "warn", "off")
+SEED_LIMIT = 2**64  # seeds are packed as unsigned 64-bit integers (the store's header, the windows' streams)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,8 +63,8 @@ class DummySpec:
             raise DummyWeightsError(
                 f"new_keys must be a collection of key names, e.g. [{self.new_keys!r}]; got the string {self.new_keys!r}"
             )
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0):
-            raise DummyWeightsError(f"seed must be a non-negative integer; got {self.seed!r}")
+        if self.seed is not None:
+            check_seed(self.seed)
         if self.std is not None and (
             isinstance(self.std, bool) or not isinstance(self.std, numbers.Real) or not math.isfinite(self.std) or not self.std > 0
         ):
@@ -103,6 +104,15 @@ class DummySpec:
         if isinstance(self.config, Mapping):
             return "<dict>"
         return os.fspath(self.config) if isinstance(self.config, (str, os.PathLike)) else repr(self.config)
+
+
+def check_seed(seed: object) -> int:
+    """A seed as an ``int``: an integer (NumPy's too) in [0, 2**64), the range the value store keeps."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or int(seed) < 0:
+        raise DummyWeightsError(f"seed must be a non-negative integer; got {seed!r}")
+    if int(seed) >= SEED_LIMIT:
+        raise DummyWeightsError(f"seed must be below 2**64 (the value store keeps 64 bits of it); got {seed!r}")
+    return int(seed)
 
 
 def check_device(device: str) -> None:

@@ -45,9 +45,10 @@ def test_bad_input_exits_2_with_a_one_line_error():
         (["--set", "num_hiden_layers=1"], "override key 'num_hiden_layers' is not in config *; did you mean 'num_hidden_layers'? *"),
         (["--set", "brand_new=1", "--set", "num_hidden_layers=1"], "override key 'brand_new' is not in config *"),
         (["--seed", "-1"], "seed must be a non-negative integer; got -1"),
+        (["--seed", "18446744073709551616"], "seed must be below 2**64 *; got 18446744073709551616"),
         (["--device", "tpu"], "unknown device 'tpu'*"),
     ],
-    ids=["override-typo", "new-key-not-allowed", "negative-seed", "unknown-device"],
+    ids=["override-typo", "new-key-not-allowed", "negative-seed", "seed-beyond-64-bits", "unknown-device"],
 )
 def test_bad_input_in_process(capsys, monkeypatch, args, error):
     monkeypatch.chdir(REPO)

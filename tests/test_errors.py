@@ -71,6 +71,10 @@ ERRORS = """
     @pytest.mark.parametrize("dummy_model", [DummySpec(QWEN3, seed=-1)], indirect=True)
     def test_bad_spec_in_a_parametrize_list(dummy_model):
         pass
+
+    @pytest.mark.dummy_load(QWEN3, seed=2**64)
+    def test_seed_beyond_64_bits(dummy_model):
+        pass
     """
 
 # test -> (config as the user wrote it, pattern of the cause)
@@ -93,6 +97,7 @@ EXPECTED = {
     "test_bad_model_reference": ("<dict>", r"module 'engine_models\.layers' has no attribute 'NoSuchModel'"),
     # checked when its test sets up, so collection goes on
     "test_bad_spec_in_a_parametrize_list": ("qwen3-0.6b", r"seed must be a non-negative integer; got -1"),
+    "test_seed_beyond_64_bits": ("qwen3-0.6b", r"seed must be below 2\*\*64 .*; got 18446744073709551616$"),
 }
 
 

@@ -299,6 +299,16 @@ def test_the_users_own_code_keeps_its_traceback_and_a_bad_hook_result_is_one_lin
     [
         (("--dummy-seed=x",), None, "*pytest-dummyweights: --dummy-seed='x': the seed must be a non-negative integer*"),
         ((), "dummyweights_seed = -3", "*pytest-dummyweights: ini dummyweights_seed='-3': the seed must be a non-negative integer*"),
+        (
+            ("--dummy-seed=18446744073709551616",),
+            None,
+            "*pytest-dummyweights: --dummy-seed='18446744073709551616': seed must be below 2**64*",
+        ),
+        (
+            (),
+            "dummyweights_seed = 99999999999999999999",
+            "*pytest-dummyweights: ini dummyweights_seed='99999999999999999999': seed must be below 2**64*",
+        ),
         ((), "dummyweights_cache_bytes = lots", "*pytest-dummyweights: ini dummyweights_cache_bytes='lots': not a size*"),
         (("--dummy-device=gpu:99",), None, "*pytest-dummyweights: --dummy-device='gpu:99': device 'gpu:99' does not exist: Paddle sees no GPU*"),
         (("--dummy-isolation=paranoid",), None, "*argument --dummy-isolation: invalid choice: 'paranoid'*"),
