@@ -184,7 +184,8 @@ def _serve(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
         cache = _cache(request)
         request.addfinalizer(lambda: cache.check_loans(request.node.nodeid))
         search_dirs = [request.path.parent, request.config.rootpath]
-        return cache.get(spec, search_dirs=search_dirs, hooks=request.config.hook, worker_id=worker_id(request.config))
+        # the test's own hooks: a conftest.py's implementations apply to the tests under it only, as pytest's own hooks do
+        return cache.get(spec, search_dirs=search_dirs, hooks=request.node.ihook, worker_id=worker_id(request.config))
     except RealWeightsUnavailable as error:
         pytest.skip(str(error))
     except DummyWeightsError as error:
