@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from . import mla
@@ -9,17 +10,16 @@ from .errors import DummyWeightsError
 from .spec import DummySpec
 
 __version__ = "0.1.0"
+BUILD_FUNCTIONS = {"build_dummy_model": ".build", "initialize_dummy_weights": ".fill"}  # imported on first use
 __all__ = ["DummySpec", "DummyWeightsError", "__version__", "build_dummy_model", "initialize_dummy_weights", "mla"]
 
 
 def __getattr__(name: str) -> Any:
-    """Import Paddle only when the build is used, so loading the plugin stays cheap."""
-    if name == "build_dummy_model":
-        from .build import build_dummy_model
+    """Import Paddle only when the build is used, so loading the plugin stays cheap (and works without Paddle:
+    asking for the build then raises ``requirements.MissingDependency``, naming the install command)."""
+    if name not in BUILD_FUNCTIONS:
+        raise AttributeError(f"module 'pytest_dummyweights' has no attribute {name!r}")
+    from .requirements import require_paddle
 
-        return build_dummy_model
-    if name == "initialize_dummy_weights":
-        from .fill import initialize_dummy_weights
-
-        return initialize_dummy_weights
-    raise AttributeError(f"module 'pytest_dummyweights' has no attribute {name!r}")
+    require_paddle()
+    return getattr(importlib.import_module(BUILD_FUNCTIONS[name], __name__), name)

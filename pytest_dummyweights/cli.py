@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from .errors import DummyWeightsError
 from .gate import parse_threshold
+from .requirements import require_paddle
 from .shrink import describe_changes
 from .spec import DTYPES, STORAGES, DummySpec
 from .value_rules import PRESETS
@@ -51,6 +52,7 @@ def shrink_request(args: argparse.Namespace) -> bool | dict[str, int]:
 
 def run_build(args: argparse.Namespace) -> int:
     """Exit status 0, or with ``--checkpoint`` 1 when the model and the checkpoint disagree."""
+    require_paddle()
     from .build import build
     from .contract import CheckpointMismatchWarning
 

@@ -14,6 +14,7 @@ import pytest
 
 from . import gate_plugin
 from .errors import DummyWeightsError, RealWeightsUnavailable
+from .requirements import require_paddle
 from .settings import ISOLATION_MODES, checked, one_of, parse_bytes, parse_seed, read_setting, worker_id
 from .spec import CHECKPOINT_CHECKS, STORAGES, DummySpec, check_device, spec_from_call
 from .value_rules import check_rule_arguments
@@ -122,6 +123,7 @@ def _check_scales(scales: str) -> str:
 def _check_device(device: str) -> str:
     check_device(device)
     if device.startswith("gpu"):
+        require_paddle()
         from .device import check_device_exists
 
         check_device_exists(device)
@@ -155,6 +157,7 @@ def _cache(request: pytest.FixtureRequest) -> Any:
     """This worker's model cache, made on first use (so Paddle is imported only by runs that build)."""
     config = request.config
     if CACHE not in config.stash:
+        require_paddle()
         from .budget import default_budget_bytes, workers_per_device
         from .cache import ModelCache
         from .device import resolve_device

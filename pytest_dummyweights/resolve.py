@@ -14,6 +14,7 @@ from typing import Any
 import paddle
 
 from .errors import DummyWeightsError
+from .requirements import install_hint, missing
 
 
 def import_reference(reference: str) -> Any:
@@ -24,7 +25,8 @@ def import_reference(reference: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise DummyWeightsError(f"model={reference!r}: cannot import {module_name!r} ({error})") from None
+        hint = install_hint(error.name)
+        raise DummyWeightsError(f"model={reference!r}: cannot import {module_name!r} ({error}){f': {hint}' if hint else ''}") from None
     target: Any = module
     for part in attribute.split("."):
         if not hasattr(target, part):
@@ -39,11 +41,12 @@ def is_model_class(value: Any) -> bool:
 
 def paddleformers_class(architecture: str) -> tuple[Any | None, str]:
     """PaddleFormers' model class for an architecture name, or None and why not."""
-    try:
-        import paddleformers
-        import paddleformers.transformers as transformers
-    except ImportError:
-        return None, "PaddleFormers is not installed (pip install 'pytest-dummyweights[paddleformers]')"
+    problem = missing("paddleformers")
+    if problem is not None:
+        return None, problem
+    import paddleformers
+    import paddleformers.transformers as transformers
+
     found = getattr(transformers, architecture, None)
     if is_model_class(found):
         return found, f"paddleformers.transformers.{architecture}"
