@@ -15,7 +15,7 @@ import pytest
 from . import gate_plugin
 from .errors import DummyWeightsError, RealWeightsUnavailable
 from .requirements import require_paddle
-from .settings import ISOLATION_MODES, checked, one_of, parse_bytes, parse_seed, read_setting, worker_id
+from .settings import ISOLATION_MODES, checked, one_of, parse_bytes, parse_seed, read_flag, read_setting, worker_id
 from .spec import CHECKPOINT_CHECKS, STORAGES, DummySpec, check_device, spec_from_call
 from .value_rules import check_rule_arguments
 
@@ -141,13 +141,13 @@ def pytest_configure(config: pytest.Config) -> None:
         cache_enabled=not config.getoption("--no-dummy-cache"),
         isolation=checked(read_setting(config, "--dummy-isolation", "dummyweights_isolation"), one_of(*ISOLATION_MODES)),
         scales=checked(read_setting(config, "--dummy-scales", "dummyweights_scales"), _check_scales),
-        smoke=bool(config.getini("dummyweights_smoke")),
+        smoke=read_flag(config, "dummyweights_smoke"),
         storage=checked(storage, one_of(*STORAGES)) if storage.text else None,
         store_dir=read_setting(config, "--dummy-store-dir", "dummyweights_store_dir").text,
         checkpoint_check=checked(
             read_setting(config, "--dummy-checkpoint-check", "dummyweights_checkpoint_check"), one_of(*CHECKPOINT_CHECKS)
         ),
-        real_weights=bool(config.getoption("--real-weights") or config.getini("dummyweights_real_weights")),
+        real_weights=read_flag(config, "dummyweights_real_weights", "--real-weights"),
     )
     config.stash[WORKER_REPORTS] = []
     gate_plugin.configure(config)
