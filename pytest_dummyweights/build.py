@@ -25,7 +25,7 @@ from .resolve import resolve_model
 from .smoke import run_smoke
 from .spec import DTYPES, DummySpec
 from .unset import check_nothing_unset
-from .value_rules import RulesApplied, apply_value_rules
+from .value_rules import RulesApplied, apply_value_rules, warn_not_applied
 
 DEFAULT_SEED = 0
 DEFAULT_STD = 0.02
@@ -206,9 +206,11 @@ def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
                 )
             else:
                 init = InitReport("real")
-            rules_applied = (
-                apply_value_rules(model, spec.scales, spec.value_rules, model_config) if not spec.real_weights else RulesApplied()
-            )
+            if spec.real_weights:
+                warn_not_applied(spec.scales, spec.value_rules, f"config {spec.describe()}")
+                rules_applied = RulesApplied()
+            else:
+                rules_applied = apply_value_rules(model, spec.scales, spec.value_rules, model_config)
         with _timed(seconds, "post_process"):
             run_model_code("post-processing", spec, True, lambda: post_process(model, model_config, spec, hooks))
             check_nothing_unset(model, spec.allow_unset)

@@ -24,7 +24,7 @@ import paddle
 
 from .checkpoint import CheckReport, Layout, check_model, compare
 from .config import locate
-from .errors import DummyWeightsError, RealWeightsUnavailable
+from .errors import DummyWeightsError, DummyWeightsWarning, RealWeightsUnavailable
 from .loader_feed import dummy_tensor, feed_load_weights, has_load_weights
 from .manifest import Manifest, TensorEntry, load_manifest
 
@@ -41,9 +41,8 @@ class CheckpointMismatch(DummyWeightsError):
         super().__init__("\n".join([heading, *report.table()]))
 
 
-class CheckpointMismatchWarning(Warning):
-    """The model and its checkpoint disagree (``checkpoint_check="warn"``). Not a ``UserWarning``: projects
-    filter those away for Paddle's own noise, and this one must be seen."""
+class CheckpointMismatchWarning(DummyWeightsWarning):
+    """The model and its checkpoint disagree (``checkpoint_check="warn"``)."""
 
 
 @dataclasses.dataclass(frozen=True)

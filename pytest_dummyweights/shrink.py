@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import DummyWeightsError
+from .errors import DummyWeightsError, DummyWeightsWarning
 from .layer_kinds import EXPERT_COUNT_KEYS, expert_key, layer_kinds, sliding_by_depth
 
 TOKEN_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id")
@@ -44,7 +44,7 @@ KNOWN_KEYS = {
 REQUEST_KEYS = ("layers", "experts", "vocab")
 
 
-class ShrinkWarning(UserWarning):
+class ShrinkWarning(DummyWeightsWarning):
     """A shrink request met a config it does not understand; the config was used unchanged."""
 
 
