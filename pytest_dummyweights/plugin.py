@@ -16,7 +16,7 @@ from . import gate_plugin
 from .errors import DummyWeightsError, RealWeightsUnavailable
 from .requirements import require_paddle
 from .settings import ISOLATION_MODES, checked, one_of, parse_bytes, parse_seed, read_flag, read_setting, worker_id
-from .spec import CHECKPOINT_CHECKS, STORAGES, DummySpec, check_device, spec_from_call
+from .spec import CHECKPOINT_CHECKS, STORAGES, DummySpec, check_device, describe_config, spec_from_call
 from .value_rules import check_rule_arguments
 
 MARKER = "dummy_load"
@@ -198,8 +198,25 @@ def _serve(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
 _NO_PARAM = object()
 
 
+def closest_marker(node: pytest.Item) -> pytest.Mark | None:
+    """The ``dummy_load`` marker of the nearest level that has one: the function (its decorators and a
+    ``pytest.param``'s marks), then its class (with the class's bases), then the module. Two on that level are
+    ambiguous, so an error naming both, never one of them silently."""
+    found = list(node.iter_markers_with_node(MARKER))
+    nearest = [mark for where, mark in found if where is found[0][0]] if found else []
+    if len(nearest) > 1:
+        level = found[0][0]
+        markers = " and ".join(f"{MARKER}({describe_config(mark.args[0] if mark.args else mark.kwargs.get('config'))!r})" for mark in nearest)
+        raise DummyWeightsError(
+            f"{len(nearest)} {MARKER} markers on {type(level).__name__.lower()} {level.name}: {markers}; keep one "
+            "(the nearest level wins: function, class, module; one level takes one). For several models in one test use "
+            "dummy_model_factory; for one test per config, parametrize('dummy_model', [...], indirect=True)"
+        )
+    return nearest[0] if nearest else None
+
+
 def _requested_spec(request: pytest.FixtureRequest) -> DummySpec:
-    marker = request.node.get_closest_marker(MARKER)
+    marker = closest_marker(request.node)
     param = getattr(request, "param", _NO_PARAM)
     if param is not _NO_PARAM and marker is not None:
         raise DummyWeightsError("the test has both a dummy_load marker and an indirect parametrization of dummy_model; keep one")
@@ -228,7 +245,7 @@ def dummy_model(request: pytest.FixtureRequest) -> Any:
     except DummyWeightsError as error:
         marker = request.node.get_closest_marker(MARKER)
         given = marker.args[0] if marker is not None and marker.args else getattr(request, "param", "<none>")
-        _fail(request, str(given), error)
+        _fail(request, describe_config(given), error)
     return _serve(request, spec)
 
 
@@ -240,7 +257,7 @@ def dummy_model_factory(request: pytest.FixtureRequest) -> Any:
         try:
             spec = spec_from_call(args, keywords, "dummy_model_factory")
         except DummyWeightsError as error:
-            _fail(request, str(args[0] if args else keywords.get("config", "<none>")), error)
+            _fail(request, describe_config(args[0] if args else keywords.get("config", "<none>")), error)
         return _serve(request, spec)
 
     return make
