@@ -82,10 +82,10 @@ def describe_hooks(hooks: Any) -> list[str] | None:
     that cannot be told (an object that is not pytest's hook relay)."""
     implementations: list[str] = []
     for name in HOOK_NAMES if hooks is not None else ():
-        caller = getattr(hooks, name, None)
-        if not callable(getattr(caller, "get_hookimpls", None)):
+        get_hookimpls = getattr(getattr(hooks, name, None), "get_hookimpls", None)
+        if not callable(get_hookimpls):
             return None
-        implementations += [f"{name}: {impl.plugin_name}:{impl.function.__qualname__}" for impl in caller.get_hookimpls()]
+        implementations += [f"{name}: {impl.plugin_name}:{impl.function.__qualname__}" for impl in get_hookimpls()]
     return implementations
 
 

@@ -206,7 +206,9 @@ def closest_marker(node: pytest.Item) -> pytest.Mark | None:
     nearest = [mark for where, mark in found if where is found[0][0]] if found else []
     if len(nearest) > 1:
         level = found[0][0]
-        markers = " and ".join(f"{MARKER}({describe_config(mark.args[0] if mark.args else mark.kwargs.get('config'))!r})" for mark in nearest)
+        markers = " and ".join(
+            f"{MARKER}({describe_config(mark.args[0] if mark.args else mark.kwargs.get('config'))!r})" for mark in nearest
+        )
         raise DummyWeightsError(
             f"{len(nearest)} {MARKER} markers on {type(level).__name__.lower()} {level.name}: {markers}; keep one "
             "(the nearest level wins: function, class, module; one level takes one). For several models in one test use "

@@ -330,7 +330,8 @@ def test_value_rules_under_real_weights_warn_that_the_checkpoints_values_stay(in
     inner.write("test_rules.py", RULES_UNDER_REAL_WEIGHTS)
     result = inner.run("--real-weights", "-W", "ignore::UserWarning")
     result.assert_outcomes(passed=1, warnings=1)
-    result.stdout.fnmatch_lines([
+    warning = (
         "*ValueRulesIgnoredWarning: config <dict>: scales='neutral' and value_rules={'*.weight_scale': 2.0} are not applied: "
         "they replace dummy values, and real_weights loads the checkpoint's own; the test sees the checkpoint's values"
-    ])
+    )
+    result.stdout.fnmatch_lines([warning])

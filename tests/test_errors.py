@@ -145,7 +145,8 @@ def test_each_bad_input_errors_at_setup_naming_test_config_and_cause(inner):
     for test, (config, cause) in EXPECTED.items():
         assert re.search(rf"^test_bad_input\.py::(\w+::)?{test}\S* ERROR", output, re.MULTILINE), test  # at setup...
         assert re.search(rf"_ ERROR at setup of (\w+\.)?{test}\b", output), test
-        message = re.search(rf"^test_bad_input\.py::(?:\w+::)?{test}\S*: dummy build of config '([^']*)' failed: (.*)$", output, re.MULTILINE)
+        line = rf"^test_bad_input\.py::(?:\w+::)?{test}\S*: dummy build of config '([^']*)' failed: (.*)$"
+        message = re.search(line, output, re.MULTILINE)
         assert message is not None, test  # ...naming the test...
         assert config in message[1], (test, message[0])  # ...the config...
         assert re.search(cause, message[2]), (test, message[0])  # ...and the cause
