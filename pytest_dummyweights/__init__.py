@@ -6,12 +6,12 @@ import importlib
 from typing import Any
 
 from . import mla
-from .errors import DummyWeightsError
+from .errors import DummyWeightsError, DummyWeightsWarning
 from .spec import DummySpec
 
 __version__ = "0.1.0"
 BUILD_FUNCTIONS = {"build_dummy_model": ".build", "initialize_dummy_weights": ".fill"}  # imported on first use
-__all__ = ["DummySpec", "DummyWeightsError", "__version__", "build_dummy_model", "initialize_dummy_weights", "mla"]
+__all__ = ["DummySpec", "DummyWeightsError", "DummyWeightsWarning", "__version__", "build_dummy_model", "initialize_dummy_weights", "mla"]
 
 
 def __getattr__(name: str) -> Any:

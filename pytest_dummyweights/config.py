@@ -139,7 +139,9 @@ def check_override_values(overrides: Mapping[str, Any], raw: Mapping[str, Any], 
 
 def json_value(value: Any) -> Any:
     """numpy scalars (``np.int64(2)``, ``np.float32(0.5)``), in lists and dicts too, as the JSON numbers they stand for."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
         return float(value)

@@ -2,6 +2,11 @@
 
 The work is done by plain functions (``build``) and the per-worker ``cache``; the diff coverage gate
 has its own plugin object (``gate_plugin``), registered from ``pytest_configure`` when it is turned on.
+
+A build calls the ``pytest_dummyweights_*`` hooks through the test's own ``node.ihook``, as pytest calls its
+own hooks: a conftest.py's implementations apply to the tests under its directory only (the cache key names
+them, see ``fingerprint``). The test's ``dummy_load`` marker is the one of the nearest level that has one
+(see ``closest_marker``).
 """
 
 from __future__ import annotations
@@ -203,9 +208,11 @@ def closest_marker(node: pytest.Item) -> pytest.Mark | None:
     ``pytest.param``'s marks), then its class (with the class's bases), then the module. Two on that level are
     ambiguous, so an error naming both, never one of them silently."""
     found = list(node.iter_markers_with_node(MARKER))
-    nearest = [mark for where, mark in found if where is found[0][0]] if found else []
+    if not found:
+        return None
+    level = found[0][0]
+    nearest = [mark for where, mark in found if where is level]
     if len(nearest) > 1:
-        level = found[0][0]
         markers = " and ".join(
             f"{MARKER}({describe_config(mark.args[0] if mark.args else mark.kwargs.get('config'))!r})" for mark in nearest
         )
@@ -214,7 +221,7 @@ def closest_marker(node: pytest.Item) -> pytest.Mark | None:
             "(the nearest level wins: function, class, module; one level takes one). For several models in one test use "
             "dummy_model_factory; for one test per config, parametrize('dummy_model', [...], indirect=True)"
         )
-    return nearest[0] if nearest else None
+    return nearest[0]
 
 
 def _requested_spec(request: pytest.FixtureRequest) -> DummySpec:

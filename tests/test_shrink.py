@@ -224,10 +224,11 @@ def test_numpy_integers_are_integers_wherever_an_int_is_taken():
     """``np.int64(2)`` used to read "must be a positive integer; got 2"; in overrides, "is an int64"."""
     targets = {"layers": 4, "experts": 32, "vocab": 1000}
     assert shrink_config(GLM4_MOE, {key: np.int64(value) for key, value in targets.items()}) == shrink_config(GLM4_MOE, targets)
-    overrides = {**NARROW, "head_dim": np.int32(16), "rms_norm_eps": np.float32(0.5)}
+    overrides = {**NARROW, "head_dim": np.int32(16), "rms_norm_eps": np.float32(0.5), "tie_word_embeddings": False}
     model = build_dummy_model(CONFIGS / "qwen3-0.6b", shrink={"layers": np.int64(2)}, overrides=overrides)
     assert model.config.num_hidden_layers == 2 and model.config.head_dim == 16 and type(model.config.head_dim) is int
     assert model.config.rms_norm_eps == 0.5 and type(model.config.rms_norm_eps) is float
+    assert model.config.tie_word_embeddings is False  # a boolean stays one
 
 
 def test_cli_build_shrink_prints_the_changes(capsys, monkeypatch):
