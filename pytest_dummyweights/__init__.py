@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from pytest_dummyweights import mla
-from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.errors import DummyWeightsError, DummyWeightsWarning
 from pytest_dummyweights.spec import DummySpec
 
 if TYPE_CHECKING:  # imported on first use (__getattr__); named here for type checkers and the API reference
@@ -13,17 +14,16 @@ if TYPE_CHECKING:  # imported on first use (__getattr__); named here for type ch
     from pytest_dummyweights._values.fill import initialize_dummy_weights
 
 __version__ = "0.1.0"  # the one place the version is written: pyproject.toml reads it from here
-__all__ = ["DummySpec", "DummyWeightsError", "__version__", "build_dummy_model", "initialize_dummy_weights", "mla"]
+BUILD_FUNCTIONS = {"build_dummy_model": "._building.pipeline", "initialize_dummy_weights": "._values.fill"}  # imported on first use
+__all__ = ["DummySpec", "DummyWeightsError", "DummyWeightsWarning", "__version__", "build_dummy_model", "initialize_dummy_weights", "mla"]
 
 
 def __getattr__(name: str) -> Any:
-    """Import Paddle only when the build is used, so loading the plugin stays cheap."""
-    if name == "build_dummy_model":
-        from pytest_dummyweights._building.pipeline import build_dummy_model
+    """Import Paddle only when the build is used, so loading the plugin stays cheap (and works without Paddle:
+    asking for the build then raises ``requirements.MissingDependency``, naming the install command)."""
+    if name not in BUILD_FUNCTIONS:
+        raise AttributeError(f"module 'pytest_dummyweights' has no attribute {name!r}")
+    from pytest_dummyweights._runtime.requirements import require_paddle
 
-        return build_dummy_model
-    if name == "initialize_dummy_weights":
-        from pytest_dummyweights._values.fill import initialize_dummy_weights
-
-        return initialize_dummy_weights
-    raise AttributeError(f"module 'pytest_dummyweights' has no attribute {name!r}")
+    require_paddle()
+    return getattr(importlib.import_module(BUILD_FUNCTIONS[name], __name__), name)

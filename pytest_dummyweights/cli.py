@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from pytest_dummyweights._building.shrink import describe_changes
 from pytest_dummyweights._gate.measure import parse_threshold
+from pytest_dummyweights._runtime.requirements import require_paddle
 from pytest_dummyweights._values.value_rules import PRESETS
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.spec import DTYPES, STORAGES, DummySpec
@@ -51,6 +52,7 @@ def shrink_request(args: argparse.Namespace) -> bool | dict[str, int]:
 
 def run_build(args: argparse.Namespace) -> int:
     """Exit status 0, or with ``--checkpoint`` 1 when the model and the checkpoint disagree."""
+    require_paddle()
     from pytest_dummyweights._building.pipeline import build
     from pytest_dummyweights._checkpoints.contract import CheckpointMismatchWarning
 

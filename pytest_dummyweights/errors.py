@@ -1,4 +1,4 @@
-"""Errors a user can act on: each message says what was asked, what was found, and what to do."""
+"""Errors and warnings a user can act on: each message says what was asked, what was found, and what to do."""
 
 
 class DummyWeightsError(Exception):
@@ -7,3 +7,9 @@ class DummyWeightsError(Exception):
 
 class RealWeightsUnavailable(DummyWeightsError):
     """``real_weights`` was asked for a spec without a checkpoint that holds data: the test is skipped, not failed."""
+
+
+class DummyWeightsWarning(Warning):
+    """Something was asked that the build did not do, or did differently. Not a ``UserWarning``: projects filter
+    those away for Paddle's own noise (``ignore::UserWarning``), and these must be seen; Python's default filters
+    show them too. Filter them by this class, or by a subclass."""

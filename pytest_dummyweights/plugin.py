@@ -2,6 +2,11 @@
 
 The work is done by plain functions (``build``) and the per-worker ``cache``; the diff coverage gate
 has its own plugin object (``gate_plugin``), registered from ``pytest_configure`` when it is turned on.
+
+A build calls the ``pytest_dummyweights_*`` hooks through the test's own ``node.ihook``, as pytest calls its
+own hooks: a conftest.py's implementations apply to the tests under its directory only (the cache key names
+them, see ``fingerprint``). The test's ``dummy_load`` marker is the one of the nearest level that has one
+(see ``closest_marker``).
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from typing import Any, NoReturn
 import pytest
 
 from pytest_dummyweights._gate import plugin as gate_plugin
+from pytest_dummyweights._runtime.requirements import require_paddle
 from pytest_dummyweights._values.value_rules import check_rule_arguments
 from pytest_dummyweights.errors import DummyWeightsError, RealWeightsUnavailable
-from pytest_dummyweights.settings import ISOLATION_MODES, checked, one_of, parse_bytes, parse_seed, read_setting, worker_id
-from pytest_dummyweights.spec import CHECKPOINT_CHECKS, STORAGES, DummySpec, check_device, spec_from_call
+from pytest_dummyweights.settings import ISOLATION_MODES, checked, one_of, parse_bytes, parse_seed, read_flag, read_setting, worker_id
+from pytest_dummyweights.spec import CHECKPOINT_CHECKS, STORAGES, DummySpec, check_device, describe_config, spec_from_call
 
 MARKER = "dummy_load"
 MARKER_DOC = (
@@ -123,6 +129,7 @@ def _check_scales(scales: str) -> str:
 def _check_device(device: str) -> str:
     check_device(device)
     if device.startswith("gpu"):
+        require_paddle()
         from pytest_dummyweights._runtime.device import check_device_exists
 
         check_device_exists(device)
@@ -140,13 +147,13 @@ def pytest_configure(config: pytest.Config) -> None:
         cache_enabled=not config.getoption("--no-dummy-cache"),
         isolation=checked(read_setting(config, "--dummy-isolation", "dummyweights_isolation"), one_of(*ISOLATION_MODES)),
         scales=checked(read_setting(config, "--dummy-scales", "dummyweights_scales"), _check_scales),
-        smoke=bool(config.getini("dummyweights_smoke")),
+        smoke=read_flag(config, "dummyweights_smoke"),
         storage=checked(storage, one_of(*STORAGES)) if storage.text else None,
         store_dir=read_setting(config, "--dummy-store-dir", "dummyweights_store_dir").text,
         checkpoint_check=checked(
             read_setting(config, "--dummy-checkpoint-check", "dummyweights_checkpoint_check"), one_of(*CHECKPOINT_CHECKS)
         ),
-        real_weights=bool(config.getoption("--real-weights") or config.getini("dummyweights_real_weights")),
+        real_weights=read_flag(config, "dummyweights_real_weights", "--real-weights"),
     )
     config.stash[WORKER_REPORTS] = []
     gate_plugin.configure(config)
@@ -156,6 +163,7 @@ def _cache(request: pytest.FixtureRequest) -> Any:
     """This worker's model cache, made on first use (so Paddle is imported only by runs that build)."""
     config = request.config
     if CACHE not in config.stash:
+        require_paddle()
         from pytest_dummyweights._cache.budget import default_budget_bytes, workers_per_device
         from pytest_dummyweights._cache.model_cache import ModelCache
         from pytest_dummyweights._runtime.device import resolve_device
@@ -185,7 +193,8 @@ def _serve(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
         cache = _cache(request)
         request.addfinalizer(lambda: cache.check_loans(request.node.nodeid))
         search_dirs = [request.path.parent, request.config.rootpath]
-        return cache.get(spec, search_dirs=search_dirs, hooks=request.config.hook, worker_id=worker_id(request.config))
+        # the test's own hooks: a conftest.py's implementations apply to the tests under it only, as pytest's own hooks do
+        return cache.get(spec, search_dirs=search_dirs, hooks=request.node.ihook, worker_id=worker_id(request.config))
     except RealWeightsUnavailable as error:
         pytest.skip(str(error))
     except DummyWeightsError as error:
@@ -195,8 +204,29 @@ def _serve(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
 _NO_PARAM = object()
 
 
+def closest_marker(node: pytest.Item) -> pytest.Mark | None:
+    """The ``dummy_load`` marker of the nearest level that has one: the function (its decorators and a
+    ``pytest.param``'s marks), then its class (with the class's bases), then the module. Two on that level are
+    ambiguous, so an error naming both, never one of them silently."""
+    found = list(node.iter_markers_with_node(MARKER))
+    if not found:
+        return None
+    level = found[0][0]
+    nearest = [mark for where, mark in found if where is level]
+    if len(nearest) > 1:
+        markers = " and ".join(
+            f"{MARKER}({describe_config(mark.args[0] if mark.args else mark.kwargs.get('config'))!r})" for mark in nearest
+        )
+        raise DummyWeightsError(
+            f"{len(nearest)} {MARKER} markers on {type(level).__name__.lower()} {level.name}: {markers}; keep one "
+            "(the nearest level wins: function, class, module; one level takes one). For several models in one test use "
+            "dummy_model_factory; for one test per config, parametrize('dummy_model', [...], indirect=True)"
+        )
+    return nearest[0]
+
+
 def _requested_spec(request: pytest.FixtureRequest) -> DummySpec:
-    marker = request.node.get_closest_marker(MARKER)
+    marker = closest_marker(request.node)
     param = getattr(request, "param", _NO_PARAM)
     if param is not _NO_PARAM and marker is not None:
         raise DummyWeightsError("the test has both a dummy_load marker and an indirect parametrization of dummy_model; keep one")
@@ -225,7 +255,7 @@ def dummy_model(request: pytest.FixtureRequest) -> Any:
     except DummyWeightsError as error:
         marker = request.node.get_closest_marker(MARKER)
         given = marker.args[0] if marker is not None and marker.args else getattr(request, "param", "<none>")
-        _fail(request, str(given), error)
+        _fail(request, describe_config(given), error)
     return _serve(request, spec)
 
 
@@ -237,7 +267,7 @@ def dummy_model_factory(request: pytest.FixtureRequest) -> Any:
         try:
             spec = spec_from_call(args, keywords, "dummy_model_factory")
         except DummyWeightsError as error:
-            _fail(request, str(args[0] if args else keywords.get("config", "<none>")), error)
+            _fail(request, describe_config(args[0] if args else keywords.get("config", "<none>")), error)
         return _serve(request, spec)
 
     return make

@@ -34,6 +34,17 @@ def read_setting(config: pytest.Config, option: str, ini: str) -> Setting:
     return Setting(text or None, f"ini {ini}")
 
 
+def read_flag(config: pytest.Config, ini: str, option: str | None = None) -> bool:
+    """The command-line switch when given, else the boolean ini key; an ini value that is not a boolean
+    is a usage error naming the key (pytest's own names only the value)."""
+    if option is not None and config.getoption(option):
+        return True
+    try:
+        return bool(config.getini(ini))
+    except (ValueError, pytest.UsageError) as error:
+        raise pytest.UsageError(f"pytest-dummyweights: ini {ini}: {error}: use true or false") from None
+
+
 def checked(setting: Setting, parse: Callable[[str], T]) -> T:
     """``parse(setting.text)``, a bad value becoming a usage error naming the option or ini key."""
     assert setting.text is not None

@@ -6,6 +6,7 @@ import dataclasses
 import math
 import numbers
 import os
+import reprlib
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
@@ -53,7 +54,7 @@ class DummySpec:
         if not isinstance(self.config, (str, os.PathLike, Mapping)):
             raise DummyWeightsError(
                 f"config must be a directory holding config.json, a path to a JSON file, or a dict; "
-                f"got {type(self.config).__name__}: {self.config!r}"
+                f"got {type(self.config).__name__}: {describe_config(self.config)}"
             )
         if self.dtype is not None and self.dtype not in DTYPES:
             raise DummyWeightsError(f"unknown dtype {self.dtype!r}: use one of {', '.join(DTYPES)} (or leave it unset)")
@@ -101,9 +102,16 @@ class DummySpec:
 
     def describe(self) -> str:
         """The config as a user wrote it, for messages."""
-        if isinstance(self.config, Mapping):
-            return "<dict>"
-        return os.fspath(self.config) if isinstance(self.config, (str, os.PathLike)) else repr(self.config)
+        return describe_config(self.config)
+
+
+def describe_config(config: Any) -> str:
+    """A config (or a spec) as a user wrote it, short, for messages: a path as given, ``<dict>`` for a dict."""
+    if isinstance(config, DummySpec):
+        return config.describe()
+    if isinstance(config, Mapping):
+        return "<dict>"
+    return os.fspath(config) if isinstance(config, (str, os.PathLike)) else reprlib.repr(config)
 
 
 def check_seed(seed: object) -> int:
@@ -123,7 +131,17 @@ def check_device(device: str) -> None:
 
 
 def spec_from_call(args: tuple, kwargs: Mapping[str, Any], what: str) -> DummySpec:
-    """Make a spec from marker or factory arguments, turning signature mistakes into clear errors."""
+    """Make a spec from marker or factory arguments, turning signature mistakes into clear errors. A ``DummySpec``
+    alone is taken as it is (as an indirect parameter is); with keywords it is ambiguous, so an error."""
+    if args and isinstance(args[0], DummySpec):
+        if len(args) == 1 and not kwargs:
+            return args[0]
+        given = [f"keywords ({', '.join(kwargs)})"] if kwargs else []
+        given += ["more positional arguments"] if len(args) > 1 else []
+        raise DummyWeightsError(
+            f"{what} got a DummySpec and {' and '.join(given)}: pass the DummySpec alone with every field in it "
+            "(dataclasses.replace(spec, overrides=...)), or the config with keywords"
+        )
     if len(args) > 1:
         raise DummyWeightsError(f"{what} takes one positional argument (the config) and keywords; got {len(args)} positional arguments")
     if args and "config" in kwargs:

@@ -9,7 +9,9 @@ build made here in the outer process, and the plugin's terminal summary.
 from __future__ import annotations
 
 import collections
+import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cache_support import (
@@ -24,6 +26,7 @@ from cache_support import (
     write_conftest,
 )
 
+from pytest_dummyweights import hookspecs
 from pytest_dummyweights._building.pipeline import build, plan_build
 from pytest_dummyweights._cache.fingerprint import fingerprint
 from pytest_dummyweights._cache.stats import human_bytes
@@ -50,14 +53,27 @@ def run_xdist(inner, *args: str):
     return result
 
 
-def planned_key(spec: DummySpec) -> str | None:
+def planned_key(spec: DummySpec, hooks: Any = None) -> str | None:
     plan = plan_build(spec)
-    return fingerprint(plan.spec, plan.config.raw, plan.factory)
+    return fingerprint(plan.spec, plan.config.raw, plan.factory, hooks=hooks)
 
 
-def key_of(config: dict) -> str | None:
-    """The cache key the inner sessions compute for ``config`` (default seed, CPU)."""
-    return planned_key(DummySpec(config, model=TINY, seed=0, device="cpu"))
+def inner_hooks(inner) -> Any:
+    """The hooks the inner sessions' tests call: this plugin's hooks, implemented by their conftest.py (which is
+    part of the key: another directory's hooks could build the same config differently)."""
+    manager = pytest.PytestPluginManager()
+    manager.add_hookspecs(hookspecs)
+    conftest = inner.path / "conftest.py"
+    module_spec = importlib.util.spec_from_file_location("conftest", conftest)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    manager.register(module, name=str(conftest))
+    return manager.hook
+
+
+def key_of(config: dict, hooks: Any = None) -> str | None:
+    """The cache key the inner sessions compute for ``config`` (default seed, CPU), with their ``hooks``."""
+    return planned_key(DummySpec(config, model=TINY, seed=0, device="cpu"), hooks)
 
 
 def fresh_digest(config: dict) -> str:
@@ -138,7 +154,8 @@ def test_each_spec_is_built_at_most_once_per_worker_and_the_summary_counts_it(in
         assert lines[0].startswith("models: ") and not per_model, lines
     else:
         builds_of = collections.Counter(b["name"] for b in builds)
-        assert per_model == {key_of(tiny(n)): (builds_of[n], count - builds_of[n]) for n, count in SPREAD.items()}
+        hooks = inner_hooks(inner)
+        assert per_model == {key_of(tiny(n), hooks): (builds_of[n], count - builds_of[n]) for n, count in SPREAD.items()}
 
 
 # --- a mutating test does not leak into the next one; the summary names it --------------------------
@@ -295,7 +312,8 @@ def test_eviction_under_a_small_budget_is_least_recently_used(inner, logs, how) 
     counts = summary_counts(summary_section(result.outlines))
     assert (counts["built"], counts["hits"], counts["evictions"]) == (4, 2, 2)
     per_model = {m["key"]: (m["built"], m["hits"]) for m in model_lines(result.outlines)}
-    assert per_model == {key_of(tiny("a")): (1, 2), key_of(tiny("b")): (2, 0), key_of(tiny("c")): (1, 0)}
+    hooks = inner_hooks(inner)
+    assert per_model == {key_of(tiny("a"), hooks): (1, 2), key_of(tiny("b"), hooks): (2, 0), key_of(tiny("c"), hooks): (1, 0)}
 
 
 # --- fresh=True and --no-dummy-cache ---------------------------------------------------------------

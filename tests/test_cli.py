@@ -62,3 +62,16 @@ def test_new_key_allowed_with_new_key(capsys, monkeypatch):
     monkeypatch.chdir(REPO)
     assert cli.main(["build", "configs/qwen3-0.6b", *QWEN3_SETS, "--set", "brand_new=1", "--new-key", "brand_new"]) == 0
     assert "Qwen3ForCausalLM" in capsys.readouterr().out
+
+
+def test_a_config_naming_a_paddleformers_class_without_paddleformers_names_the_install_command():
+    """In a process where PaddleFormers cannot be imported (blocked in ``sys.modules``, as if not installed)."""
+    blocked = "import sys; sys.modules['paddleformers'] = None; from pytest_dummyweights.cli import main; sys.exit(main())"
+    command = [sys.executable, "-c", blocked, "build", "configs/qwen3-0.6b", "--shrink"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and not done.stdout and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "error: no model class found for 'Qwen3ForCausalLM'; looked at: the spec's model= (not given); "
+        'PaddleFormers is not installed: pip install "paddleformers<0.5". '
+        "Pass model='package.module:Class', or implement pytest_dummyweights_resolve_model in a conftest.py"
+    )

@@ -313,3 +313,27 @@ def test_the_ini_turns_real_weights_on(inner) -> None:
     result = inner.run("-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED * --real-weights: the test names no checkpoint= *"])
+
+
+RULES_UNDER_REAL_WEIGHTS = """
+    import pytest
+    from engine_models.checkpoint_models import CHECKPOINT_CONFIG, EngineCheckpointModel
+
+    @pytest.mark.dummy_load(CHECKPOINT_CONFIG, model=EngineCheckpointModel, checkpoint="engine", device="cpu",
+                            scales="neutral", value_rules={"*.weight_scale": 2.0})
+    def test_rules_meet_real_weights(dummy_model):
+        pass
+    """
+
+
+def test_value_rules_under_real_weights_warn_that_the_checkpoints_values_stay(inner) -> None:
+    """Not applied, as before, but no longer silently; and not hidden by the filter projects set for Paddle's noise."""
+    write_engine_checkpoint(inner.path / "engine")
+    inner.write("test_rules.py", RULES_UNDER_REAL_WEIGHTS)
+    result = inner.run("--real-weights", "-W", "ignore::UserWarning")
+    result.assert_outcomes(passed=1, warnings=1)
+    warning = (
+        "*ValueRulesIgnoredWarning: config <dict>: scales='neutral' and value_rules={'*.weight_scale': 2.0} are not applied: "
+        "they replace dummy values, and real_weights loads the checkpoint's own; the test sees the checkpoint's values"
+    )
+    result.stdout.fnmatch_lines([warning])

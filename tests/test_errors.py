@@ -75,6 +75,31 @@ ERRORS = """
     @pytest.mark.dummy_load(QWEN3, seed=2**64)
     def test_seed_beyond_64_bits(dummy_model):
         pass
+
+    @pytest.mark.dummy_load(QWEN3, overrides=TINY)
+    @pytest.mark.dummy_load(zoo_config("stacked"), model=ZOO)
+    def test_two_markers_on_one_level(dummy_model):
+        pass
+
+    @pytest.mark.dummy_load(QWEN3, overrides=TINY)
+    @pytest.mark.dummy_load(zoo_config("stacked"), model=ZOO)
+    class TestTwoMarkersOnAClass:
+        def test_in_the_class(self, dummy_model):
+            pass
+
+        @pytest.mark.dummy_load(zoo_config("nearest"), model=ZOO)
+        def test_a_nearer_level_wins(self, dummy_model):
+            assert dummy_model.config.tag == "nearest"
+
+    @pytest.mark.dummy_load(QWEN3, overrides=TINY, model="paddleformers.transformers:AutoModelForCausalLM")
+    def test_auto_class_as_model(dummy_model):
+        pass
+
+    def test_factory_spec_and_keywords(dummy_model_factory):
+        dummy_model_factory(DummySpec(QWEN3, overrides=TINY), overrides={"num_hidden_layers": 1})
+
+    def test_factory_spec_alone(dummy_model_factory):
+        assert dummy_model_factory(DummySpec(zoo_config("alone"), model=ZOO)).config.tag == "alone"
     """
 
 # test -> (config as the user wrote it, pattern of the cause)
@@ -98,6 +123,19 @@ EXPECTED = {
     # checked when its test sets up, so collection goes on
     "test_bad_spec_in_a_parametrize_list": ("qwen3-0.6b", r"seed must be a non-negative integer; got -1"),
     "test_seed_beyond_64_bits": ("qwen3-0.6b", r"seed must be below 2\*\*64 .*; got 18446744073709551616$"),
+    # two on one level are ambiguous: both named (the one nearest the function first, as pytest stores them)
+    "test_two_markers_on_one_level": (
+        "<dict>",
+        r"2 dummy_load markers on function test_two_markers_on_one_level: dummy_load\('<dict>'\) and dummy_load\('[^']*qwen3-0\.6b'\); "
+        r"keep one \(the nearest level wins: function, class, module; one level takes one\)",
+    ),
+    "test_in_the_class": ("<dict>", r"2 dummy_load markers on class TestTwoMarkersOnAClass: dummy_load\('<dict>'\) and dummy_load\("),
+    "test_auto_class_as_model": (
+        "qwen3-0.6b",
+        r"^model='paddleformers\.transformers:AutoModelForCausalLM' is an Auto class, which picks a model class while loading a "
+        r"checkpoint \(from_pretrained\), not a model class to construct from a config: name the model class, e\.g\. "
+        r"model='paddleformers\.transformers:Qwen3ForCausalLM' \(the config's architectures\[0\]\), or leave model= out$",
+    ),
 }
 
 
@@ -106,15 +144,23 @@ def test_each_bad_input_errors_at_setup_naming_test_config_and_cause(inner):
     inner.write("malformed/config.json", '{"model_type": "qwen3",,}')
     inner.write("test_bad_input.py", ERRORS)
     result = inner.run("-v", "--strict-markers")
-    result.assert_outcomes(passed=2, failed=1, errors=len(EXPECTED))
+    result.assert_outcomes(passed=4, failed=2, errors=len(EXPECTED))
     output = result.stdout.str()
     for test, (config, cause) in EXPECTED.items():
-        assert re.search(rf"^test_bad_input\.py::{test}\S* ERROR", output, re.MULTILINE), test  # at setup...
-        assert re.search(rf"_ ERROR at setup of {test}\b", output), test
-        message = re.search(rf"^test_bad_input\.py::{test}\S*: dummy build of config '([^']*)' failed: (.*)$", output, re.MULTILINE)
+        assert re.search(rf"^test_bad_input\.py::(\w+::)?{test}\S* ERROR", output, re.MULTILINE), test  # at setup...
+        assert re.search(rf"_ ERROR at setup of (\w+\.)?{test}\b", output), test
+        line = rf"^test_bad_input\.py::(?:\w+::)?{test}\S*: dummy build of config '([^']*)' failed: (.*)$"
+        message = re.search(line, output, re.MULTILINE)
         assert message is not None, test  # ...naming the test...
         assert config in message[1], (test, message[0])  # ...the config...
         assert re.search(cause, message[2]), (test, message[0])  # ...and the cause
     assert re.search(r"^test_bad_input\.py::test_factory_error: dummy build of config 'no_such_dir' failed: config 'no_such_dir' not found", output, re.MULTILINE)
+    factory_line = (
+        "test_bad_input.py::test_factory_spec_and_keywords: dummy build of config '{}' failed: dummy_model_factory got a DummySpec and "
+        "keywords (overrides): pass the DummySpec alone with every field in it (dataclasses.replace(spec, overrides=...)), "
+        "or the config with keywords"
+    )
+    assert re.search(re.escape(factory_line).replace(r"\{\}", r"[^']*qwen3-0\.6b"), output), output  # short: no DummySpec repr
     assert "Traceback" not in output and "pytest_dummyweights/" not in output  # no internal traceback
     result.stdout.fnmatch_lines(["*test_healthy_neighbour PASSED*", "*test_new_key_allowed_explicitly PASSED*"])
+    result.stdout.fnmatch_lines(["*test_a_nearer_level_wins PASSED*", "*test_factory_spec_alone PASSED*"])

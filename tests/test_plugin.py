@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from engine_models import SHRINK, zoo_config
 
 HEADER = """
@@ -226,3 +227,40 @@ def test_auto_map_is_never_imported(inner):
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*no model class found for 'EvilForCausalLM'*"])
     assert not (inner.path / "IMPORTED").exists()
+
+
+SCOPED_CONFTEST = """
+    import paddleformers.transformers as transformers
+
+    def pytest_dummyweights_resolve_model(model_config, spec):
+        return transformers.{model_class}
+
+    def pytest_dummyweights_post_process(model, model_config, spec):
+        model.processed_by = (*getattr(model, "processed_by", ()), {directory!r})
+    """
+
+SCOPED_TESTS = """
+    import pytest
+    from engine_models import SHRINK
+
+    QWEN3, TINY = str(SHRINK["qwen3"][0]), SHRINK["qwen3"][1]
+
+    @pytest.mark.dummy_load(QWEN3, overrides=TINY)
+    def test_resolved_by_this_directory(dummy_model):
+        assert (type(dummy_model).__name__, dummy_model.processed_by) == ({model_class!r}, ({directory!r},))
+
+    @pytest.mark.dummy_load(QWEN3, overrides=TINY, model="paddleformers.transformers:Qwen3Model")
+    def test_same_class_post_processed_by_this_directory(dummy_model):
+        assert (type(dummy_model).__name__, dummy_model.processed_by) == ("Qwen3Model", ({directory!r},))
+    """
+
+
+@pytest.mark.parametrize("workers", [(), ("-p", "xdist", "-n", "2")], ids=["one-process", "xdist"])
+def test_hooks_apply_to_the_tests_under_their_conftest_only(inner, workers):
+    """Two directories resolve one config to different classes and post-process differently; one directory's
+    models are never served to the other's tests, even when the class and the config are the same."""
+    for directory, model_class in (("a", "Qwen3ForCausalLM"), ("b", "Qwen3Model")):
+        inner.write(f"{directory}/conftest.py", SCOPED_CONFTEST.format(directory=directory, model_class=model_class))
+        inner.write(f"{directory}/test_{directory}.py", SCOPED_TESTS.format(directory=directory, model_class=model_class))
+    result = inner.run("-v", *workers, subprocess=bool(workers))
+    result.assert_outcomes(passed=4)

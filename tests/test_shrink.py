@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import paddle
 import pytest
 from engine_models import CONFIGS, NARROW
@@ -195,7 +196,9 @@ def test_unknown_structure_passes_through_with_a_warning_naming_the_keys():
         ({"layers": 62}, "shrink layers=62 is more than the config's num_hidden_layers=61; ask for at most 61"),
         ({"experts": 12}, "shrink experts=12 would break routing: not divisible by n_group=8 and ep_size=1; choose another expert count"),
         ({"experts": 8}, "shrink experts=8 would break routing: fewer than 2 per group (n_group=8, topk_method noaux_tc); choose another expert count"),
-        ({"layers": "2"}, "shrink layers must be a positive integer; got '2'"),
+        ({"layers": "2"}, "shrink layers must be a positive integer; got str '2'"),
+        ({"layers": 2.0}, "shrink layers must be a positive integer; got float 2.0"),
+        ({"vocab": 10**6}, "shrink vocab=1000000 is more than the config's vocab_size=129280; ask for at most 129280"),
         ({"layer": 2}, "shrink got unknown key(s) layer; it takes: layers, experts, vocab"),
         ("yes", "shrink must be True, False or a dict such as {'layers': 4, 'experts': 16}; got str: 'yes'"),
     ],
@@ -209,6 +212,23 @@ def test_bad_requests_are_one_line_errors(request_, error):
 def test_experts_on_a_dense_config_is_an_error():
     with pytest.raises(DummyWeightsError, match=r"^shrink experts=4, but the config routes to no experts .*; drop experts$"):
         shrink_config(shipped("llama-3.2-1b"), {"experts": 4})
+
+
+def test_vocab_on_a_config_without_a_vocabulary_is_an_error():
+    raw = {key: value for key, value in shipped("llama-3.2-1b").items() if key != "vocab_size"}
+    with pytest.raises(DummyWeightsError, match=r"^shrink vocab=100, but the config has no integer vocab_size \(found None\); drop vocab$"):
+        shrink_config(raw, {"vocab": 100})
+
+
+def test_numpy_integers_are_integers_wherever_an_int_is_taken():
+    """``np.int64(2)`` used to read "must be a positive integer; got 2"; in overrides, "is an int64"."""
+    targets = {"layers": 4, "experts": 32, "vocab": 1000}
+    assert shrink_config(GLM4_MOE, {key: np.int64(value) for key, value in targets.items()}) == shrink_config(GLM4_MOE, targets)
+    overrides = {**NARROW, "head_dim": np.int32(16), "rms_norm_eps": np.float32(0.5), "tie_word_embeddings": False}
+    model = build_dummy_model(CONFIGS / "qwen3-0.6b", shrink={"layers": np.int64(2)}, overrides=overrides)
+    assert model.config.num_hidden_layers == 2 and model.config.head_dim == 16 and type(model.config.head_dim) is int
+    assert model.config.rms_norm_eps == 0.5 and type(model.config.rms_norm_eps) is float
+    assert model.config.tie_word_embeddings is False  # a boolean stays one
 
 
 def test_cli_build_shrink_prints_the_changes(capsys, monkeypatch):

@@ -213,7 +213,6 @@ def test_seeds_are_64_bit_and_one_beyond_is_one_error_that_leaves_no_file(tmp_pa
     from engine_models.layers import ParamZoo
 
     from pytest_dummyweights import build_dummy_model
-
     from pytest_dummyweights._values import fill
 
     config = zoo_config("seed", w=("float32", [1024, 1024]))

@@ -312,6 +312,14 @@ def test_the_users_own_code_keeps_its_traceback_and_a_bad_hook_result_is_one_lin
         ((), "dummyweights_cache_bytes = lots", "*pytest-dummyweights: ini dummyweights_cache_bytes='lots': not a size*"),
         (("--dummy-device=gpu:99",), None, "*pytest-dummyweights: --dummy-device='gpu:99': device 'gpu:99' does not exist: Paddle sees no GPU*"),
         (("--dummy-isolation=paranoid",), None, "*argument --dummy-isolation: invalid choice: 'paranoid'*"),
+        # every ini key is named in its error
+        ((), "dummyweights_smoke = maybe", "*pytest-dummyweights: ini dummyweights_smoke: invalid truth value 'maybe': use true*"),
+        ((), "dummyweights_real_weights = maybe", "*pytest-dummyweights: ini dummyweights_real_weights: invalid truth value 'maybe'*"),
+        ((), "dummyweights_device = tpu", "*pytest-dummyweights: ini dummyweights_device='tpu': unknown device 'tpu'*"),
+        ((), "dummyweights_isolation = paranoid", "*pytest-dummyweights: ini dummyweights_isolation='paranoid': use one of fast, strict*"),
+        ((), "dummyweights_scales = loud", "*pytest-dummyweights: ini dummyweights_scales='loud': unknown scales preset 'loud'*"),
+        ((), "dummyweights_storage = disk", "*pytest-dummyweights: ini dummyweights_storage='disk': use one of mapped, filled*"),
+        ((), "dummyweights_checkpoint_check = loud", "*pytest-dummyweights: ini dummyweights_checkpoint_check='loud': use one of error*"),
     ],
 )
 def test_bad_settings_stop_the_run_naming_the_option_or_ini_key(inner, args, ini, message) -> None:

@@ -1,5 +1,6 @@
 """The built wheel works on its own: installed into a fresh venv with no Paddle, pytest finds the plugin's
-fixtures and marker through the entry point, and through ``-p dummyweights`` with autoloading off."""
+fixtures and marker through the entry point, and through ``-p dummyweights`` with autoloading off; a build
+there says, in one line, what to install."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_FIXTURES = ("dummy_model", "dummy_model_factory")
 
 
-def run(command: list[str | Path], cwd: Path, **environment: str) -> subprocess.CompletedProcess[str]:
+def run(command: list[str | Path], cwd: Path, status: int = 0, **environment: str) -> subprocess.CompletedProcess[str]:
     """Run outside this session: no PYTHONPATH, pytest or coverage variables leak into the fresh venv."""
     inherited = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "PYTEST", "COV"))}
     result = subprocess.run(command, cwd=cwd, env={**inherited, **environment}, capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, f"{command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == status, f"{command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     return result
 
 
@@ -72,12 +73,19 @@ def listing(python: Path, project: Path, *options: str, **environment: str) -> s
     return "".join(run([python, "-m", "pytest", *options, show], cwd=project, **environment).stdout for show in ("--fixtures", "--markers"))
 
 
-def test_installed_wheel_serves_fixtures_and_marker_without_paddle(wheel: Path, tmp_path: Path) -> None:
-    environment = tmp_path / "venv"
+@pytest.fixture(scope="module")
+def python_without_paddle(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The python of a fresh venv holding the wheel and pytest, and no Paddle."""
+    environment = tmp_path_factory.mktemp("venv")
     venv.create(environment, with_pip=True)
     python = environment / "bin" / "python"
-    run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", wheel, f"pytest=={pytest.__version__}"], cwd=tmp_path)
+    run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", wheel, f"pytest=={pytest.__version__}"], cwd=environment)
     assert "No module named 'paddle'" in subprocess.run([python, "-c", "import paddle"], capture_output=True, text=True, check=False).stderr
+    return python
+
+
+def test_installed_wheel_serves_fixtures_and_marker_without_paddle(python_without_paddle: Path, tmp_path: Path) -> None:
+    python = python_without_paddle
     project = tmp_path / "project"  # no conftest, no ini: only what the wheel brings
     project.mkdir()
 
@@ -92,3 +100,22 @@ def test_installed_wheel_serves_fixtures_and_marker_without_paddle(wheel: Path, 
     without_plugin = listing(python, project, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     assert "dummy_model" not in without_plugin
     assert "dummy_load" not in without_plugin
+
+
+INSTALL_PADDLE = "Paddle is not installed: pip install paddlepaddle (or paddlepaddle-gpu for GPUs)"
+
+
+def test_a_build_without_paddle_is_one_line_naming_the_install_command(python_without_paddle: Path, tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "configs" / "qwen3-0.6b", tmp_path / "configs" / "qwen3-0.6b")
+    (tmp_path / "test_model.py").write_text(
+        "import pytest\n\n\n@pytest.mark.dummy_load('configs/qwen3-0.6b', shrink=True)\ndef test_model(dummy_model):\n    pass\n"
+    )
+    session = run([python_without_paddle, "-m", "pytest", "-p", "no:cacheprovider"], cwd=tmp_path, status=1)
+    assert f"test_model.py::test_model: dummy build of config 'configs/qwen3-0.6b' failed: {INSTALL_PADDLE}" in session.stdout.splitlines()
+    assert "Traceback" not in session.stdout and "ModuleNotFoundError" not in session.stdout
+
+    command = run([python_without_paddle, "-m", "pytest_dummyweights", "build", "configs/qwen3-0.6b"], cwd=tmp_path, status=2)
+    assert command.stderr.splitlines() == [f"error: {INSTALL_PADDLE}"]
+
+    api = run([python_without_paddle, "-c", "from pytest_dummyweights import build_dummy_model"], cwd=tmp_path, status=1)
+    assert api.stderr.splitlines()[-1] == f"pytest_dummyweights._runtime.requirements.MissingDependency: {INSTALL_PADDLE}"

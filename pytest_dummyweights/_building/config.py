@@ -1,5 +1,7 @@
 """Read a model config (directory, JSON file or dict), apply overrides, and make the config object.
 
+Override values are JSON values: numpy scalars are taken as the numbers they stand for, tuples as lists.
+
 The object is PaddleFormers' config class when PaddleFormers knows the ``model_type``, else a
 plain attribute-access object. Nothing named inside a config (``auto_map`` and the like) is ever
 imported or executed.
@@ -11,6 +13,7 @@ import copy
 import dataclasses
 import difflib
 import json
+import numbers
 import os
 import warnings
 from collections.abc import Collection, Iterable, Mapping
@@ -134,6 +137,21 @@ def check_override_values(overrides: Mapping[str, Any], raw: Mapping[str, Any], 
             raise DummyWeightsError(f"override {key}={value!r} is negative; config {source} has {before!r}: pass a non-negative integer")
 
 
+def json_value(value: Any) -> Any:
+    """numpy scalars (``np.int64(2)``, ``np.float32(0.5)``), in lists and dicts too, as the JSON numbers they stand for."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [json_value(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: json_value(item) for key, item in value.items()}
+    return value
+
+
 def _value_kind(value: Any) -> str | None:
     """JSON's kinds of values: what an override must keep."""
     if isinstance(value, bool):
@@ -198,6 +216,7 @@ def load_config(
         if shrunk.unknown_keys:
             warnings.warn(f"config {source}: {describe_changes(shrunk)[0]}", ShrinkWarning, stacklevel=2)
     if overrides:
+        overrides = {key: json_value(value) for key, value in overrides.items()}
         base = make_model_config(raw, source)
         known = set(raw) | set(base.to_dict())
         check_override_keys(overrides, known, set(new_keys), source)

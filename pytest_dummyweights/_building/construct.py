@@ -21,7 +21,7 @@ from pytest_dummyweights.spec import DummySpec
 
 
 class BuildHooks(Protocol):
-    """What the build calls out to; pytest's ``config.hook`` is one."""
+    """What the build calls out to: in pytest, the test's ``node.ihook`` (the hooks of the conftests above the test)."""
 
     def pytest_dummyweights_resolve_model(self, *, model_config: Any, spec: DummySpec) -> Any: ...
 

@@ -23,7 +23,7 @@ from pytest_dummyweights._checkpoints.structure import CheckReport
 from pytest_dummyweights._runtime.device import on_device, resolve_device
 from pytest_dummyweights._values.fill import InitReport, initialize_dummy_weights, parameter_stats
 from pytest_dummyweights._values.mapped import MemoryUsage, memory_usage
-from pytest_dummyweights._values.value_rules import RulesApplied, apply_value_rules
+from pytest_dummyweights._values.value_rules import RulesApplied, apply_value_rules, warn_not_applied
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.spec import DTYPES, DummySpec
 
@@ -206,9 +206,11 @@ def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
                 )
             else:
                 init = InitReport("real")
-            rules_applied = (
-                apply_value_rules(model, spec.scales, spec.value_rules, model_config) if not spec.real_weights else RulesApplied()
-            )
+            if spec.real_weights:
+                warn_not_applied(spec.scales, spec.value_rules, f"config {spec.describe()}")
+                rules_applied = RulesApplied()
+            else:
+                rules_applied = apply_value_rules(model, spec.scales, spec.value_rules, model_config)
         with _timed(seconds, "post_process"):
             run_model_code("post-processing", spec, True, lambda: post_process(model, model_config, spec, hooks))
             check_nothing_unset(model, spec.allow_unset)

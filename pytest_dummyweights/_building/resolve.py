@@ -13,6 +13,7 @@ from typing import Any
 
 import paddle
 
+from pytest_dummyweights._runtime.requirements import install_hint, missing
 from pytest_dummyweights.errors import DummyWeightsError
 
 
@@ -24,7 +25,8 @@ def import_reference(reference: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise DummyWeightsError(f"model={reference!r}: cannot import {module_name!r} ({error})") from None
+        hint = install_hint(error.name)
+        raise DummyWeightsError(f"model={reference!r}: cannot import {module_name!r} ({error}){f': {hint}' if hint else ''}") from None
     target: Any = module
     for part in attribute.split("."):
         if not hasattr(target, part):
@@ -39,11 +41,12 @@ def is_model_class(value: Any) -> bool:
 
 def paddleformers_class(architecture: str) -> tuple[Any | None, str]:
     """PaddleFormers' model class for an architecture name, or None and why not."""
-    try:
-        import paddleformers
-        import paddleformers.transformers as transformers
-    except ImportError:
-        return None, "PaddleFormers is not installed (pip install 'pytest-dummyweights[paddleformers]')"
+    problem = missing("paddleformers")
+    if problem is not None:
+        return None, problem
+    import paddleformers
+    import paddleformers.transformers as transformers
+
     found = getattr(transformers, architecture, None)
     if is_model_class(found):
         return found, f"paddleformers.transformers.{architecture}"
@@ -57,6 +60,25 @@ def paddleformers_class(architecture: str) -> tuple[Any | None, str]:
     close = difflib.get_close_matches(architecture, models, n=1)
     hint = f" (closest model class: {close[0]!r})" if close else ""
     return None, f"PaddleFormers {version} has {what} {architecture!r} in paddleformers.transformers{hint}"
+
+
+def check_not_a_paddleformers_helper(target: Any, given: Any, model_config: Any) -> None:
+    """A PaddleFormers class given as ``model=`` must be a model class: an Auto class (or a config class) raises
+    deep inside PaddleFormers when constructed from a config. Say what to give instead."""
+    if not isinstance(target, type) or is_model_class(target) or not target.__module__.startswith("paddleformers."):
+        return
+    what = (
+        "an Auto class, which picks a model class while loading a checkpoint (from_pretrained), not a model class"
+        if target.__name__.startswith("Auto")
+        else f"a {target.__name__}, not a model class (a paddle.nn.Layer subclass)"
+    )
+    architectures = getattr(model_config, "architectures", None) or []
+    instead = (
+        f"e.g. model='paddleformers.transformers:{architectures[0]}' (the config's architectures[0]), or leave model= out"
+        if architectures
+        else "e.g. model='paddleformers.transformers:Qwen3ForCausalLM'"
+    )
+    raise DummyWeightsError(f"model={given!r} is {what} to construct from a config: name the model class, {instead}")
 
 
 def _checked_hook_result(found: Any) -> Any:
@@ -74,6 +96,7 @@ def resolve_model(model_config: Any, spec: Any, resolve_hook: Callable[..., Any]
         target = import_reference(spec.model) if isinstance(spec.model, str) else spec.model
         if not callable(target):
             raise DummyWeightsError(f"model={spec.model!r} is neither a class nor a factory callable")
+        check_not_a_paddleformers_helper(target, spec.model, model_config)
         return target, f"model={getattr(target, '__qualname__', target)!r}"
     looked = ["the spec's model= (not given)"]
     if resolve_hook is not None:

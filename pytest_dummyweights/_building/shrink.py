@@ -12,12 +12,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import numbers
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from pytest_dummyweights._building.layer_kinds import EXPERT_COUNT_KEYS, expert_key, layer_kinds, sliding_by_depth
-from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.errors import DummyWeightsError, DummyWeightsWarning
 
 TOKEN_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id")
 # keys whose meaning for the layer structure is understood: shrunk here, or kept on purpose (widths)
@@ -43,7 +44,7 @@ KNOWN_KEYS = {
 REQUEST_KEYS = ("layers", "experts", "vocab")
 
 
-class ShrinkWarning(UserWarning):
+class ShrinkWarning(DummyWeightsWarning):
     """A shrink request met a config it does not understand; the config was used unchanged."""
 
 
@@ -83,9 +84,9 @@ def parse_request(request: bool | Mapping[str, Any]) -> ShrinkRequest | None:
     if unknown:
         raise DummyWeightsError(f"shrink got unknown key(s) {', '.join(unknown)}; it takes: {', '.join(REQUEST_KEYS)}")
     for key, value in request.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise DummyWeightsError(f"shrink {key} must be a positive integer; got {value!r}")
-    return ShrinkRequest(**request)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+            raise DummyWeightsError(f"shrink {key} must be a positive integer; got {type(value).__name__} {value!r}")
+    return ShrinkRequest(**{key: None if value is None else int(value) for key, value in request.items()})  # numpy integers too
 
 
 # --- layer kinds -------------------------------------------------------------------------------
@@ -189,9 +190,15 @@ def plan_experts(raw: Mapping[str, Any], requested: int | None) -> dict[str, Any
 
 
 def plan_vocab(raw: Mapping[str, Any], requested: int | None) -> dict[str, Any]:
-    """Shrink the vocabulary only when asked; special token ids past its end move to its last ids, staying distinct."""
-    if requested is None or not isinstance(raw.get("vocab_size"), int) or requested >= raw["vocab_size"]:
+    """Shrink the vocabulary only when asked; special token ids past its end move to its last ids, staying distinct.
+    Asking for more than the config has, or a config without a vocabulary, is an error, as for layers and experts."""
+    if requested is None:
         return {}
+    original = raw.get("vocab_size")
+    if isinstance(original, bool) or not isinstance(original, int):
+        raise DummyWeightsError(f"shrink vocab={requested}, but the config has no integer vocab_size (found {original!r}); drop vocab")
+    if requested > original:
+        raise DummyWeightsError(f"shrink vocab={requested} is more than the config's vocab_size={original}; ask for at most {original}")
     ids = {key: raw[key] for key in TOKEN_ID_KEYS if isinstance(raw.get(key), (int, list))}
     outside = sorted(
         {i for value in ids.values() for i in (value if isinstance(value, list) else [value]) if isinstance(i, int) and i >= requested}

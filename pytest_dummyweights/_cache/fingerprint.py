@@ -6,6 +6,10 @@ identity in this process (the cache keeps the factory alive, so the identity is 
 qualified name, and the values it carries: defaults, closure cells, a partial's arguments. A factory
 carrying a value that cannot be described (an arbitrary object, which a test could change between
 builds) is not described at all, and its models are not cached.
+
+The hooks are identified by the implementations the build sees: each ``pytest_dummyweights_*`` hook's
+implementing plugins (a conftest.py by its path) and functions. A conftest's hooks apply to the tests
+under it only, so two directories whose hooks could build one config differently never share a model.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from typing import Any
 
 import paddle
 
-from pytest_dummyweights import __version__
+from pytest_dummyweights import __version__, hookspecs
 
 PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes)
 # Spec fields the fingerprint does not read: the raw config (after overrides) and the factory stand for them.
 # store_dir: where the same values are kept, not which values.
 SPEC_FIELDS_SEEN_ELSEWHERE = ("config", "overrides", "new_keys", "model", "fresh", "store_dir")
+HOOK_NAMES = tuple(name for name in vars(hookspecs) if name.startswith("pytest_dummyweights_"))
 
 
 def describe(value: Any, seen: frozenset[int] = frozenset()) -> str | None:
@@ -72,16 +77,33 @@ def _ordered(value: Any) -> Any:
     return list(value.items()) if isinstance(value, Mapping) else value
 
 
-def fingerprint(spec: Any, raw_config: dict[str, Any], factory: Any, checkpoint_identity: str | None = None) -> str | None:
+def describe_hooks(hooks: Any) -> list[str] | None:
+    """The implementations of this plugin's hooks that ``hooks`` (a test's ``node.ihook``) calls, or None when
+    that cannot be told (an object that is not pytest's hook relay)."""
+    implementations: list[str] = []
+    for name in HOOK_NAMES if hooks is not None else ():
+        get_hookimpls = getattr(getattr(hooks, name, None), "get_hookimpls", None)
+        if not callable(get_hookimpls):
+            return None
+        implementations += [f"{name}: {impl.plugin_name}:{impl.function.__qualname__}" for impl in get_hookimpls()]
+    return implementations
+
+
+def fingerprint(
+    spec: Any, raw_config: dict[str, Any], factory: Any, checkpoint_identity: str | None = None, hooks: Any = None
+) -> str | None:
     """The cache key of a planned build (``spec`` with every default filled in), or None: do not cache it.
 
-    ``checkpoint_identity`` (``contract.CheckpointPlan.identity``) changes whenever the checkpoint's files do."""
+    ``checkpoint_identity`` (``contract.CheckpointPlan.identity``) changes whenever the checkpoint's files do;
+    ``hooks`` are the hooks the build calls (see ``describe_hooks``)."""
     factory_description = describe(factory)
-    if factory_description is None:
+    hooks_description = describe_hooks(hooks)
+    if factory_description is None or hooks_description is None:
         return None
     settings = {f.name: _ordered(getattr(spec, f.name)) for f in dataclasses.fields(spec) if f.name not in SPEC_FIELDS_SEEN_ELSEWHERE}
     described = {
         "factory": factory_description,
+        "hooks": hooks_description,  # which conftests' and plugins' hook implementations decide the model
         "config": raw_config,  # after overrides; includes quantization_config
         "checkpoint": checkpoint_identity,  # spec.checkpoint is the resolved path; this, the files behind it
         "settings": settings,  # dtype, seed, std, device, and every other spec field

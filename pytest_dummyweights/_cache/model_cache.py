@@ -69,7 +69,7 @@ class ModelCache:
     ) -> paddle.nn.Layer:
         """The model for ``spec``: from the cache when built before, else built (under the device's build lock)."""
         plan = plan_build(spec, search_dirs=search_dirs, hooks=hooks, worker_id=worker_id)
-        key = fingerprint(plan.spec, plan.config.raw, plan.factory, plan.checkpoint.identity if plan.checkpoint else None)
+        key = fingerprint(plan.spec, plan.config.raw, plan.factory, plan.checkpoint.identity if plan.checkpoint else None, hooks)
         if key is None or not self.enabled or spec.fresh:
             result = self._build(plan, hooks, key)
         elif key in self._entries:

@@ -26,7 +26,7 @@ from pytest_dummyweights._building.config import locate
 from pytest_dummyweights._checkpoints.loader_feed import dummy_tensor, feed_load_weights, has_load_weights
 from pytest_dummyweights._checkpoints.manifest import Manifest, TensorEntry, load_manifest
 from pytest_dummyweights._checkpoints.structure import CheckReport, Layout, check_model, compare
-from pytest_dummyweights.errors import DummyWeightsError, RealWeightsUnavailable
+from pytest_dummyweights.errors import DummyWeightsError, DummyWeightsWarning, RealWeightsUnavailable
 
 
 class CheckpointMismatch(DummyWeightsError):
@@ -41,9 +41,8 @@ class CheckpointMismatch(DummyWeightsError):
         super().__init__("\n".join([heading, *report.table()]))
 
 
-class CheckpointMismatchWarning(Warning):
-    """The model and its checkpoint disagree (``checkpoint_check="warn"``). Not a ``UserWarning``: projects
-    filter those away for Paddle's own noise, and this one must be seen."""
+class CheckpointMismatchWarning(DummyWeightsWarning):
+    """The model and its checkpoint disagree (``checkpoint_check="warn"``)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,12 @@ the last match winning:
    ``pattern`` (fnmatch, ``*`` crosses dots) gets ``value``: a number, or ``"neutral"`` (the dtype's
    neutral value above; this is how a name a project uses for its scales joins the preset).
 
+Under ``real_weights`` no rule is applied, with a ``ValueRulesIgnoredWarning``: rules stand in for values a
+checkpoint has, and a real-weights build has the checkpoint's own. A warning, not an error, because one
+suite runs both ways (dummy weights in CI, ``--real-weights`` in the nightly run): an error would fail, in
+the nightly run, every test that needs neutral scales to stay finite on dummy values; the warning keeps
+it running and says why a value a test may assert on is now the checkpoint's.
+
 Importable without Paddle: the plugin checks the arguments at start-up.
 """
 
@@ -23,13 +29,14 @@ import dataclasses
 import fnmatch
 import math
 import numbers
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pytest_dummyweights._runtime.private_apis import copy_into
-from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.errors import DummyWeightsError, DummyWeightsWarning
 
 if TYPE_CHECKING:
     import paddle
@@ -44,6 +51,10 @@ ROUNDING_TOLERANCE = 0.25  # relative; float8_e5m2 rounds by up to 12.5%, a satu
 
 # quantization_config "quant_method" -> scale names too generic to treat as scales without it (GPTQ/AWQ per-group scales)
 QUANTIZATION_SCALES = {"gptq": ("scales", "*.scales"), "awq": ("scales", "*.scales")}
+
+
+class ValueRulesIgnoredWarning(DummyWeightsWarning):
+    """``scales``/``value_rules`` asked for a build with ``real_weights``: the checkpoint's values stay."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +103,19 @@ def check_rule_arguments(scales: Any, value_rules: Any) -> None:
             raise DummyWeightsError(f"value_rules[{pattern!r}] = {value!r} is not a number or 'neutral': give e.g. 1.0")
         if numeric and not math.isfinite(value):
             raise DummyWeightsError(f"value_rules[{pattern!r}] = {value!r} is not finite: give a finite number")
+
+
+def warn_not_applied(scales: str | None, value_rules: Mapping[str, Any] | None, where: str) -> None:
+    """Under ``real_weights``: say which rules asked for are not applied (nothing when none were)."""
+    asked = ([f"scales={scales!r}"] if scales == NEUTRAL else []) + ([f"value_rules={dict(value_rules)!r}"] if value_rules else [])
+    if asked:
+        warnings.warn(
+            ValueRulesIgnoredWarning(
+                f"{where}: {' and '.join(asked)} {'are' if len(asked) > 1 else 'is'} not applied: they replace dummy values, "
+                "and real_weights loads the checkpoint's own; the test sees the checkpoint's values"
+            ),
+            stacklevel=2,
+        )
 
 
 def quantization_scale_patterns(quantization_config: Any) -> tuple[str, ...]:
