@@ -3,6 +3,7 @@ through its own ``load_weights``, and ``--real-weights`` runs the same test file
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import types
@@ -13,9 +14,10 @@ import pytest
 from safetensors.paddle import save_file
 
 from engine_models.checkpoint_models import CHECKPOINT_CONFIG, checkpoint_tensors
-from engine_models.checkpoints import corrupted_copy, saved_checkpoint
+from engine_models.checkpoints import corrupted_copy, edit_header, raw_shard, saved_checkpoint
 from pytest_dummyweights.loader_feed import dummy_tensor
-from pytest_dummyweights.manifest import TensorEntry, load_manifest
+from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.manifest import FORMAT_VERSION, MANIFEST_KIND, TensorEntry, load_manifest
 from pytest_dummyweights.stats import human_bytes
 
 REAL_SEED = 7  # the checkpoints' values: not those of a dummy build (seed 0)
@@ -311,3 +313,69 @@ def test_the_ini_turns_real_weights_on(inner) -> None:
     result = inner.run("-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED * --real-weights: the test names no checkpoint= *"])
+
+
+def test_real_weights_from_a_header_safetensors_rejects_are_refused_before_the_models_loader(tmp_path: Path) -> None:
+    """Offsets that disagree with shape x dtype: refused when the checkpoint is read, never blamed on ``load_weights``."""
+    from engine_models.checkpoint_models import EngineCheckpointModel
+    from pytest_dummyweights import DummySpec
+    from pytest_dummyweights.build import build
+
+    write_engine_checkpoint(tmp_path / "engine")
+    edit_header(tmp_path / "engine" / "model.safetensors", lambda header: header["model.norm.weight"].update(shape=[16]))
+    for real in (False, True):
+        spec = DummySpec(CHECKPOINT_CONFIG, model=EngineCheckpointModel, checkpoint=str(tmp_path / "engine"), device="cpu", real_weights=real)
+        with pytest.raises(DummyWeightsError) as raised:
+            build(spec)
+        message = str(raised.value)
+        assert message.startswith(f"{tmp_path / 'engine' / 'model.safetensors'}: tensor 'model.norm.weight': data_offsets [") and "\n" not in message
+        assert "span 64 bytes, shape [16] of BF16 is 32 bytes" in message and "load_weights" not in message
+
+
+MALFORMED = """
+    import pytest
+    from engine_models import SHRINK
+
+    QWEN3, OVERRIDES = str(SHRINK["qwen3"][0]), SHRINK["qwen3"][1]
+
+    @pytest.mark.dummy_load(QWEN3, overrides=OVERRIDES, checkpoint="string_offsets")
+    def test_string_offsets(dummy_model):
+        pass
+
+    @pytest.mark.dummy_load(QWEN3, overrides=OVERRIDES, checkpoint="metadata_list")
+    def test_metadata_list(dummy_model):
+        pass
+
+    @pytest.mark.dummy_load(QWEN3, overrides=OVERRIDES, checkpoint="shard_directory")
+    def test_shard_directory(dummy_model):
+        pass
+
+    @pytest.mark.dummy_load(QWEN3, overrides=OVERRIDES, checkpoint="edited.manifest.json")
+    def test_hand_edited_manifest(dummy_model):
+        pass
+    """
+
+MALFORMED_CAUSES = {
+    "test_string_offsets": r"""\S*string_offsets/model\.safetensors: tensor 'w': data_offsets \["0", "4"\] is not \[begin, end\]""",
+    "test_metadata_list": r'\S*metadata_list/model\.safetensors: "__metadata__" is \[\], not an object of strings',
+    "test_shard_directory": r"\S*shard_directory/model\.safetensors: is a directory, not a file",
+    "test_hand_edited_manifest": r'\S*edited\.manifest\.json: tensor \'w\': no "dtype"',
+}
+
+
+def test_malformed_checkpoint_files_fail_their_test_at_setup_with_one_line(inner) -> None:
+    raw_shard(inner.path / "string_offsets" / "model.safetensors", '{"w": {"dtype": "F32", "shape": [1], "data_offsets": ["0", "4"]}}', 4)
+    raw_shard(inner.path / "metadata_list" / "model.safetensors", '{"__metadata__": []}')
+    (inner.path / "shard_directory" / "model.safetensors").mkdir(parents=True)
+    edited = {"kind": MANIFEST_KIND, "format_version": FORMAT_VERSION, "source": "x", "total_bytes": 4, "formats": {"a.safetensors": "pt"},
+              "tensors": {"w": {"shape": [1], "shard": "a.safetensors"}}}
+    inner.write("edited.manifest.json", json.dumps(edited))
+    inner.write("test_malformed.py", MALFORMED)
+    result = inner.run("-v")
+    result.assert_outcomes(errors=len(MALFORMED_CAUSES))
+    lines = result.stdout.lines
+    for test, cause in MALFORMED_CAUSES.items():
+        [index] = [i for i, line in enumerate(lines) if line.startswith(f"test_malformed.py::{test}: dummy build of config")]
+        assert re.search(cause, lines[index]), lines[index]
+        assert not lines[index + 1].startswith(" "), lines[index : index + 2]  # one line
+    assert "Traceback" not in result.stdout.str()
