@@ -23,7 +23,6 @@ from .errors import DummyWeightsError
 
 MAX_JSON_BYTES = 100_000_000  # safetensors' MAX_HEADER_SIZE; indexes and manifests get the same bound
 MAX_JSON_DEPTH = 127  # the deepest nesting serde_json (recursion limit 128) reads
-FLOAT_DIGITS = 300  # an integer longer than this may be past float range, where serde_json gives up
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 NOT_REGULAR = {
     stat.S_IFDIR: "a directory",
@@ -60,16 +59,17 @@ def open_regular(path: Path, hint: str) -> BinaryIO:
 
 
 def read_json_file(path: Path, what: str, hint: str) -> Any:
-    """A whole JSON file (an index, a manifest), read by ``decode_json`` and no deeper than ``MAX_JSON_DEPTH``;
-    anything else is one line: ``PATH: not WHAT (the cause); HINT``."""
+    """A whole JSON file (an index, a manifest), read by ``decode_json`` and ``beyond_serde``; anything else is one
+    line: ``PATH: not WHAT (the cause); HINT``."""
     with open_regular(path, hint) as file:
         raw = file.read(MAX_JSON_BYTES + 1)
     try:
         if len(raw) > MAX_JSON_BYTES:
             raise ValueError(f"over {MAX_JSON_BYTES:,} bytes")
         value = decode_json(raw)
-        if nesting(value) > MAX_JSON_DEPTH:
-            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+        problem = beyond_serde(value)
+        if problem:
+            raise ValueError(problem)
     except ValueError as error:
         raise DummyWeightsError(f"{path}: not {what} ({error}); {hint}") from None
     return value
@@ -77,11 +77,15 @@ def read_json_file(path: Path, what: str, hint: str) -> Any:
 
 def decode_json(raw: bytes, *, pairs: bool = False) -> Any:
     """``raw`` parsed as serde_json parses it (objects as ``JsonObject`` with ``pairs``); ``ValueError`` saying why not.
-    Nesting is bounded only by Python's parser here: callers check ``nesting`` where it can be deep."""
+    Nesting and integers past float range are left to ``beyond_serde``, for the parts the caller does not check itself."""
     try:
         text = raw.decode("utf-8")
         value = json.loads(
-            text, parse_int=serde_int, parse_float=serde_float, parse_constant=not_json, object_pairs_hook=JsonObject if pairs else None
+            text,
+            parse_int=minus_zero_as_float if b"-0" in raw else None,  # the hook costs a call per integer: only when needed
+            parse_float=serde_float,
+            parse_constant=not_json,
+            object_pairs_hook=JsonObject if pairs else None,
         )
     except RecursionError:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
@@ -93,12 +97,8 @@ def decode_json(raw: bytes, *, pairs: bool = False) -> Any:
     return value
 
 
-def serde_int(text: str) -> int | float:
-    if text == "-0":
-        return -0.0  # serde_json reads -0 as a float: not a size, not an offset
-    if len(text) > FLOAT_DIGITS:
-        serde_float(text)  # an integer past float range is an error there
-    return int(text)
+def minus_zero_as_float(text: str) -> int | float:
+    return -0.0 if text == "-0" else int(text)  # serde_json reads -0 as a float: not a size, not an offset
 
 
 def serde_float(text: str) -> float:
@@ -112,13 +112,28 @@ def not_json(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def nesting(value: Any) -> int:
-    """Levels of arrays and objects in a parsed JSON value (a scalar: 0), counted level by level, not recursively."""
-    depth, level = 0, [value]
-    while containers := [item for item in level if isinstance(item, (list, dict, JsonObject))]:
-        depth += 1
+def beyond_serde(value: Any, levels_above: int = 0) -> str | None:
+    """What in a parsed JSON value serde_json would refuse: nesting past ``MAX_JSON_DEPTH`` (with ``levels_above``
+    the levels around it), or an integer past float range. Walked level by level, not recursively."""
+    depth, level = levels_above, [value]
+    while level:
+        integers = [item for item in level if type(item) is int]
+        if integers and not (fits_float(max(integers)) and fits_float(min(integers))):
+            return "a number out of range"
+        containers = [item for item in level if isinstance(item, (list, dict, JsonObject))]
+        depth += bool(containers)
+        if depth > MAX_JSON_DEPTH:
+            return f"nested deeper than {MAX_JSON_DEPTH} levels"
         level = [child for item in containers for child in values_in(item)]
-    return depth
+    return None
+
+
+def fits_float(number: int) -> bool:
+    try:
+        float(number)
+    except OverflowError:
+        return False
+    return True
 
 
 def values_in(container: list | dict | JsonObject) -> Iterable[Any]:
