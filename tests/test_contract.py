@@ -13,10 +13,12 @@ import paddle
 import pytest
 from safetensors.paddle import save_file
 
-from engine_models.checkpoint_models import CHECKPOINT_CONFIG, checkpoint_tensors
+from engine_models.checkpoint_models import CHECKPOINT_CONFIG, EngineCheckpointModel, checkpoint_tensors
 from engine_models.checkpoints import corrupted_copy, edit_header, raw_shard, saved_checkpoint
-from pytest_dummyweights.loader_feed import dummy_tensor
+from pytest_dummyweights import DummySpec
+from pytest_dummyweights.build import build
 from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.loader_feed import dummy_tensor
 from pytest_dummyweights.manifest import FORMAT_VERSION, MANIFEST_KIND, TensorEntry, load_manifest
 from pytest_dummyweights.stats import human_bytes
 
@@ -214,9 +216,14 @@ def test_bad_checkpoint_inputs_fail_their_test_with_one_line(inner) -> None:
     inner.write("test_bad_checkpoint.py", BAD_INPUT)
     result = inner.run("-v")
     result.assert_outcomes(passed=1, failed=1, errors=len(BAD_CAUSES) - 1)
+    assert_one_line_each(result, "test_bad_checkpoint.py", BAD_CAUSES)
+
+
+def assert_one_line_each(result: pytest.RunResult, module: str, causes: dict[str, str]) -> None:
+    """Each test of ``causes`` failed with one line (no traceback) that matches its cause."""
     lines = result.stdout.lines
-    for test, cause in BAD_CAUSES.items():
-        [index] = [i for i, line in enumerate(lines) if line.startswith(f"test_bad_checkpoint.py::{test}: dummy build of config")]
+    for test, cause in causes.items():
+        [index] = [i for i, line in enumerate(lines) if line.startswith(f"{module}::{test}: dummy build of config")]
         assert re.search(cause, lines[index]), lines[index]
         assert not lines[index + 1].startswith(" "), lines[index : index + 2]  # one line
     assert "Traceback" not in result.stdout.str()
@@ -317,49 +324,23 @@ def test_the_ini_turns_real_weights_on(inner) -> None:
 
 def test_real_weights_from_a_header_safetensors_rejects_are_refused_before_the_models_loader(tmp_path: Path) -> None:
     """Offsets that disagree with shape x dtype: refused when the checkpoint is read, never blamed on ``load_weights``."""
-    from engine_models.checkpoint_models import EngineCheckpointModel
-    from pytest_dummyweights import DummySpec
-    from pytest_dummyweights.build import build
-
-    write_engine_checkpoint(tmp_path / "engine")
-    edit_header(tmp_path / "engine" / "model.safetensors", lambda header: header["model.norm.weight"].update(shape=[16]))
+    shard = tmp_path / "engine" / "model.safetensors"
+    write_engine_checkpoint(shard.parent)
+    edit_header(shard, lambda header: header["model.norm.weight"].update(shape=[16]))
     for real in (False, True):
-        spec = DummySpec(CHECKPOINT_CONFIG, model=EngineCheckpointModel, checkpoint=str(tmp_path / "engine"), device="cpu", real_weights=real)
+        spec = DummySpec(CHECKPOINT_CONFIG, model=EngineCheckpointModel, checkpoint=str(shard.parent), device="cpu", real_weights=real)
         with pytest.raises(DummyWeightsError) as raised:
             build(spec)
         message = str(raised.value)
-        assert message.startswith(f"{tmp_path / 'engine' / 'model.safetensors'}: tensor 'model.norm.weight': data_offsets [") and "\n" not in message
+        assert message.startswith(f"{shard}: tensor 'model.norm.weight': data_offsets [") and "\n" not in message
         assert "span 64 bytes, shape [16] of BF16 is 32 bytes" in message and "load_weights" not in message
 
 
-MALFORMED = """
-    import pytest
-    from engine_models import SHRINK
-
-    QWEN3, OVERRIDES = str(SHRINK["qwen3"][0]), SHRINK["qwen3"][1]
-
-    @pytest.mark.dummy_load(QWEN3, overrides=OVERRIDES, checkpoint="string_offsets")
-    def test_string_offsets(dummy_model):
-        pass
-
-    @pytest.mark.dummy_load(QWEN3, overrides=OVERRIDES, checkpoint="metadata_list")
-    def test_metadata_list(dummy_model):
-        pass
-
-    @pytest.mark.dummy_load(QWEN3, overrides=OVERRIDES, checkpoint="shard_directory")
-    def test_shard_directory(dummy_model):
-        pass
-
-    @pytest.mark.dummy_load(QWEN3, overrides=OVERRIDES, checkpoint="edited.manifest.json")
-    def test_hand_edited_manifest(dummy_model):
-        pass
-    """
-
-MALFORMED_CAUSES = {
-    "test_string_offsets": r"""\S*string_offsets/model\.safetensors: tensor 'w': data_offsets \["0", "4"\] is not \[begin, end\]""",
-    "test_metadata_list": r'\S*metadata_list/model\.safetensors: "__metadata__" is \[\], not an object of strings',
-    "test_shard_directory": r"\S*shard_directory/model\.safetensors: is a directory, not a file",
-    "test_hand_edited_manifest": r'\S*edited\.manifest\.json: tensor \'w\': no "dtype"',
+MALFORMED = {  # test: (its checkpoint, the cause its one line states)
+    "test_string_offsets": ("string_offsets", r"""\S*string_offsets/model\.safetensors: tensor 'w': data_offsets \["0", "4"\] is not \["""),
+    "test_metadata_list": ("metadata_list", r'\S*metadata_list/model\.safetensors: "__metadata__" is \[\], not an object of'),
+    "test_shard_directory": ("shard_directory", r"\S*shard_directory/model\.safetensors: is a directory, not a file"),
+    "test_hand_edited_manifest": ("edited.manifest.json", r'\S*edited\.manifest\.json: tensor \'w\': no "dtype"'),
 }
 
 
@@ -367,15 +348,15 @@ def test_malformed_checkpoint_files_fail_their_test_at_setup_with_one_line(inner
     raw_shard(inner.path / "string_offsets" / "model.safetensors", '{"w": {"dtype": "F32", "shape": [1], "data_offsets": ["0", "4"]}}', 4)
     raw_shard(inner.path / "metadata_list" / "model.safetensors", '{"__metadata__": []}')
     (inner.path / "shard_directory" / "model.safetensors").mkdir(parents=True)
-    edited = {"kind": MANIFEST_KIND, "format_version": FORMAT_VERSION, "source": "x", "total_bytes": 4, "formats": {"a.safetensors": "pt"},
-              "tensors": {"w": {"shape": [1], "shard": "a.safetensors"}}}
+    edited = {"kind": MANIFEST_KIND, "format_version": FORMAT_VERSION, "source": "x", "total_bytes": 4,
+              "formats": {"a.safetensors": "pt"}, "tensors": {"w": {"shape": [1], "shard": "a.safetensors"}}}
     inner.write("edited.manifest.json", json.dumps(edited))
-    inner.write("test_malformed.py", MALFORMED)
+    tests = [
+        f"@pytest.mark.dummy_load(QWEN3, overrides=OVERRIDES, checkpoint={checkpoint!r})\ndef {test}(dummy_model):\n    pass\n"
+        for test, (checkpoint, _) in MALFORMED.items()
+    ]
+    header = 'import pytest\nfrom engine_models import SHRINK\n\nQWEN3, OVERRIDES = str(SHRINK["qwen3"][0]), SHRINK["qwen3"][1]\n'
+    inner.write("test_malformed.py", header, *tests)
     result = inner.run("-v")
-    result.assert_outcomes(errors=len(MALFORMED_CAUSES))
-    lines = result.stdout.lines
-    for test, cause in MALFORMED_CAUSES.items():
-        [index] = [i for i, line in enumerate(lines) if line.startswith(f"test_malformed.py::{test}: dummy build of config")]
-        assert re.search(cause, lines[index]), lines[index]
-        assert not lines[index + 1].startswith(" "), lines[index : index + 2]  # one line
-    assert "Traceback" not in result.stdout.str()
+    result.assert_outcomes(errors=len(MALFORMED))
+    assert_one_line_each(result, "test_malformed.py", {test: cause for test, (_, cause) in MALFORMED.items()})

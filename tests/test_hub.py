@@ -127,4 +127,5 @@ def test_a_header_safetensors_refuses_is_refused_from_the_hub_too(hub, tmp_path:
     raw_shard(root / "org" / "bad" / "model.safetensors", '{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}', 4)
     done = run_cli(endpoint, tmp_path, "--hub", "org/bad")
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-    assert done.stderr.startswith("error: --hub org/bad: model.safetensors: tensor 'w': data_offsets [0, 4] span 4 bytes, shape [2] of F32 is 8 bytes")
+    says = "tensor 'w': data_offsets [0, 4] span 4 bytes, shape [2] of F32 is 8 bytes"
+    assert done.stderr.startswith(f"error: --hub org/bad: model.safetensors: {says}")
