@@ -8,7 +8,7 @@ The rules (safetensors' ``read_metadata`` and ``Metadata::validate``, serde_json
   (read as ``strict_files`` reads JSON) holding one object;
 - ``__metadata__``, at most once, is null or an object of strings; every other key names a tensor: an object with
   ``dtype``, ``shape`` and ``data_offsets``, each exactly once, other keys ignored (serde also takes the list
-  ``[dtype, shape, data_offsets]``); a name given twice keeps its last entry, though both must be well typed;
+  ``[dtype, shape, data_offsets]``); a name given twice keeps its last entry, yet every occurrence must be well typed;
 - ``dtype`` is a safetensors dtype name (``DTYPE_BITS``); ``shape`` a list of integers 0..2**64-1 whose running
   product, and that times the dtype's bits, stays below 2**64 and is whole bytes; ``data_offsets`` is ``[begin, end]``,
   integers 0..2**64-1 spanning exactly those bytes;

@@ -4,7 +4,8 @@
   otherwise hang the reader forever, and a directory or a dangling symlink raise from deep inside it.
 - JSON is read as serde_json, safetensors' parser, reads it: UTF-8 only (no other encoding guessed), no ``NaN`` or
   ``Infinity``, no lone surrogate escapes, no number beyond float range, ``-0`` a float (not an integer); at most
-  100,000,000 bytes (safetensors' header limit) and 127 levels of arrays and objects (serde_json stops at 128).
+  100,000,000 bytes (safetensors' header limit) and 127 levels of arrays and objects (serde_json stops at 128):
+  all of an index or a manifest; in a header, the parts its own rules (``safetensors_header``) do not bound.
   Anything else is one ``DummyWeightsError`` line naming the file, never a ``RecursionError``.
 """
 
