@@ -3,6 +3,7 @@ through its own ``load_weights``, and ``--real-weights`` runs the same test file
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import types
@@ -10,13 +11,16 @@ from pathlib import Path
 
 import paddle
 import pytest
-from engine_models.checkpoint_models import CHECKPOINT_CONFIG, checkpoint_tensors
-from engine_models.checkpoints import corrupted_copy, saved_checkpoint
+from engine_models.checkpoint_models import CHECKPOINT_CONFIG, EngineCheckpointModel, checkpoint_tensors
+from engine_models.checkpoints import corrupted_copy, edit_header, raw_shard, saved_checkpoint
 from safetensors.paddle import save_file
 
+from pytest_dummyweights import DummySpec
+from pytest_dummyweights._building.pipeline import build
 from pytest_dummyweights._cache.stats import human_bytes
 from pytest_dummyweights._checkpoints.loader_feed import dummy_tensor
-from pytest_dummyweights._checkpoints.manifest import TensorEntry, load_manifest
+from pytest_dummyweights._checkpoints.manifest import FORMAT_VERSION, MANIFEST_KIND, TensorEntry, load_manifest
+from pytest_dummyweights.errors import DummyWeightsError
 
 REAL_SEED = 7  # the checkpoints' values: not those of a dummy build (seed 0)
 
@@ -212,9 +216,14 @@ def test_bad_checkpoint_inputs_fail_their_test_with_one_line(inner) -> None:
     inner.write("test_bad_checkpoint.py", BAD_INPUT)
     result = inner.run("-v")
     result.assert_outcomes(passed=1, failed=1, errors=len(BAD_CAUSES) - 1)
+    assert_one_line_each(result, "test_bad_checkpoint.py", BAD_CAUSES)
+
+
+def assert_one_line_each(result: pytest.RunResult, module: str, causes: dict[str, str]) -> None:
+    """Each test of ``causes`` failed with one line (no traceback) that matches its cause."""
     lines = result.stdout.lines
-    for test, cause in BAD_CAUSES.items():
-        [index] = [i for i, line in enumerate(lines) if line.startswith(f"test_bad_checkpoint.py::{test}: dummy build of config")]
+    for test, cause in causes.items():
+        [index] = [i for i, line in enumerate(lines) if line.startswith(f"{module}::{test}: dummy build of config")]
         assert re.search(cause, lines[index]), lines[index]
         assert not lines[index + 1].startswith(" "), lines[index : index + 2]  # one line
     assert "Traceback" not in result.stdout.str()
@@ -337,3 +346,43 @@ def test_value_rules_under_real_weights_warn_that_the_checkpoints_values_stay(in
         "they replace dummy values, and real_weights loads the checkpoint's own; the test sees the checkpoint's values"
     )
     result.stdout.fnmatch_lines([warning])
+
+
+def test_real_weights_from_a_header_safetensors_rejects_are_refused_before_the_models_loader(tmp_path: Path) -> None:
+    """Offsets that disagree with shape x dtype: refused when the checkpoint is read, never blamed on ``load_weights``."""
+    shard = tmp_path / "engine" / "model.safetensors"
+    write_engine_checkpoint(shard.parent)
+    edit_header(shard, lambda header: header["model.norm.weight"].update(shape=[16]))
+    for real in (False, True):
+        spec = DummySpec(CHECKPOINT_CONFIG, model=EngineCheckpointModel, checkpoint=str(shard.parent), device="cpu", real_weights=real)
+        with pytest.raises(DummyWeightsError) as raised:
+            build(spec)
+        message = str(raised.value)
+        assert message.startswith(f"{shard}: tensor 'model.norm.weight': data_offsets [") and "\n" not in message
+        assert "span 64 bytes, shape [16] of BF16 is 32 bytes" in message and "load_weights" not in message
+
+
+MALFORMED = {  # test: (its checkpoint, the cause its one line states)
+    "test_string_offsets": ("string_offsets", r"""\S*string_offsets/model\.safetensors: tensor 'w': data_offsets \["0", "4"\] is not \["""),
+    "test_metadata_list": ("metadata_list", r'\S*metadata_list/model\.safetensors: "__metadata__" is \[\], not an object of'),
+    "test_shard_directory": ("shard_directory", r"\S*shard_directory/model\.safetensors: is a directory, not a file"),
+    "test_hand_edited_manifest": ("edited.manifest.json", r'\S*edited\.manifest\.json: tensor \'w\': no "dtype"'),
+}
+
+
+def test_malformed_checkpoint_files_fail_their_test_at_setup_with_one_line(inner) -> None:
+    raw_shard(inner.path / "string_offsets" / "model.safetensors", '{"w": {"dtype": "F32", "shape": [1], "data_offsets": ["0", "4"]}}', 4)
+    raw_shard(inner.path / "metadata_list" / "model.safetensors", '{"__metadata__": []}')
+    (inner.path / "shard_directory" / "model.safetensors").mkdir(parents=True)
+    edited = {"kind": MANIFEST_KIND, "format_version": FORMAT_VERSION, "source": "x", "total_bytes": 4,
+              "formats": {"a.safetensors": "pt"}, "tensors": {"w": {"shape": [1], "shard": "a.safetensors"}}}
+    inner.write("edited.manifest.json", json.dumps(edited))
+    tests = [
+        f"@pytest.mark.dummy_load(QWEN3, overrides=OVERRIDES, checkpoint={checkpoint!r})\ndef {test}(dummy_model):\n    pass\n"
+        for test, (checkpoint, _) in MALFORMED.items()
+    ]
+    header = 'import pytest\nfrom engine_models import SHRINK\n\nQWEN3, OVERRIDES = str(SHRINK["qwen3"][0]), SHRINK["qwen3"][1]\n'
+    inner.write("test_malformed.py", header, *tests)
+    result = inner.run("-v")
+    result.assert_outcomes(errors=len(MALFORMED))
+    assert_one_line_each(result, "test_malformed.py", {test: cause for test, (_, cause) in MALFORMED.items()})

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from engine_models.checkpoints import saved_checkpoint
+from engine_models.checkpoints import raw_shard, saved_checkpoint
 
 from pytest_dummyweights._checkpoints.manifest import load_manifest, read_manifest
 from pytest_dummyweights._checkpoints.sparse import write_sparse_shard
@@ -119,3 +119,13 @@ def test_a_repo_the_hub_lacks_is_a_one_line_error(hub, tmp_path: Path) -> None:
 def test_usage_errors(tmp_path: Path, args: tuple[str, ...], says: str) -> None:
     done = run_cli("http://127.0.0.1:9", tmp_path, *(str(tmp_path) if arg == "CHECKPOINT" else arg for arg in args))
     assert done.returncode == 2 and says in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_a_header_safetensors_refuses_is_refused_from_the_hub_too(hub, tmp_path: Path) -> None:
+    """huggingface_hub parses headers without checking them: offsets that disagree with the shape are one line, as on disk."""
+    endpoint, root, _ = hub
+    raw_shard(root / "org" / "bad" / "model.safetensors", '{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}', 4)
+    done = run_cli(endpoint, tmp_path, "--hub", "org/bad")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    says = "tensor 'w': data_offsets [0, 4] span 4 bytes, shape [2] of F32 is 8 bytes"
+    assert done.stderr.startswith(f"error: --hub org/bad: model.safetensors: {says}")

@@ -86,3 +86,16 @@ def test_what_the_loader_raises_on_is_named_with_the_checkpoint_tensor(tmp_path:
 def test_a_model_without_load_weights_is_told_to_use_the_structure_check(tmp_path: Path) -> None:
     with pytest.raises(DummyWeightsError, match="has no load_weights"):
         feed_load_weights(paddle.nn.Linear(2, 2), engine_manifest(tmp_path))
+
+
+def test_a_dtype_paddle_lacks_is_the_plugins_error_not_the_loaders(tmp_path: Path) -> None:
+    """F4 (MXFP4) is a safetensors dtype, so the manifest takes it; Paddle has none, so the plugin cannot make the tensor:
+    that is the plugin's error, naming the tensor, not something ``load_weights`` raised."""
+    manifest = engine_manifest(tmp_path, lambda tensors: tensors.update({"model.norm.weight": ("F4", (32,))}))
+    assert manifest.tensors["model.norm.weight"].nbytes == 16  # 4 bits an element
+    with pytest.raises(DummyWeightsError) as raised:
+        feed_load_weights(lazy_engine_model(), manifest)
+    message = str(raised.value)
+    shard = manifest.tensors["model.norm.weight"].shard
+    assert message.startswith(f"checkpoint tensor 'model.norm.weight' (F4 [32] in {shard}): dtype 'F4' has no Paddle dtype")
+    assert "\n" not in message and "load_weights raised" not in message

@@ -111,7 +111,7 @@ def bad_checkpoints(tmp_path: Path) -> dict[str, tuple[Path, Path, str]]:
     cases["data past end"] = (truncated, truncated / "model.safetensors", "the header describes 4,000 bytes of tensor data, the file holds 10")
     for case, content, cause in [("too short", b"\x01\x00", "too short for a safetensors header"),
                                  ("header a list", b"[]", "JSON but not an object"),
-                                 ("entry without shape", json.dumps({"w": {"dtype": "F32"}}).encode(), "lacks dtype, shape or data_offsets")]:
+                                 ("entry without shape", json.dumps({"w": {"dtype": "F32"}}).encode(), "tensor 'w': no \"shape\"")]:
         directory = tmp_path / case.replace(" ", "_")
         directory.mkdir()
         (directory / "model.safetensors").write_bytes(content if case == "too short" else struct.pack("<Q", len(content)) + content)

@@ -2,11 +2,18 @@
 
 Uses ``huggingface_hub``'s safetensors-metadata API, which reads each file's first bytes; the
 endpoint is ``huggingface_hub``'s (``HF_ENDPOINT``), so a mirror or a local server can stand in.
+That API parses the headers without checking them: each is checked here by ``safetensors_header``'s
+rules (all but the file's length, which a range request does not give), and the index's ``weight_map``
+must map names to file names, as on disk.
 """
 
 from __future__ import annotations
 
-from pytest_dummyweights._checkpoints.manifest import Manifest, ShardHeader, TensorEntry, manifest_of_headers
+from typing import Any
+
+from pytest_dummyweights._checkpoints.manifest import INDEX_NAME, Manifest, checked_weight_map, manifest_of_headers
+from pytest_dummyweights._checkpoints.safetensors_header import CORRUPT, Malformed, header_of
+from pytest_dummyweights._checkpoints.strict_files import JsonObject
 from pytest_dummyweights.errors import DummyWeightsError
 
 
@@ -35,12 +42,21 @@ def read_hub_manifest(reference: str) -> Manifest:
             f"--hub {reference}: reading its safetensors headers failed ({type(error).__name__}: {cause}); "
             "check the repo id, the revision and HF_ENDPOINT"
         ) from None
-    headers = {
-        file: ShardHeader(
-            {name: TensorEntry(info.dtype, tuple(info.shape), file) for name, info in metadata.tensors.items()},
-            dict(metadata.metadata or {}),
-            max((info.data_offsets[1] for info in metadata.tensors.values()), default=0),
-        )
-        for file, metadata in found.files_metadata.items()
-    }
-    return manifest_of_headers(headers, f"hub:{reference}", found.weight_map if found.sharded else None)
+    headers = {}
+    for file, metadata in found.files_metadata.items():
+        try:
+            headers[file] = header_of(header_pairs(metadata), file)
+        except Malformed as problem:
+            raise DummyWeightsError(f"--hub {reference}: {file}: {problem}; {CORRUPT}") from None
+    weight_map = checked_weight_map(found.weight_map, f"--hub {reference}: {INDEX_NAME}") if found.sharded else None
+    return manifest_of_headers(headers, f"hub:{reference}", weight_map)
+
+
+def header_pairs(metadata: Any) -> list[tuple[str, Any]]:
+    """A file's header as ``huggingface_hub`` parsed it, back in the (key, value) pairs ``header_of`` checks."""
+    extra = metadata.metadata
+    pairs = [("__metadata__", JsonObject(list(extra.items())) if isinstance(extra, dict) else extra)]
+    for name, info in metadata.tensors.items():
+        offsets = list(info.data_offsets) if isinstance(info.data_offsets, (list, tuple)) else info.data_offsets
+        pairs.append((name, JsonObject([("dtype", info.dtype), ("shape", info.shape), ("data_offsets", offsets)])))
+    return pairs

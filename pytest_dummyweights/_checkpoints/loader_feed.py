@@ -6,6 +6,10 @@ derive weights (MLA's ``k_b_proj_weight``/``v_b_proj_weight``). Feeding that loa
 each header's dtype and shape runs all of it at memory speed. To know what the loader wrote, every
 parameter is first filled with a sentinel (NaN for floats, the largest value for integers); a
 parameter that still holds a sentinel element afterwards was never (or only partly) written.
+
+What the loader raises is the model's problem, reported against the tensor it was given. Making a tensor
+(a dtype Paddle lacks, such as safetensors' F4; a failed read of real weights) is the plugin's side: it
+is raised as the plugin's own ``DummyWeightsError`` naming the tensor, whatever the loader made of it.
 """
 
 from __future__ import annotations
@@ -61,7 +65,8 @@ def paddle_dtype(safetensors_dtype: str) -> str:
         return PADDLE_DTYPES[safetensors_dtype]
     except KeyError:
         raise DummyWeightsError(
-            f"checkpoint dtype {safetensors_dtype!r} has no Paddle dtype here (known: {', '.join(PADDLE_DTYPES)})"
+            f"dtype {safetensors_dtype!r} has no Paddle dtype (Paddle has {', '.join(PADDLE_DTYPES)}); the model's loader cannot be fed "
+            "this checkpoint: leave checkpoint= off for it, or convert the checkpoint"
         ) from None
 
 
@@ -73,6 +78,16 @@ def dummy_tensor(name: str, entry: TensorEntry, *, seed: int = 0, std: float = 0
     if floating and element_count(entry.shape):
         fill.fill_values(name, tensor, seed, std, store_dir)
     return tensor
+
+
+def first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0]
+
+
+def tensor_error(name: str, entry: TensorEntry, error: Exception) -> DummyWeightsError:
+    """What went wrong making checkpoint tensor ``name`` (its dtype or shape, a failed read), as the plugin's own error."""
+    cause = str(error) if isinstance(error, DummyWeightsError) else f"making it failed ({type(error).__name__}: {first_line(error)})"
+    return DummyWeightsError(f"checkpoint tensor {name!r} ({entry.dtype} {list(entry.shape)} in {entry.shard}): {cause}")
 
 
 def fill_sentinel(model: paddle.nn.Layer) -> None:
@@ -110,18 +125,25 @@ def feed_load_weights(model: paddle.nn.Layer, manifest: Manifest, make_tensor: M
         raise DummyWeightsError(f"{type(model).__qualname__} has no load_weights(weights); check it with checkpoint.check_model instead")
     fill_sentinel(model)
     current = ["(before the first tensor)"]
+    unmade: list[DummyWeightsError] = []
 
     def weights() -> Iterator[tuple[str, paddle.Tensor]]:
         for name, entry in manifest.tensors.items():
             current[0] = name
-            yield name, make_tensor(name, entry)
+            try:
+                tensor = make_tensor(name, entry)
+            except Exception as error:  # the plugin's side: reading or making the tensor, before the loader sees it
+                unmade.append(tensor_error(name, entry, error))
+                raise
+            yield name, tensor
 
     errors = []
     try:
         model.load_weights(weights())
     except Exception as error:  # the engine's own code: report it against the tensor it was given
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        errors.append(LoaderError(current[0], f"{type(error).__name__}: {first_line}"))
+        errors.append(LoaderError(current[0], f"{type(error).__name__}: {first_line(error)}"))
+    if unmade:  # whatever the loader made of it, the cause is the plugin's, not the loader's
+        raise unmade[0]
     params = dict(model.named_parameters())
     written = frozenset(name for name, param in params.items() if fully_written(param))
     missing = sorted({*(set(params) - written), *underived_mla_weights(model)})

@@ -4,6 +4,12 @@ A safetensors file starts with 8 bytes of little-endian header length, then that
 naming every tensor with its dtype, shape and byte offsets; the tensor data follows. Reading only the
 headers describes a whole checkpoint in kilobytes, so a manifest of a 700 GB model takes a second and
 never touches tensor data (the files may be sparse: a header followed by a hole).
+
+Every file is read as strictly as safetensors reads it (``safetensors_header``, ``strict_files``): a header
+``safe_open`` refuses, an index whose ``weight_map`` is not an object of strings, a manifest file that does not
+match the shape ``Manifest.to_json`` writes (each tensor's known dtype, its shape of integers 0..2**64-1, a shard
+named in ``formats``), a ``*.safetensors`` that is not a regular file: each is one ``DummyWeightsError`` line
+naming the file (and the tensor and the key).
 """
 
 from __future__ import annotations
@@ -11,53 +17,30 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import struct
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pytest_dummyweights._checkpoints.safetensors_header import (
+    LARGEST,
+    Malformed,
+    ShardHeader,
+    TensorEntry,
+    check_dtype_and_shape,
+    in_tensor,
+    read_header,
+    tensor_bytes,
+)
+from pytest_dummyweights._checkpoints.strict_files import read_json_file, shown
 from pytest_dummyweights.errors import DummyWeightsError
 
 FORMAT_VERSION = 1
 MANIFEST_KIND = "pytest-dummyweights manifest"
 INDEX_NAME = "model.safetensors.index.json"
-MAX_HEADER_BYTES = 100 * 2**20  # the safetensors library's own limit
 HF_FORMATS = ("pt",)  # a ``format`` metadata of ``pt``: Hugging Face layout; ``np``/``paddle``: Paddle layout
-
-
-@dataclasses.dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ is 3x slower, and giant checkpoints have 90k tensors
-class TensorEntry:
-    """One tensor of a checkpoint, as its header describes it."""
-
-    dtype: str  # safetensors dtype name: F32, BF16, F8_E4M3, I64, ...
-    shape: tuple[int, ...]
-    shard: str  # file name inside the checkpoint directory
-
-    @property
-    def nbytes(self) -> int:
-        count = 1
-        for size in self.shape:
-            count *= size
-        return count * DTYPE_BYTES.get(self.dtype, 0)
-
-
-DTYPE_BYTES = {
-    "BOOL": 1,
-    "U8": 1,
-    "I8": 1,
-    "F8_E4M3": 1,
-    "F8_E5M2": 1,
-    "I16": 2,
-    "U16": 2,
-    "F16": 2,
-    "BF16": 2,
-    "I32": 4,
-    "U32": 4,
-    "F32": 4,
-    "I64": 8,
-    "U64": 8,
-    "F64": 8,
-}
+NOT_AN_INDEX = 'a safetensors index (JSON with a "weight_map")'
+FIX_THE_INDEX = "fix or delete it"
+REGENERATE = "regenerate it with `python -m pytest_dummyweights manifest CHECKPOINT -o FILE`"
 
 
 @dataclasses.dataclass
@@ -90,7 +73,8 @@ class Manifest:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any], where: str) -> Manifest:
+    def from_json(cls, data: Any, where: str) -> Manifest:
+        """A manifest file's JSON, checked against what ``to_json`` writes."""
         if not isinstance(data, Mapping) or data.get("kind") != MANIFEST_KIND:
             raise DummyWeightsError(
                 f'{where}: not a pytest-dummyweights manifest (no "kind": "{MANIFEST_KIND}"); '
@@ -99,10 +83,12 @@ class Manifest:
         if data.get("format_version") != FORMAT_VERSION:
             raise DummyWeightsError(
                 f"{where}: manifest format version {data.get('format_version')!r}, this pytest-dummyweights reads version "
-                f"{FORMAT_VERSION}; regenerate it with `python -m pytest_dummyweights manifest CHECKPOINT -o FILE`"
+                f"{FORMAT_VERSION}; {REGENERATE}"
             )
-        tensors = {name: TensorEntry(entry["dtype"], tuple(entry["shape"]), entry["shard"]) for name, entry in data["tensors"].items()}
-        return cls(tensors, dict(data["formats"]), data["source"], data["total_bytes"], list(data.get("index_problems", [])))
+        try:
+            return cls(**manifest_fields(data))
+        except Malformed as problem:
+            raise DummyWeightsError(f"{where}: {problem}; {REGENERATE}") from None
 
     def to_text(self) -> str:
         """The JSON, one tensor a line: small, and readable in a diff."""
@@ -113,72 +99,68 @@ class Manifest:
         return "\n".join(["{", *lines, ' "tensors": {', ",\n".join(entries), " }", "}", ""])
 
     def write(self, path: str | os.PathLike) -> None:
-        Path(path).write_text(self.to_text(), encoding="utf-8")
-
-
-@dataclasses.dataclass(frozen=True)
-class ShardHeader:
-    """One file's header: its tensors and its ``__metadata__``."""
-
-    tensors: dict[str, TensorEntry]
-    metadata: dict[str, str]
-    data_bytes: int
-
-
-def read_header(path: Path) -> ShardHeader:
-    """Read one safetensors file's header: 8 + N bytes, never the tensor data."""
-    size = path.stat().st_size
-    with open(path, "rb") as file:
-        prefix = file.read(8)
-        if len(prefix) < 8:
+        try:
+            Path(path).write_text(self.to_text(), encoding="utf-8")
+        except OSError as error:
             raise DummyWeightsError(
-                f"{path}: {size} bytes, too short for a safetensors header (8 bytes of length, then JSON); "
-                "the file is truncated or not safetensors"
-            )
-        (length,) = struct.unpack("<Q", prefix)
-        if length > MAX_HEADER_BYTES:
-            raise DummyWeightsError(
-                f"{path}: header length {length:,} bytes is over the safetensors limit of {MAX_HEADER_BYTES:,}; "
-                "the file is corrupt or not safetensors"
-            )
-        if length > size - 8:
-            raise DummyWeightsError(
-                f"{path}: header length {length:,} bytes runs past the file's end ({size:,} bytes); "
-                "the file is truncated or not safetensors"
-            )
-        raw = file.read(length)
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DummyWeightsError(f"{path}: the safetensors header is not JSON ({error}); the file is corrupt or not safetensors") from None
-    if not isinstance(header, dict):
-        raise DummyWeightsError(f"{path}: the safetensors header is JSON but not an object; the file is corrupt or not safetensors")
-    metadata = header.pop("__metadata__", None) or {}
-    try:
-        shard = path.name
-        tensors = {name: TensorEntry(info["dtype"], tuple(info["shape"]), shard) for name, info in header.items()}
-        data_bytes = max((info["data_offsets"][1] for info in header.values()), default=0)
-    except (KeyError, TypeError, ValueError, IndexError) as error:
-        raise DummyWeightsError(
-            f"{path}: a tensor entry in the safetensors header lacks dtype, shape or data_offsets ({error!r}); the file is corrupt"
-        ) from None
-    if 8 + length + data_bytes > size:
-        raise DummyWeightsError(
-            f"{path}: the header describes {data_bytes:,} bytes of tensor data, the file holds {size - 8 - length:,}; "
-            "the file is truncated (an interrupted download?)"
-        )
-    return ShardHeader(tensors, {str(key): str(value) for key, value in metadata.items()}, data_bytes)
+                f"manifest file {path}: cannot be written ({error.strerror}); give a file path in an existing directory"
+            ) from None
+
+
+def manifest_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``Manifest``'s fields from its JSON, each of the type ``to_json`` writes; ``Malformed`` names the first that is not."""
+    formats = required(data, "formats", dict, "an object of strings")
+    if not all(type(value) is str for value in formats.values()):
+        raise Malformed(f'"formats" is {shown(formats)}, not an object of strings')
+    problems = data.get("index_problems", [])
+    if not (type(problems) is list and all(type(problem) is str for problem in problems)):
+        raise Malformed(f'"index_problems" is {shown(problems)}, not a list of strings')
+    total = required(data, "total_bytes", int, "an integer 0..2**64-1")
+    if not 0 <= total <= LARGEST:
+        raise Malformed(f'"total_bytes" is {total}, not an integer 0..2**64-1')
+    tensors = {
+        name: in_tensor(name, manifest_entry, entry, formats) for name, entry in required(data, "tensors", dict, "an object").items()
+    }
+    return {
+        "tensors": tensors,
+        "formats": formats,
+        "source": required(data, "source", str, "a string"),
+        "total_bytes": total,
+        "index_problems": problems,
+    }
+
+
+def required(data: Mapping[str, Any], key: str, kind: type, described: str) -> Any:
+    if key not in data:
+        raise Malformed(f"no {shown(key)}")
+    if type(data[key]) is not kind:
+        raise Malformed(f"{shown(key)} is {shown(data[key])}, not {described}")
+    return data[key]
+
+
+def manifest_entry(entry: Any, formats: Mapping[str, str]) -> TensorEntry:
+    if type(entry) is not dict:
+        raise Malformed(f"the entry is {shown(entry)}, not an object with dtype, shape and shard")
+    missing = [key for key in ("dtype", "shape", "shard") if key not in entry]
+    if missing:
+        raise Malformed(f"no {shown(missing[0])}")
+    dtype, shape, shard = entry["dtype"], entry["shape"], entry["shard"]
+    check_dtype_and_shape(dtype, shape)
+    tensor_bytes(dtype, shape)
+    if type(shard) is not str or shard not in formats:
+        raise Malformed(f'shard {shown(shard)} is not one of the files in "formats"')
+    return TensorEntry(dtype, tuple(shape), shard)
 
 
 def read_index(directory: Path) -> dict[str, str] | None:
     """The index's ``weight_map`` (tensor name -> shard file), or None when the directory has no index."""
     path = directory / INDEX_NAME
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
-    try:
-        weight_map = json.loads(path.read_text(encoding="utf-8"))["weight_map"]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
-        raise DummyWeightsError(f'{path}: not a safetensors index (JSON with a "weight_map") ({error!r}); fix or delete it') from None
+    index = read_json_file(path, NOT_AN_INDEX, FIX_THE_INDEX)
+    if not (isinstance(index, dict) and "weight_map" in index):
+        raise DummyWeightsError(f"{path}: not {NOT_AN_INDEX} (it is {shown(index)}); {FIX_THE_INDEX}")
+    weight_map = checked_weight_map(index["weight_map"], str(path))
     present = {entry.name for entry in os.scandir(directory) if entry.is_file()}
     for name, shard in weight_map.items():
         if shard not in present:
@@ -186,6 +168,18 @@ def read_index(directory: Path) -> dict[str, str] | None:
                 f"{path}: the index maps {name!r} to shard {shard!r}, which does not exist in {directory}; "
                 "the checkpoint is incomplete or the index is stale"
             )
+    return weight_map
+
+
+def checked_weight_map(weight_map: Any, where: str) -> dict[str, str]:
+    """An index's ``weight_map``, if it is an object of tensor name -> shard file name (strings); else one line."""
+    if not isinstance(weight_map, dict):
+        raise DummyWeightsError(
+            f'{where}: "weight_map" is {shown(weight_map)}, not an object of tensor name -> shard file; {FIX_THE_INDEX}'
+        )
+    for name, shard in weight_map.items():
+        if type(shard) is not str:
+            raise DummyWeightsError(f'{where}: "weight_map" maps {name!r} to {shown(shard)}, not to a shard file name; {FIX_THE_INDEX}')
     return dict(weight_map)
 
 
@@ -240,15 +234,9 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
     path = Path(path)
     if path.is_dir():
         return read_manifest(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         raise DummyWeightsError(
             f"checkpoint {path}: no such file or directory; give a directory of *.safetensors files or a manifest JSON file"
         )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DummyWeightsError(
-            f"{path}: not a manifest JSON file ({error}); "
-            "give a checkpoint directory or a file written by `python -m pytest_dummyweights manifest`"
-        ) from None
-    return Manifest.from_json(data, str(path))
+    hint = "give a checkpoint directory or a file written by `python -m pytest_dummyweights manifest`"
+    return Manifest.from_json(read_json_file(path, "a manifest JSON file", hint), str(path))

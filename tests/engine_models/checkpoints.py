@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,24 @@ from safetensors.numpy import load_file, save_file
 from engine_models import SHRINK
 
 INDEX = "model.safetensors.index.json"
+
+
+def raw_shard(path: Path, header: str | bytes, data: int = 0) -> Path:
+    """A safetensors file written byte by byte, right or wrong: 8 bytes of length, ``header`` as given, ``data`` zero bytes."""
+    raw = header.encode() if isinstance(header, str) else header
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(data))
+    return path
+
+
+def edit_header(path: Path, edit: Callable[[dict], None]) -> None:
+    """Rewrite a safetensors file's header through ``edit`` (on its JSON), keeping its tensor data as it is."""
+    content = path.read_bytes()
+    length = struct.unpack("<Q", content[:8])[0]
+    header = json.loads(content[8 : 8 + length])
+    edit(header)
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + content[8 + length :])
 
 
 def shrunk_model(tag: str, seed: int = 0):
