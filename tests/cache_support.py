@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import re
+import threading
 import types
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,14 @@ class Tiny(paddle.nn.Layer):
 
 class OtherTiny(Tiny):
     """The same layers under another class: another model, another cache key."""
+
+
+class LockedTiny(Tiny):
+    """Holds an object no comparison can see into (a lock): its state after a test cannot be told."""
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.lock = threading.Lock()
 
 
 def tiny(name: str, width: int = 4, depth: int = 2) -> dict:
