@@ -236,7 +236,7 @@ class Snapshot:
         return restored
 
     def _restore_attributes(self, walk: Walk, keys: list[str], owners: dict[str, tuple[str, str]]) -> None:
-        """Set tensors' own attributes back to their built values; delete those a test added."""
+        """Set tensors' own attributes back to their built values, in their built order; delete those a test added."""
         for key in keys:
             if key in self.kept_attributes:
                 tensor_key, name, value = self.kept_attributes[key]
@@ -244,6 +244,11 @@ class Snapshot:
             else:
                 tensor_key, name = owners[key]
                 delattr(walk.tensors[tensor_key], name)
+        for tensor_key in {self.kept_attributes[key][0] if key in self.kept_attributes else owners[key][0] for key in keys}:
+            attributes = vars(walk.tensors[tensor_key])
+            now = dict(attributes)
+            attributes.clear()
+            attributes.update({name: now.pop(name) for name, _ in self.state[f"attributes of {tensor_key}"].described if name in now})
 
     def check(self, model: paddle.nn.Layer) -> Verdict:
         """Compare the model with the snapshot; restore values, mode, gradients and tensors' own attributes in place."""

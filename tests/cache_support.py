@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 import threading
 import types
@@ -114,6 +115,24 @@ def python_state(model: paddle.nn.Layer) -> dict[str, Any]:
         flags = {flag: getattr(tensor, flag) for flag in PARAMETER_FLAGS if hasattr(tensor, flag)}
         state[f"tensor {name}"] = render({**flags, **vars(tensor)})
     return state
+
+
+def view_of(model: paddle.nn.Layer) -> dict[str, Any]:
+    """What a test sees of its model: weights, Python state, mode, gradients; and its identity and parameter names
+    (which a rebuild changes)."""
+    return {
+        "digest": digest(model),
+        "python": json.loads(json.dumps(python_state(model))),
+        "training": any(layer.training for layer in model.sublayers(include_self=True)),
+        "grads": any(param.grad is not None for param in model.parameters()),
+        "id": id(model),
+        "names": [param.name for param in model.parameters()],
+    }
+
+
+def save_view(model: paddle.nn.Layer, name: str) -> None:
+    """``view_of(model)`` into ``$ISOLATION_RECORDS/<name>.json``, for the outer test to read."""
+    (Path(os.environ["ISOLATION_RECORDS"]) / f"{name}.json").write_text(json.dumps(view_of(model)))
 
 
 # The inner conftest: the post-process hook runs inside the build (and so inside the build lock);
