@@ -35,6 +35,7 @@ import paddle
 
 MAX_DEPTH = 100
 SCALARS = (int, float, complex, str, bytes)  # subclasses of these (not enums) keep their value and their attributes
+AS_THEMSELVES = frozenset({type(None), str, bytes, int})  # their equality is exact (a bool or a float is not an int here)
 BOOLEANS = {True: (bool, True), False: (bool, False)}  # made once: most attributes are flags, and True == 1
 # Their instances keep no attributes of their own that matter (an OrderedDict has an empty __dict__): their items are all.
 BUILTIN_CONTAINERS = frozenset({list, tuple, dict, collections.OrderedDict, set, frozenset})
@@ -110,7 +111,7 @@ class Describer:
     def attributes(self, key: str, attributes: list[tuple[str, Any]]) -> tuple[tuple[str, Any], ...]:
         """``(name, state)`` for each attribute of the object ``key`` names."""
         self._key, self._ordinal = key, 0
-        return tuple((name, self._top(value)) for name, value in attributes)
+        return tuple((name, value if type(value) in AS_THEMSELVES else self._top(value)) for name, value in attributes)
 
     def _top(self, value: Any) -> Any:
         self._values = 0
@@ -125,7 +126,7 @@ class Describer:
 
     def _state(self, value: Any, depth: int) -> Any:
         kind = type(value)
-        if value is None or kind is str or kind is bytes or kind is int:
+        if kind in AS_THEMSELVES:
             return value
         if kind is bool:
             return BOOLEANS[value]
@@ -159,7 +160,7 @@ class Describer:
             return (self._state(value.func, depth), self._state(value.args, depth), self._state(value.keywords, depth))
         if shape == "method":
             return (self._state(value.__func__, depth), self._state(value.__self__, depth))
-        held = self._held(value, shape, depth)
+        held = None if shape == "object" else self._held(value, shape, depth)
         attributes = None if type(value) in BUILTIN_CONTAINERS else self._attributes(value, depth)
         if held is None and attributes is None:
             if type(value).__hash__ is None or type(value).__eq__ is object.__eq__:
@@ -190,8 +191,12 @@ class Describer:
         attributes = getattr(value, "__dict__", None)
         if attributes is None and not names:
             return None
-        described = tuple((self._state(name, depth), self._state(item, depth)) for name, item in (attributes or {}).items())
-        return (described, tuple((name, self._state(getattr(value, name), depth)) for name in names if hasattr(value, name)))
+        described = tuple(
+            (self._state(name, depth), item if type(item) in AS_THEMSELVES else self._state(item, depth))
+            for name, item in (attributes or {}).items()
+        )
+        slots = tuple((name, self._state(getattr(value, name), depth)) for name in names if hasattr(value, name)) if names else ()
+        return (described, slots)
 
 
 _shapes: dict[type, str] = {}
