@@ -4,7 +4,7 @@ A snapshot is taken when the model is built; after each test that borrowed it, t
 compared with the snapshot:
 
 - tensors (parameters, buffers, and tensors kept as plain attributes of a sublayer): identity, shape,
-  dtype, ``stop_gradient`` and storage address; then their values, exactly where that is cheap:
+  dtype and storage address; then their values, exactly where that is cheap:
   a mapped parameter's written pages are found and dropped (``mapped.restore_model``: it reads the
   value store again), and a small CPU tensor is compared with a copy kept at build time and copied
   back. Other tensors (large filled ones, GPU ones) are witnessed by Paddle's in-place version counter
@@ -19,7 +19,7 @@ compared with the snapshot:
   recursively (``value_state`` has the rules and bounds).
 
 Put back in place, cheaply and exactly: values restored exactly, train mode, gradients, and a tensor's own
-attributes whose built value is plain data (a new one is deleted). Any other change drops the model, so the
+attributes whose built value is plain data (a new one is deleted), whatever a test set them to. Any other change drops the model, so the
 next test gets a rebuild, bit-identical to the first build; so does a value the comparison cannot describe
 (nested too deep, an object with no comparable state), at build or after a test. Either way the summary's
 repair line names the test and what changed.
@@ -258,7 +258,13 @@ class Snapshot:
         on_both_sides = {key for key in differing if key in self.state and key in now}
         before, _ = _one_by_one({key: self.state[key] for key in differing if key in self.state}, on_both_sides)
         after, owners = _one_by_one({key: now[key] for key in differing if key in now}, on_both_sides)
-        unknown = {key: state.reason for key, state in [*before.items(), *after.items()] if isinstance(state, Unknown)}
+
+        def restorable(key: str) -> bool:
+            return key in self.kept_attributes or (key in owners and key not in before)
+
+        unknown = {
+            key: state.reason for key, state in [*before.items(), *after.items()] if isinstance(state, Unknown) and not restorable(key)
+        }
         added = sorted(after.keys() - before.keys() - unknown.keys())
         dropped = sorted(before.keys() - after.keys() - unknown.keys())
         changed = sorted(key for key in after.keys() & before.keys() - unknown.keys() if not equal(after[key], before[key]))
@@ -266,13 +272,13 @@ class Snapshot:
         verdict = Verdict([f"{what} {_some(keys)}" for what, keys in kinds if keys], [])
         if unknown:
             verdict.rebuild.append("cannot compare " + _some([f"{key} ({reason})" for key, reason in sorted(unknown.items())]))
-        restorable = [key for key in added + dropped + changed if key in self.kept_attributes or (key in owners and key not in before)]
-        if unknown or len(restorable) < len(added) + len(dropped) + len(changed):
+        set_back = [key for key in added + dropped + changed if restorable(key)]
+        if unknown or len(set_back) < len(added) + len(dropped) + len(changed):
             return verdict
         verdict.rebuild.clear()
-        if restorable:
-            self._restore_attributes(walk, restorable, owners)
-            verdict.restored.append(f"{_some(sorted(restorable))} set back as built")
+        if set_back:
+            self._restore_attributes(walk, set_back, owners)
+            verdict.restored.append(f"{_some(sorted(set_back))} set back as built")
         tensors = walk.unique_tensors()
         restored = self._restore_values(tensors)
         if restored:

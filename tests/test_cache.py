@@ -207,6 +207,9 @@ def optimize_attr(model):  # the next test's optimizer would never update this w
 def regularizer(model):
     weight(model).regularizer = paddle.regularizer.L2Decay(0.5)
 
+def uncomparable_regularizer(model):  # no state to compare, but the built value (None) is plain: set back
+    weight(model).regularizer = __import__("threading").Lock()
+
 def rename_parameter(model):
     weight(model).name = "renamed"
 
@@ -228,7 +231,7 @@ def deep_attribute(model):  # deeper than any comparison goes
 MUTATIONS = {mutate.__name__: mutate for mutate in [
     set_value, inplace_under_no_grad, setitem_one_element, optimizer_step, backward_only, train_mode, add_parameter,
     drop_parameter, replace_parameter, swap_values_in_place, forward_hook, add_buffer, freeze, untrainable, need_clip,
-    optimize_attr, regularizer, rename_parameter, parameter_attribute, generation_config, nested_in_place, deep_attribute,
+    optimize_attr, regularizer, uncomparable_regularizer, rename_parameter, parameter_attribute, generation_config, nested_in_place, deep_attribute,
 ]}
 
 @pytest.mark.dummy_load({"name": "m", "width": 4, "depth": 2}, model="cache_support:Tiny", fresh=True)
@@ -267,6 +270,7 @@ MUTATIONS = {
     "need_clip": "restore",
     "optimize_attr": "restore",
     "regularizer": "restore",
+    "uncomparable_regularizer": "restore",
     "rename_parameter": "restore",
     "parameter_attribute": "restore",
     "generation_config": "rebuild",
