@@ -231,7 +231,8 @@ def deep_attribute(model):  # deeper than any comparison goes
 MUTATIONS = {mutate.__name__: mutate for mutate in [
     set_value, inplace_under_no_grad, setitem_one_element, optimizer_step, backward_only, train_mode, add_parameter,
     drop_parameter, replace_parameter, swap_values_in_place, forward_hook, add_buffer, freeze, untrainable, need_clip,
-    optimize_attr, regularizer, uncomparable_regularizer, rename_parameter, parameter_attribute, generation_config, nested_in_place, deep_attribute,
+    optimize_attr, regularizer, uncomparable_regularizer, rename_parameter, parameter_attribute, generation_config, nested_in_place,
+    deep_attribute,
 ]}
 
 @pytest.mark.dummy_load({"name": "m", "width": 4, "depth": 2}, model="cache_support:Tiny", fresh=True)
