@@ -4,7 +4,8 @@
 Python state:
 
 - ``None``, ``str``, ``bytes`` and ``int`` are themselves; ``bool`` and ``float`` carry their type (``True`` is
-  not ``1``, ``2.0`` is not ``2``); a ``float`` is its exact bits (``-0.0`` is not ``0.0``, a NaN equals a NaN); a ``complex`` its repr;
+  not ``1``, ``2.0`` is not ``2``); a ``float`` is its exact bits (``-0.0`` is not ``0.0``, a NaN equals a NaN);
+  a ``complex`` is its repr;
 - lists, tuples, dicts (in order), sets, an object's ``__dict__`` and ``__slots__``, a ``functools.partial``'s
   parts and a bound method's function and object: by their contents, with their exact type; a NumPy array by
   dtype, shape and a digest of its bytes;
@@ -13,7 +14,8 @@ Python state:
 - tensors and the model's own sublayers: by what the caller says (isolation walks them itself).
 
 An object met twice in one walk (the config every decoder layer holds, a cycle) is described once; later
-references name where it was first met, so shared and cyclic structures compare exactly. Anything else (a
+references name where it was first met, so shared and cyclic structures compare exactly (an empty builtin
+container is its type alone: most layers hold several, and sharing one is harmless until it is filled). Anything else (a
 lock, a generator, an extension object with identity-only equality), a value nested deeper than ``MAX_DEPTH``
 or holding more than ``MAX_VALUES``, and any error while reading it is ``Unknown``: unequal to everything,
 so a model holding it is dropped rather than kept with state nobody compared.
