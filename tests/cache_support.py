@@ -7,10 +7,15 @@ and the log format are shared by the inner tests and the outer assertions.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 import re
+import threading
+import types
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import paddle
@@ -25,6 +30,7 @@ class Tiny(paddle.nn.Layer):
         super().__init__()
         self.config = config
         self.name, self.width = config.name, config.width
+        self.generation_config = types.SimpleNamespace(max_length=20, eos_token_id=[1, 2])  # an attribute object, as in PaddleFormers
         self.layers = paddle.nn.LayerList([paddle.nn.Linear(config.width, config.width) for _ in range(config.depth)])
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -35,6 +41,14 @@ class Tiny(paddle.nn.Layer):
 
 class OtherTiny(Tiny):
     """The same layers under another class: another model, another cache key."""
+
+
+class LockedTiny(Tiny):
+    """Holds an object no comparison can see into (a lock): its state after a test cannot be told."""
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.lock = threading.Lock()
 
 
 def tiny(name: str, width: int = 4, depth: int = 2) -> dict:
@@ -53,6 +67,72 @@ def digest(model: paddle.nn.Layer) -> str:
         hashed.update(f"{name}{tuple(param.shape)}{param.dtype}".encode())
         hashed.update(np.ascontiguousarray(param.numpy()).tobytes())
     return hashed.hexdigest()
+
+
+UNIQUE_NAME_COUNTER = re.compile(r"_\d+")  # Paddle numbers each layer and parameter name per process: linear_3.w_0
+RENDER_DEPTH = 12
+PARAMETER_FLAGS = ("name", "stop_gradient", "trainable", "persistable")
+
+
+def render(value: Any, depth: int = RENDER_DEPTH) -> Any:
+    """A value as JSON-able text and containers: no object addresses, unique-name counters blanked, cut at ``depth``."""
+    if depth == 0:
+        return "<deeper>"
+    if isinstance(value, str):
+        return UNIQUE_NAME_COUNTER.sub("_N", value)
+    if value is None or isinstance(value, (bool, int, float, bytes)):
+        return f"{type(value).__name__} {value!r}"
+    if isinstance(value, paddle.Tensor):
+        return f"tensor {value.shape} {value.dtype}"
+    if isinstance(value, paddle.nn.Layer):
+        return f"layer {type(value).__qualname__}"
+    if isinstance(value, dict):
+        return {"type": type(value).__name__, "items": [[render(k, depth - 1), render(v, depth - 1)] for k, v in value.items()]}
+    if isinstance(value, (list, tuple)):
+        return [type(value).__name__, *(render(item, depth - 1) for item in value)]
+    if isinstance(value, (set, frozenset)):
+        return [type(value).__name__, *sorted(map(str, (render(item, depth - 1) for item in value)))]
+    if isinstance(value, functools.partial):
+        return ["partial", render(value.func, depth - 1), render(value.args, depth - 1), render(value.keywords, depth - 1)]
+    if isinstance(value, types.MethodType):
+        return ["method", value.__func__.__qualname__, render(value.__self__, depth - 1)]
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
+        return f"{value.__module__}:{value.__qualname__}"
+    if hasattr(value, "__dict__"):
+        return {"type": type(value).__qualname__, "attributes": render(vars(value), depth - 1)}
+    return f"{type(value).__qualname__} {value!r}"
+
+
+def python_state(model: paddle.nn.Layer) -> dict[str, Any]:
+    """Every Python attribute of the model's sublayers and of its parameters and buffers, rendered so that
+    two builds of one spec compare equal: what the next test must see after any mutation, values aside."""
+    state: dict[str, Any] = {}
+    for path, layer in model.named_sublayers(include_self=True):
+        plain = {name: value for name, value in vars(layer).items() if name not in ("_parameters", "_buffers", "_sub_layers")}
+        state[f"layer {path}"] = render(plain)
+        state[f"hooks {path}"] = [len(layer._forward_pre_hooks), len(layer._forward_post_hooks)]
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        flags = {flag: getattr(tensor, flag) for flag in PARAMETER_FLAGS if hasattr(tensor, flag)}
+        state[f"tensor {name}"] = render({**flags, **vars(tensor)})
+    return state
+
+
+def view_of(model: paddle.nn.Layer) -> dict[str, Any]:
+    """What a test sees of its model: weights, Python state, mode, gradients; and its identity and parameter names
+    (which a rebuild changes)."""
+    return {
+        "digest": digest(model),
+        "python": json.loads(json.dumps(python_state(model))),
+        "training": any(layer.training for layer in model.sublayers(include_self=True)),
+        "grads": any(param.grad is not None for param in model.parameters()),
+        "id": id(model),
+        "names": [param.name for param in model.parameters()],
+    }
+
+
+def save_view(model: paddle.nn.Layer, name: str) -> None:
+    """``view_of(model)`` into ``$ISOLATION_RECORDS/<name>.json``, for the outer test to read."""
+    (Path(os.environ["ISOLATION_RECORDS"]) / f"{name}.json").write_text(json.dumps(view_of(model)))
 
 
 # The inner conftest: the post-process hook runs inside the build (and so inside the build lock);
@@ -77,13 +157,14 @@ def pytest_dummyweights_post_process(model, model_config, spec):
 def record(request):
     '''record(model): log the test's model: digest, identity, mode, gradients for the outer test.'''
     import paddle
-    from cache_support import digest
+    from cache_support import digest, python_state
 
     def record(model, **extra):
         _append("seen", {"test": request.node.name, "pid": os.getpid(), "digest": digest(model),
                          "id": id(model), "training": model.training,
                          "name": model.name, "grads": any(p.grad is not None for p in model.parameters()),
                          "frozen": [p.stop_gradient for p in model.parameters()], "buffers": [n for n, _ in model.named_buffers()],
+                         "python": python_state(model), "names": [p.name for p in model.parameters()],
                          "output": model(paddle.ones([1, model.width])).numpy()[:, :8].tolist(), **extra})
     return record
 """

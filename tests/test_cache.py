@@ -212,9 +212,44 @@ def add_buffer(model):
 def freeze(model):
     weight(model).stop_gradient = True
 
+def untrainable(model):
+    model.layers[1].bias.trainable = False
+
+def need_clip(model):
+    weight(model).need_clip = False
+
+def optimize_attr(model):  # the next test's optimizer would never update this weight
+    weight(model).optimize_attr["learning_rate"] = 0.0
+
+def regularizer(model):
+    weight(model).regularizer = paddle.regularizer.L2Decay(0.5)
+
+def uncomparable_regularizer(model):  # no state to compare, but the built value (None) is plain: set back
+    weight(model).regularizer = __import__("threading").Lock()
+
+def rename_parameter(model):
+    weight(model).name = "renamed"
+
+def parameter_attribute(model):
+    weight(model).note = "left behind"
+
+def generation_config(model):  # an attribute object: compared by value, not by identity
+    model.generation_config.max_length = 1
+
+def nested_in_place(model):
+    model.generation_config.eos_token_id.append(3)
+
+def deep_attribute(model):  # deeper than any comparison goes
+    deep = []
+    for _ in range(5000):
+        deep = [deep]
+    model.layers[0].deep = deep
+
 MUTATIONS = {mutate.__name__: mutate for mutate in [
     set_value, inplace_under_no_grad, setitem_one_element, optimizer_step, backward_only, train_mode, add_parameter,
-    drop_parameter, replace_parameter, swap_values_in_place, forward_hook, add_buffer, freeze,
+    drop_parameter, replace_parameter, swap_values_in_place, forward_hook, add_buffer, freeze, untrainable, need_clip,
+    optimize_attr, regularizer, uncomparable_regularizer, rename_parameter, parameter_attribute, generation_config, nested_in_place,
+    deep_attribute,
 ]}
 
 @pytest.mark.dummy_load({"name": "m", "width": 4, "depth": 2}, model="cache_support:Tiny", fresh=True)
@@ -248,13 +283,24 @@ MUTATIONS = {
     "swap_values_in_place": "restore",
     "forward_hook": "rebuild",
     "add_buffer": "rebuild",
-    "freeze": "rebuild",
+    "freeze": "restore",
+    "untrainable": "restore",
+    "need_clip": "restore",
+    "optimize_attr": "restore",
+    "regularizer": "restore",
+    "uncomparable_regularizer": "restore",
+    "rename_parameter": "restore",
+    "parameter_attribute": "restore",
+    "generation_config": "rebuild",
+    "nested_in_place": "rebuild",
+    "deep_attribute": "rebuild",
 }
 
 
 def view(record: dict) -> tuple:
-    """What a test sees of its model: weights, frozen flags, buffers, output of a forward pass, mode, gradients."""
-    return tuple(record[key] for key in ("digest", "frozen", "buffers", "output", "training", "grads"))
+    """What a test sees of its model: weights, frozen flags, buffers, output of a forward pass, mode, gradients, and
+    every Python attribute of its sublayers, parameters and buffers."""
+    return tuple(record[key] for key in ("digest", "frozen", "buffers", "output", "training", "grads", "python"))
 
 
 def test_a_mutating_test_does_not_leak_into_the_next_and_the_summary_names_it(inner, logs) -> None:
@@ -271,6 +317,7 @@ def test_a_mutating_test_does_not_leak_into_the_next_and_the_summary_names_it(in
         assert view(after) == view(seen["test_0_reference"]) and not after["training"] and not after["grads"], name
         rebuilt = after["id"] != before["id"]
         assert rebuilt == (MUTATIONS[name] == "rebuild"), name
+        assert rebuilt or after["names"] == before["names"], name  # parameter names exactly as built
 
     lines = summary_section(result.outlines)
     repaired = [line for line in lines if line.startswith("isolation repaired after ")]

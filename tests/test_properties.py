@@ -1,13 +1,17 @@
-"""Property: whatever a user passes (overrides, marker arguments, config documents), the build gives a model or one
-``DummyWeightsError`` line naming the cause; never another exception type from the plugin."""
+"""Properties: whatever a user passes (overrides, marker arguments, config documents), the build gives a model or one
+``DummyWeightsError`` line naming the cause, never another exception type from the plugin; and whatever a test does
+to a cached model (values, parameter attributes, configs, new attributes, mode, hooks, ...), the next test's model
+equals a fresh build, bit for bit and in its Python state."""
 
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import paddle
+from cache_support import view_of
 from engine_models import SHRINK
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -94,3 +98,121 @@ def test_any_config_document_gives_a_model_or_one_error_line(tmp_path_factory, d
     folder = tmp_path_factory.mktemp("config")
     (folder / "config.json").write_bytes(document)
     outcome(lambda: spec_from_call((folder,), {"device": "cpu"}, "dummy_load"))
+
+
+# --- whatever a test does to a cached model, the next test gets a fresh one --------------------------
+
+MUTATING_TESTS = """
+import threading
+from math import inf, nan  # the steps' repr may hold them
+
+import paddle
+import pytest
+
+from cache_support import save_view
+from pytest_dummyweights._runtime.private_apis import host_view
+
+STEPS = {steps!r}
+qwen3 = pytest.mark.dummy_load({config!r}, overrides={overrides!r})
+
+def nested(depth):
+    value = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+VALUES = {{"lock": threading.Lock, "deep": lambda: nested(5000), "decay": lambda: paddle.regularizer.L2Decay(0.5)}}
+
+def made(value):
+    return VALUES[value]() if isinstance(value, str) and value in VALUES else value
+
+def apply(model, kind, index, value):
+    names = [name for name, _ in model.named_parameters()]
+    param = dict(model.named_parameters())[names[index % len(names)]]
+    layer = model.sublayers(include_self=True)[index % len(model.sublayers(include_self=True))]
+    if kind == "set_value":
+        param.set_value(paddle.full_like(param, value))
+    elif kind == "scale_":
+        with paddle.no_grad():
+            param.scale_(value)
+    elif kind == "flip_bit":
+        host_view(param)[value % param.size] ^= 1
+    elif kind == "optimizer_step":
+        model.train()
+        optimizer = paddle.optimizer.SGD(learning_rate=value, parameters=model.parameters())
+        model(paddle.to_tensor([[1, 2, 3, 4]]))[0].astype("float32").sum().backward()
+        optimizer.step()
+    elif kind == "parameter_attribute":
+        setattr(param, value[0], made(value[1]))
+    elif kind == "parameter_attribute_deleted" and value in vars(param):
+        delattr(param, value)
+    elif kind == "optimize_attr":
+        param.optimize_attr["learning_rate"] = value
+    elif kind in ("config", "generation_config"):
+        setattr(getattr(model, kind), value[0], made(value[1]))
+    elif kind == "config_list":
+        model.config.layer_types.append(value)
+    elif kind == "attribute":
+        setattr(layer, value[0], made(value[1]))
+    elif kind == "train":
+        layer.train()
+    elif kind == "hook":
+        layer.register_forward_post_hook(lambda layer, inputs, output: output)
+    elif kind == "buffer":
+        layer.register_buffer("left_behind", paddle.ones([2]))
+
+@qwen3
+def test_1_mutates(dummy_model):
+    save_view(dummy_model, "before")
+    for step in STEPS:
+        apply(dummy_model, *step)
+
+@qwen3
+def test_2_next(dummy_model):
+    save_view(dummy_model, "after")
+"""
+QWEN3_CONFIG, QWEN3_OVERRIDES = SHRINK["qwen3"]
+plain = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=True), st.text(max_size=4), st.lists(st.integers(0, 3), max_size=2)
+)
+odd = st.sampled_from(["lock", "deep", "decay"])  # made inside the test: an object with no comparable state, 5,000 levels, a regularizer
+index = st.integers(0, 1000)
+FLAGS = ["need_clip", "do_model_average", "is_distributed", "trainable", "stop_gradient"]
+steps = st.one_of(
+    st.tuples(st.just("set_value"), index, st.floats(-2, 2)),
+    st.tuples(st.just("scale_"), index, st.floats(-2, 2)),
+    st.tuples(st.just("flip_bit"), index, st.integers(0, 10**6)),
+    st.tuples(st.just("optimizer_step"), index, st.floats(0.001, 1)),
+    st.tuples(st.just("parameter_attribute"), index, st.tuples(st.sampled_from(FLAGS), st.booleans())),
+    st.tuples(st.just("parameter_attribute"), index, st.tuples(st.just("name"), st.text(min_size=1, max_size=4))),
+    st.tuples(st.just("parameter_attribute"), index, st.tuples(st.sampled_from(["regularizer", "note"]), plain | odd)),
+    st.tuples(st.just("parameter_attribute_deleted"), index, st.sampled_from(["need_clip", "optimize_attr", "regularizer"])),
+    st.tuples(st.just("optimize_attr"), index, st.floats(0, 1)),
+    st.tuples(st.just("config"), index, st.tuples(st.sampled_from(["rms_norm_eps", "rope_theta", "tie_word_embeddings", "note"]), plain)),
+    st.tuples(st.just("generation_config"), index, st.tuples(st.sampled_from(["max_length", "eos_token_id", "note"]), plain | odd)),
+    st.tuples(st.just("config_list"), index, st.text(max_size=4)),
+    st.tuples(st.just("attribute"), index, st.tuples(st.sampled_from(["note", "scaling", "hidden_size", "_dtype"]), plain | odd)),
+    st.tuples(st.sampled_from(["train", "hook", "buffer"]), index, st.none()),
+)
+
+
+def test_whatever_a_test_does_to_a_cached_model_the_next_test_gets_a_fresh_one(inner, tmp_path: Path) -> None:
+    records = tmp_path / "records"
+    records.mkdir()
+    inner.monkeypatch.setenv("ISOLATION_RECORDS", str(records))
+    fresh = view_of(build(spec_from_call((QWEN3_CONFIG,), {"overrides": QWEN3_OVERRIDES, "device": "cpu"}, "dummy_load")).model)
+
+    @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(mutations=st.lists(steps, min_size=1, max_size=4))
+    def the_next_test_gets_a_fresh_model(mutations) -> None:
+        inner.write("test_mutations.py", MUTATING_TESTS.format(steps=mutations, config=str(QWEN3_CONFIG), overrides=QWEN3_OVERRIDES))
+        result = inner.run("-q", "-rA")
+        # never a teardown error; the mutating test itself may fail (a step can break the forward pass a later step runs)
+        assert "errors" not in result.parseoutcomes(), result.stdout.str()
+        result.stdout.fnmatch_lines(["PASSED test_mutations.py::test_2_next"])
+        before, after = (json.loads((records / f"{name}.json").read_text()) for name in ("before", "after"))
+        for view in (before, after):
+            assert (view["digest"], view["python"], view["training"], view["grads"]) == (fresh["digest"], fresh["python"], False, False)
+        assert after["id"] != before["id"] or after["names"] == before["names"]  # kept: names exactly as built
+
+    the_next_test_gets_a_fresh_model()
