@@ -22,7 +22,7 @@ TINY = {
 }
 CASES = {"floor", "floor_numpy", "build", "build_repeat", "naive", "default_init", "real_load"}
 
-pytest.importorskip("paddleformers")
+pytestmark = pytest.mark.paddleformers
 
 
 def test_benchmark_runs_end_to_end_on_a_tiny_config(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 
 ERRORS = """
     import pytest
@@ -97,6 +98,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.paddleformers
 def test_each_bad_input_errors_at_setup_naming_test_config_and_cause(inner):
     inner.write("no_config_json/weights.txt", "")
     inner.write("malformed/config.json", '{"model_type": "qwen3",,}')

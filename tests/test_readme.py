@@ -38,6 +38,7 @@ def test_the_readme_has_examples() -> None:
     assert project_files() and SCRIPTS  # the extraction itself must not silently find nothing
 
 
+@pytest.mark.paddleformers
 def test_the_readme_test_examples_pass(inner) -> None:
     (inner.path / "configs").symlink_to(REPO / "configs")
     for name, text in project_files().items():
@@ -48,6 +49,7 @@ def test_the_readme_test_examples_pass(inner) -> None:
     assert outcomes.get("passed", 0) >= functions and not set(outcomes) - {"passed", "warning", "warnings"}, outcomes
 
 
+@pytest.mark.paddleformers
 @pytest.mark.parametrize("script", SCRIPTS, ids=[f"script{i}" for i in range(len(SCRIPTS))])
 def test_the_readme_scripts_run(script: str) -> None:
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=600)

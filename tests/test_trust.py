@@ -236,6 +236,7 @@ BAD_CAUSES = {
 }
 
 
+@pytest.mark.paddleformers
 def test_each_bad_input_is_one_line_with_no_traceback(inner) -> None:
     inner.write("latin1/config.json", "")
     (inner.path / "latin1/config.json").write_bytes(b'{"model_type": "caf\xe9"}')
@@ -314,6 +315,7 @@ def test_bad_settings_stop_the_run_naming_the_option_or_ini_key(inner, args, ini
     assert "Traceback" not in result.stderr.str()
 
 
+@pytest.mark.paddleformers
 @pytest.mark.parametrize(
     ("args", "error"),
     [
