@@ -58,14 +58,10 @@ CELLS = (
 
 
 REPORT_VERSIONS = (
-    "import importlib.metadata as m, platform\n"
-    "def version(name):\n"
-    "    try:\n"
-    "        return m.version(name)\n"
-    "    except m.PackageNotFoundError:\n"
-    "        return 'not installed'\n"
-    "names = ('pytest', 'pytest-xdist', 'pytest-cov', 'diff-cover', 'paddlepaddle', 'paddleformers', 'numpy')\n"
-    "print('cell versions:', ' | '.join([f'python {platform.python_version()}', *(f'{n} {version(n)}' for n in names)]))"
+    "import importlib.metadata as m, platform; names = ('pytest', 'pytest-xdist', 'pytest-cov', 'diff-cover', "
+    "'paddlepaddle', 'paddleformers', 'numpy'); installed = {d.metadata['Name'].lower().replace('_', '-') for d in m.distributions()}; "
+    "print('cell versions:', ' | '.join([f'python {platform.python_version()}', "
+    "*(f'{n} {m.version(n) if n in installed else \"not installed\"}' for n in names)]))"
 )
 
 
