@@ -64,6 +64,8 @@ class DummySpec:
             raise DummyWeightsError(
                 f"new_keys must be a collection of key names, e.g. [{self.new_keys!r}]; got the string {self.new_keys!r}"
             )
+        if not isinstance(self.new_keys, Collection):
+            raise DummyWeightsError(f"new_keys must be a collection of key names, e.g. ['brand_new']; got {self.new_keys!r}")
         if self.seed is not None:
             check_seed(self.seed)
         if self.std is not None and (

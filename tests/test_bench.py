@@ -24,6 +24,8 @@ TINY = {
 }
 CASES = {"floor", "floor_numpy", "build", "build_filled", "build_repeat", "naive", "default_init", "real_load"}
 
+pytestmark = pytest.mark.paddleformers
+
 
 def test_benchmark_runs_end_to_end_on_a_tiny_config(tmp_path: Path) -> None:
     pytest.importorskip("paddleformers")

@@ -75,6 +75,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str
     return {(tag, layout): saved_checkpoint(where, tag, layout) for tag in TAGS for layout in LAYOUTS}
 
 
+@pytest.mark.paddleformers
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("tag", TAGS)
 def test_saved_checkpoint_agrees(checkpoints, tag: str, layout: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,6 +88,7 @@ def test_saved_checkpoint_agrees(checkpoints, tag: str, layout: str, monkeypatch
 AGREEING = ["drop", "extra", "rename", "transpose", "integer_dtype", "layer_short", "layer_extra"]
 
 
+@pytest.mark.paddleformers
 @pytest.mark.parametrize("corruption", AGREEING)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("tag", TAGS)
@@ -102,6 +104,7 @@ def test_check_names_what_from_pretrained_names(checkpoints, tmp_path: Path, tag
     assert {m.name for m in report.dtype_mismatches} == verdict.wrong_dtype
 
 
+@pytest.mark.paddleformers
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_index_naming_a_tensor_no_header_holds(checkpoints, tmp_path: Path, layout: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """``from_pretrained`` trusts the index and says nothing, leaving the weight random; the check fails."""
@@ -111,6 +114,7 @@ def test_index_naming_a_tensor_no_header_holds(checkpoints, tmp_path: Path, layo
     assert report.missing == [TARGET] and TARGET in report.index_problems[0] and not report.ok
 
 
+@pytest.mark.paddleformers
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_index_lacking_a_tensor_a_header_holds(checkpoints, tmp_path: Path, layout: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """``from_pretrained`` calls the weight missing (it goes by the index); the check names the index as stale."""
@@ -120,6 +124,7 @@ def test_index_lacking_a_tensor_a_header_holds(checkpoints, tmp_path: Path, layo
     assert report.named_keys() == set() and [target("llama") in problem for problem in report.index_problems] == [True] and not report.ok
 
 
+@pytest.mark.paddleformers
 @pytest.mark.parametrize("tag", TAGS)
 def test_base_model_keys_without_the_prefix(checkpoints, tmp_path: Path, tag: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A checkpoint saved from the base model (no ``model.`` prefix) loads into the causal LM: the prefix rule."""
@@ -131,6 +136,7 @@ def test_base_model_keys_without_the_prefix(checkpoints, tmp_path: Path, tag: st
     assert report.ok
 
 
+@pytest.mark.paddleformers
 def test_tied_head_counts_as_loaded_from_the_embedding(checkpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Qwen3-0.6B ties the head to the embedding: a checkpoint without ``lm_head.weight`` (as published) loads fully."""
     directory = corrupted_copy(checkpoints["qwen3", "hf"], tmp_path, "drop", "lm_head.weight")
@@ -142,6 +148,7 @@ def test_tied_head_counts_as_loaded_from_the_embedding(checkpoints, tmp_path: Pa
     assert np.array_equal(loaded.lm_head.weight.numpy(), embedding)
 
 
+@pytest.mark.paddleformers
 def test_keys_the_model_ignores_by_design_are_not_reported(checkpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ckpt_dir = corrupted_copy(checkpoints["qwen3", "paddle"], tmp_path, "extra", TARGET)
     ckpt = Checkpoint(ckpt_dir)
@@ -152,6 +159,7 @@ def test_keys_the_model_ignores_by_design_are_not_reported(checkpoints, tmp_path
     assert from_pretrained_verdict(type(model), ckpt_dir, "paddle", monkeypatch).unexpected == set(report.unexpected) == {TARGET.replace(".weight", "_extra.weight")}
 
 
+@pytest.mark.paddleformers
 def test_table_shows_the_first_entries_of_each_kind_with_counts(checkpoints, tmp_path: Path) -> None:
     directory = corrupted_copy(checkpoints["deepseek_v3_unequal", "hf"], tmp_path, "layer_short", TARGET)
     report = check_model(model_for("deepseek_v3_unequal"), load_manifest(directory))
@@ -163,6 +171,7 @@ def test_table_shows_the_first_entries_of_each_kind_with_counts(checkpoints, tmp
 
 
 
+@pytest.mark.paddleformers
 def test_vlm_key_mapping_renames_checkpoint_keys(checkpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``_checkpoint_conversion_mapping`` applies to VLM classes only, as in ``from_pretrained``."""
     directory = corrupted_copy(checkpoints["qwen3", "hf"], tmp_path, "vlm_names", TARGET)
@@ -177,6 +186,7 @@ def test_vlm_key_mapping_renames_checkpoint_keys(checkpoints, tmp_path: Path, mo
     assert set(plain.missing) == verdict.missing - {"model.embed_tokens.weight"}  # tied to lm_head.weight, which is loaded
 
 
+@pytest.mark.paddleformers
 def test_base_model_loading_a_causal_lm_checkpoint(checkpoints, monkeypatch: pytest.MonkeyPatch) -> None:
     """The other direction of the prefix rule: the checkpoint has ``model.``, the base model does not."""
     from engine_models import SHRINK

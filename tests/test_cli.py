@@ -16,6 +16,7 @@ from pytest_dummyweights import build_dummy_model, cli
 QWEN3_SETS = [f"--set={key}={value}" for key, value in SHRINK["qwen3"][1].items()]
 
 
+@pytest.mark.paddleformers
 def test_build_prints_class_size_and_seconds_per_phase(capsys, monkeypatch):
     monkeypatch.chdir(REPO)  # the config path is relative to the working directory
     assert cli.main(["build", "configs/qwen3-0.6b", *QWEN3_SETS, "--seed", "3"]) == 0
@@ -58,6 +59,7 @@ def test_bad_input_in_process(capsys, monkeypatch, args, error):
     assert fnmatch.fnmatchcase(err.strip(), f"error: {error}"), err
 
 
+@pytest.mark.paddleformers
 def test_new_key_allowed_with_new_key(capsys, monkeypatch):
     monkeypatch.chdir(REPO)
     assert cli.main(["build", "configs/qwen3-0.6b", *QWEN3_SETS, "--set", "brand_new=1", "--new-key", "brand_new"]) == 0

@@ -102,6 +102,7 @@ def checkpoints(inner) -> int:
     return sum(manifest.total_bytes for manifest in manifests) + write_engine_checkpoint(inner.path / "ckpt" / "engine")
 
 
+@pytest.mark.paddleformers
 def test_one_file_passes_with_dummy_and_with_real_weights(inner, checkpoints: int) -> None:
     inner.write("test_both_modes.py", BOTH_MODES)
     dummy = inner.run("-v")
@@ -138,6 +139,7 @@ def dropped(inner) -> None:
     inner.write("test_corrupt.py", CORRUPT)
 
 
+@pytest.mark.paddleformers
 def test_a_corrupted_checkpoint_fails_setup_with_the_table(inner, dropped: None) -> None:
     result = inner.run("-v")
     result.assert_outcomes(passed=1, errors=1)
@@ -152,6 +154,7 @@ def test_a_corrupted_checkpoint_fails_setup_with_the_table(inner, dropped: None)
     assert "Traceback" not in result.stdout.str()
 
 
+@pytest.mark.paddleformers
 def test_warn_mode_warns_with_the_table(inner, dropped: None) -> None:
     result = inner.run("-v", "--dummy-checkpoint-check=warn")
     result.assert_outcomes(passed=2, warnings=1)
@@ -163,6 +166,7 @@ def test_warn_mode_warns_with_the_table(inner, dropped: None) -> None:
     result.stdout.fnmatch_lines(["*checkpoint checks: 0 passed, 1 failed*"])
 
 
+@pytest.mark.paddleformers
 def test_off_mode_from_the_ini_skips_the_check(inner, dropped: None) -> None:
     inner.write("pytest.ini", "[pytest]\ndummyweights_checkpoint_check = off\n")
     result = inner.run("-v")
@@ -209,6 +213,7 @@ BAD_CAUSES = {
 }
 
 
+@pytest.mark.paddleformers
 def test_bad_checkpoint_inputs_fail_their_test_with_one_line(inner) -> None:
     saved_checkpoint(inner.path / "ckpt", "qwen3", "hf")
     (inner.path / "empty").mkdir()
@@ -288,6 +293,7 @@ def test_the_checkpoint_layout_hook_names_what_the_model_loads(inner) -> None:
     result.stdout.fnmatch_lines(["  missing (the model needs it, the checkpoint lacks it): 1", "    w", "  unexpected (the checkpoint has it, nothing loads it): 1", "    weights.w"])
 
 
+@pytest.mark.paddleformers
 def test_cli_build_prints_the_checks_table_and_exits_1_when_it_fails(tmp_path: Path, capsys, monkeypatch) -> None:
     from engine_models import SHRINK
 

@@ -17,6 +17,8 @@ import textwrap
 import pytest
 from engine_models import REPO
 
+pytestmark = pytest.mark.paddleformers  # real PaddleFormers models
+
 BLOCK = re.compile(r"^( *)```python\n(.*?)^\1```$", re.MULTILINE | re.DOTALL)
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 ERRORS = """
     import pytest
     from engine_models import SHRINK, ZOO, zoo_config
@@ -139,6 +141,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.paddleformers
 def test_each_bad_input_errors_at_setup_naming_test_config_and_cause(inner):
     inner.write("no_config_json/weights.txt", "")
     inner.write("malformed/config.json", '{"model_type": "qwen3",,}')

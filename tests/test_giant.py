@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("paddleformers")
+pytestmark = pytest.mark.paddleformers
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "deepseek-v3"
 PEAK_RSS_LIMIT = 4e9

@@ -85,6 +85,7 @@ def run_cli(endpoint: str, tmp_path: Path, *args: str) -> subprocess.CompletedPr
     return subprocess.run([sys.executable, "-m", "pytest_dummyweights", "manifest", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.paddleformers
 def test_sharded_repo_on_the_hub_gives_the_local_manifest(hub, tmp_path: Path) -> None:
     endpoint, root, _ = hub
     local = saved_checkpoint(tmp_path, "qwen3", "hf")

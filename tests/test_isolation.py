@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from cache_support import view_of
 from engine_models import SHRINK
 
 from pytest_dummyweights._building.pipeline import build
 from pytest_dummyweights.spec import DummySpec
+
+pytestmark = pytest.mark.paddleformers  # real PaddleFormers models
 
 CONFIG, OVERRIDES = SHRINK["qwen3"]
 HEADER = f"""

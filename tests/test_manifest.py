@@ -24,6 +24,7 @@ from pytest_dummyweights.errors import DummyWeightsError
 SAFETENSORS_DTYPES = {"float32": "F32", "bfloat16": "BF16"}
 
 
+@pytest.mark.paddleformers
 @pytest.mark.parametrize("layout", ["paddle", "hf"])
 def test_manifest_matches_what_safetensors_reads(tmp_path: Path, layout: str) -> None:
     directory = saved_checkpoint(tmp_path, "qwen3", layout)
@@ -45,6 +46,7 @@ def header_length(path: Path) -> int:
     return struct.unpack("<Q", path.read_bytes()[:8])[0]
 
 
+@pytest.mark.paddleformers
 def test_manifest_file_round_trips_and_the_cli_writes_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     directory = saved_checkpoint(tmp_path, "llama", "hf")
     assert main(["manifest", str(directory), "-o", str(tmp_path / "m.json")]) == 0
@@ -67,6 +69,7 @@ def bytes_read() -> int:
     return int(next(line for line in Path("/proc/self/io").read_text().splitlines() if line.startswith("rchar:")).split()[1])
 
 
+@pytest.mark.paddleformers
 @pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="counts bytes read through /proc/self/io (Linux)")
 def test_manifest_reads_only_headers_of_a_sparse_full_size_checkpoint(tmp_path: Path) -> None:
     model, directory = full_size_qwen3(tmp_path)

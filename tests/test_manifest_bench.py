@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHRUNK = {"num_hidden_layers": 4, "n_routed_experts": 8, "first_k_dense_replace": 1, "n_group": 4, "topk_group": 2, "num_experts_per_tok": 2}
 
-pytest.importorskip("paddleformers")
+pytestmark = pytest.mark.paddleformers
 
 
 def test_giant_manifest_bench_runs_on_a_shrunk_layout(tmp_path: Path) -> None:

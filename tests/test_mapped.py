@@ -105,6 +105,7 @@ def test_set_value_of_a_copy_with_one_element_changed_is_restored_exactly(page_s
     assert np.array_equal(bits(param), bits(fresh.w_float32))
 
 
+@pytest.mark.paddleformers
 def test_an_optimizer_step_is_restored_exactly(page_scan):
     config, overrides = SHRINK["llama"]
     grown = {**overrides, "vocab_size": 8192}  # embedding and head of 2 MiB: mapped

@@ -39,6 +39,7 @@ REAL_MODELS = """
     """
 
 
+@pytest.mark.paddleformers
 def test_real_paddleformers_models_from_shipped_configs(inner):
     inner.write("test_real.py", REAL_MODELS)
     result = inner.run("-v")

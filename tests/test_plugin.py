@@ -107,6 +107,7 @@ def test_help_fixtures_and_markers_are_documented(inner):
     inner.run("--markers").stdout.fnmatch_lines(["@pytest.mark.dummy_load(config, *dtype=None*"])
 
 
+@pytest.mark.paddleformers
 def test_indirect_parametrization_factory_and_model_forms(inner):
     name, overrides = "qwen3", SHRINK["qwen3"][1]
     tiny = {**json.loads((SHRINK[name][0] / "config.json").read_text()), **overrides}
@@ -170,6 +171,7 @@ HOOKS_CONFTEST = """
     """
 
 
+@pytest.mark.paddleformers
 def test_hooks_resolve_then_post_process_once(inner):
     inner.write("conftest.py", HOOKS_CONFTEST)
     inner.write(
@@ -201,6 +203,7 @@ def test_hooks_resolve_then_post_process_once(inner):
     ]
 
 
+@pytest.mark.paddleformers
 def test_auto_map_is_never_imported(inner):
     published = json.loads((SHRINK["qwen3"][0] / "config.json").read_text())
     auto_map = {"AutoConfig": "configuration_evil.EvilConfig", "AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}

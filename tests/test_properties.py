@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import paddle
+import pytest
 from cache_support import view_of
 from engine_models import SHRINK
 from hypothesis import HealthCheck, given, settings
@@ -196,6 +197,7 @@ steps = st.one_of(
 )
 
 
+@pytest.mark.paddleformers
 def test_whatever_a_test_does_to_a_cached_model_the_next_test_gets_a_fresh_one(inner, tmp_path: Path) -> None:
     records = tmp_path / "records"
     records.mkdir()

@@ -81,12 +81,14 @@ def test_widths_and_vocabulary_stay_real():
         assert changed <= {"num_hidden_layers", "max_window_layers", "first_k_dense_replace", "num_experts", "n_routed_experts"}
 
 
+@pytest.mark.paddleformers
 def test_qwen3_0_6b_at_real_widths_builds_and_runs():
     model = build_dummy_model(CONFIGS / "qwen3-0.6b", shrink=True)
     assert len(model.base_model.layers) == 2 and model.config.hidden_size == 1024 and model.config.vocab_size == 151936
     assert forward_is_finite(model)
 
 
+@pytest.mark.paddleformers
 def test_deepseek_v3_keeps_a_dense_and_a_moe_layer_with_valid_routing():
     model = build_dummy_model(CONFIGS / "deepseek-v3", shrink=True, overrides=NARROW_MLA)
     config = model.config
@@ -98,6 +100,7 @@ def test_deepseek_v3_keeps_a_dense_and_a_moe_layer_with_valid_routing():
     assert forward_is_finite(model)
 
 
+@pytest.mark.paddleformers
 def test_deepseek_v3_keeps_mtp_in_the_config_and_paddleformers_builds_what_its_config_says():
     """PaddleFormers 0.4.1's config class resets num_nextn_predict_layers to 0, so the class builds no MTP layer."""
     assert shrink_config(shipped("deepseek-v3")).raw["num_nextn_predict_layers"] == 1
@@ -126,6 +129,7 @@ def test_deeper_mtp_stack_is_cut_to_one():
     assert Change("num_nextn_predict_layers", 3, 1) in result.changes
 
 
+@pytest.mark.paddleformers
 @pytest.mark.parametrize(
     ("config", "narrow", "kinds", "experts"),
     [
@@ -143,6 +147,7 @@ def test_shrunk_models_build_small_and_run(config, narrow, kinds, experts):
     assert forward_is_finite(model)
 
 
+@pytest.mark.paddleformers
 def test_layer_types_shrink_with_the_layer_count():
     """Qwen2 checks layer_types against num_hidden_layers; both kinds of attention are kept, in order."""
     model = build_dummy_model(QWEN2_SLIDING, shrink=True, overrides={k: v for k, v in NARROW.items()})
@@ -181,6 +186,7 @@ def test_request_targets_and_optional_vocabulary():
     assert result.raw["pad_token_id"] == 999 and result.raw["eos_token_id"] == [999, 998, 997]  # distinct, in range
 
 
+@pytest.mark.paddleformers
 def test_unknown_structure_passes_through_with_a_warning_naming_the_keys():
     raw = {**shipped("llama-3.2-1b"), "no_rope_layers": [1] * 16}
     assert shrink_config(raw).unknown_keys == ["no_rope_layers"]
@@ -220,6 +226,7 @@ def test_vocab_on_a_config_without_a_vocabulary_is_an_error():
         shrink_config(raw, {"vocab": 100})
 
 
+@pytest.mark.paddleformers
 def test_numpy_integers_are_integers_wherever_an_int_is_taken():
     """``np.int64(2)`` used to read "must be a positive integer; got 2"; in overrides, "is an int64"."""
     targets = {"layers": 4, "experts": 32, "vocab": 1000}
@@ -231,6 +238,7 @@ def test_numpy_integers_are_integers_wherever_an_int_is_taken():
     assert model.config.tie_word_embeddings is False  # a boolean stays one
 
 
+@pytest.mark.paddleformers
 def test_cli_build_shrink_prints_the_changes(capsys, monkeypatch):
     monkeypatch.chdir(CONFIGS.parent)
     sets = [f"--set={key}={value}" for key, value in NARROW_MOE.items()]
@@ -240,6 +248,7 @@ def test_cli_build_shrink_prints_the_changes(capsys, monkeypatch):
     assert "shrink: num_experts 128 -> 32" in out and "shrink: layers moe/full_attention x2" in out
 
 
+@pytest.mark.paddleformers
 def test_marker_shrink_shows_what_changed_with_v(inner):
     inner.write(
         "test_shrunk.py",

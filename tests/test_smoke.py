@@ -11,6 +11,7 @@ from pytest_dummyweights._building.pipeline import build
 from pytest_dummyweights._building.smoke import run_smoke
 
 
+@pytest.mark.paddleformers
 @pytest.mark.parametrize("name", list(SHRINK))
 def test_smoke_passes_on_every_shipped_config_shrunk(name):
     config, overrides = SHRINK[name]
@@ -38,6 +39,7 @@ def test_the_search_removes_its_hooks():
     assert not any(layer._forward_post_hooks for layer in model.sublayers(include_self=True))
 
 
+@pytest.mark.paddleformers
 def test_the_default_input_follows_a_small_seq_length():
     """DeepSeek-V3 reshapes with config.seq_length: the smoke feeds that many tokens."""
     config, overrides = SHRINK["deepseek_v3_equal"]

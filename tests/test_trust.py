@@ -236,6 +236,7 @@ BAD_CAUSES = {
 }
 
 
+@pytest.mark.paddleformers
 def test_each_bad_input_is_one_line_with_no_traceback(inner) -> None:
     inner.write("latin1/config.json", "")
     (inner.path / "latin1/config.json").write_bytes(b'{"model_type": "caf\xe9"}')
@@ -332,6 +333,7 @@ def test_bad_settings_stop_the_run_naming_the_option_or_ini_key(inner, args, ini
     assert "Traceback" not in result.stderr.str()
 
 
+@pytest.mark.paddleformers
 @pytest.mark.parametrize(
     ("args", "error"),
     [
@@ -387,3 +389,15 @@ def test_sizes_no_model_could_have_are_one_error_not_a_hang(overrides, cause) ->
 
     with pytest.raises(DummyWeightsError, match=re.escape(cause)):
         build(DummySpec(QWEN3, overrides=overrides, device="cpu"))
+
+
+@pytest.mark.parametrize("new_keys", [None, 3], ids=["none", "integer"])
+def test_new_keys_that_are_not_a_collection_are_one_error(new_keys) -> None:
+    """Found by the property test on Python 3.13: ``new_keys=None`` was a TypeError from inside the plugin."""
+    from engine_models import ZOO, zoo_config
+
+    from pytest_dummyweights.errors import DummyWeightsError
+
+    expected = f"new_keys must be a collection of key names, e.g. ['brand_new']; got {new_keys!r}"
+    with pytest.raises(DummyWeightsError, match=re.escape(expected)):
+        build(DummySpec(zoo_config(), model=ZOO, new_keys=new_keys, device="cpu"))

@@ -45,6 +45,7 @@ DETERMINISM = """
     """
 
 
+@pytest.mark.paddleformers
 def test_two_processes_and_any_build_order_give_bit_identical_parameters(inner):
     """A fresh process builds qwen3 then the zoo; this one (pools warm from other tests) the reverse."""
     inner.write("test_determinism.py", DETERMINISM)
@@ -161,6 +162,7 @@ def test_initialize_dummy_weights_overwrites_an_eagerly_built_model():
     assert float(first.weight.std()) == pytest.approx(0.1, rel=0.05) and float(first.bias.abs().max()) > 0
 
 
+@pytest.mark.paddleformers
 def test_bfloat16_build_on_cpu():
     config, overrides = SHRINK["qwen3"]
     model = build_dummy_model(config, overrides=overrides, dtype="bfloat16")

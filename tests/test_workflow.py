@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from matrix_support import ROOT, load_noxfile
 from ruamel.yaml import YAML
 
-ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 CI_SCRIPT_CALL = re.compile(r"^bash (ci/[\w-]+)$")
-MATRIX_CELL_DEFAULT = re.compile(r"^session=([\w.-]+)$", re.MULTILINE)
+MATRIX_CELL_CALL = re.compile(r"^bash ci/matrix ([\w.-]+)( -- .+)?$")
 
 
 def validate_workflow(path: Path) -> subprocess.CompletedProcess[str]:
@@ -28,17 +25,6 @@ def validate_workflow(path: Path) -> subprocess.CompletedProcess[str]:
 
 def load_workflow() -> dict[str, Any]:
     return YAML(typ="safe").load(WORKFLOW.read_text())
-
-
-@functools.cache
-def load_noxfile() -> ModuleType:
-    """Once per process: importing noxfile.py registers its sessions with nox."""
-    spec = importlib.util.spec_from_file_location("noxfile", ROOT / "noxfile.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["noxfile"] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
 
 
 def script_calls(commands: list[str]) -> list[str]:
@@ -62,13 +48,23 @@ def test_schema_check_rejects_a_broken_workflow(tmp_path: Path) -> None:
     assert validate_workflow(broken).returncode != 0
 
 
+def ci_run_lines() -> list[str]:
+    return [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.startswith("bash ")]
+
+
+def ci_run_cells() -> list[tuple[str, str]]:
+    """The matrix cells .ci/run ends with, each with the pytest arguments it passes ('' for the cell's whole run)."""
+    return [(match.group(1), match.group(2) or "") for line in ci_run_lines() if (match := MATRIX_CELL_CALL.match(line))]
+
+
 def test_workflow_runs_the_scripts_that_ci_run_runs() -> None:
-    """The test job runs what .ci/run runs, but for the one matrix cell .ci/run ends with: the matrix job runs them all."""
-    ci_run = (ROOT / ".ci" / "run").read_text().splitlines()
-    ci_run_calls = script_calls([line for line in ci_run if line.startswith("bash ")])
+    """The test job runs what .ci/run runs, but for the matrix cells .ci/run ends with: the matrix job runs them all."""
+    lines = ci_run_lines()
+    cells = ci_run_cells()
+    ci_run_calls = script_calls(lines[: len(lines) - len(cells)])
     steps = load_workflow()["jobs"]["test"]["steps"]
-    assert ci_run_calls[-1] == "ci/matrix-cell"
-    assert script_calls([step["run"] for step in steps if "run" in step]) == ci_run_calls[:-1]
+    assert cells and lines[-len(cells) :] == [f"bash ci/matrix {name}{args}" for name, args in cells]
+    assert script_calls([step["run"] for step in steps if "run" in step]) == ci_run_calls
     assert ci_run_calls.index("ci/check") < ci_run_calls.index("ci/test") < ci_run_calls.index("ci/package")
 
 
@@ -78,15 +74,16 @@ def test_workflow_matrix_runs_each_nox_session_on_its_python() -> None:
     assert entries == [(cell.name, cell.python) for cell in load_noxfile().CELLS]
     runs = [step["run"] for step in job["steps"] if "run" in step]
     assert runs[-1] == 'nox --no-color -s "${{ matrix.session }}"'
-    assert "ci/requirements.txt" in runs[0]  # the pinned nox
+    assert "grep '^nox==' ci/requirements.txt" in runs[0] and "grep '^uv==' ci/requirements.txt" in runs[0]  # the pinned nox and uv
 
 
-def test_ci_run_runs_a_matrix_cell_other_than_the_pinned_suite() -> None:
-    """ci/matrix-cell's default runs on Python 3.11 (the CI machine's python3) and changes at least one pin."""
-    (default,) = MATRIX_CELL_DEFAULT.findall((ROOT / "ci" / "matrix-cell").read_text())
+def test_ci_run_runs_a_cell_in_full_on_every_python_but_the_one_ci_test_runs() -> None:
+    """ci/test runs the whole suite on the CI machine's python3 (3.11); .ci/run adds a whole cell for each other
+    Python of the matrix (on 3.13 the core: the cell deselects what needs PaddleFormers), and the oldest pytest."""
     cells = {cell.name: cell for cell in load_noxfile().CELLS}
-    assert cells[default].python == "3.11"
-    assert cells[default].changes
+    ran = ci_run_cells()
+    assert {cells[name].python for name, args in ran if not args} | {"3.11"} == {cell.python for cell in cells.values()}
+    assert any(cells[name].changes.get("pytest") == "8.4.2" for name, _ in ran)
 
 
 def test_workflow_gates_pull_requests_against_their_base() -> None:
@@ -104,8 +101,11 @@ def test_workflow_gates_pull_requests_against_their_base() -> None:
 
 def diff_cover_options(repository: Path, commits: int, compare_branch: str = "") -> subprocess.CompletedProcess[str]:
     """Run ci/diff-cover-options in a fresh repository with ``commits`` commits."""
+
     def git(*args: str) -> None:
-        subprocess.run(["git", "-c", "user.name=CI", "-c", "user.email=ci@example.com", *args], cwd=repository, check=True, capture_output=True)
+        subprocess.run(
+            ["git", "-c", "user.name=CI", "-c", "user.email=ci@example.com", *args], cwd=repository, check=True, capture_output=True
+        )
 
     git("init", "--quiet")
     for number in range(commits):
