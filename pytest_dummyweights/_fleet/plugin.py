@@ -6,9 +6,9 @@ Rules a user relies on:
 - With ``-n`` and no ``--dist``, xdist runs the plugin's scheduler (``--dummy-dist=model``, the default; ini
   ``dummyweights_dist``): each model's tests run on one worker. ``--dummy-dist=off``, or any ``--dist``, gives
   xdist's own modes back; ``--dummy-dist=model`` with ``--dist`` is a usage error.
-- ``-n auto`` starts no more workers than the last run's work units can use: a worker is added only while
-  it shortens the predicted run by more than it costs to start (``units.workers_worth_starting``). Without a
-  record of a last run (pytest's cache, or the durations file), xdist's count.
+- ``-n auto`` starts no more workers than the last run's work units can use: the count whose predicted run,
+  plus ~2 s of start per worker, is shortest (``units.workers_worth_starting``), at most xdist's own count.
+  Without a record of a last run (pytest's cache, or the durations file), xdist's count.
 - ``--dummy-shard K/N`` keeps shard K's tests and deselects the rest (see ``shards``).
 - Build seconds are learned in pytest's cache on every run; ``--dummy-durations FILE`` (ini
   ``dummyweights_durations``) adds a file, read by every machine, and ``--dummy-write-durations`` writes this
@@ -46,6 +46,7 @@ class Fleet:
     schedules: bool  # the controller runs the model scheduler
     shard: Shard | None
     durations_file: Path | None
+    file_durations: Durations  # what the durations file held at the start (read once: every shard alike)
     write_durations: bool
     planner: KeyPlanner
     run_dir: Path | None = None  # controller: made when the first worker starts; worker: given in workerinput
@@ -121,6 +122,7 @@ def pytest_configure(config: pytest.Config) -> None:
         schedules=mode == "model" and not dist_given and _xdist_distributes(config) and worker_id(config) is None,
         shard=checked(Setting(shard_text, "--dummy-shard"), parse_shard) if shard_text is not None else None,
         durations_file=durations_file,
+        file_durations=_file_durations(durations_file),
         write_durations=bool(config.getoption("--dummy-write-durations")),
         planner=KeyPlanner(config.hook),
         run_dir=Path(workerinput[RUN_DIR_INPUT]) if RUN_DIR_INPUT in workerinput else None,
@@ -144,11 +146,11 @@ def _cached(cache: pytest.Cache | None) -> Durations:
         return Durations()  # written by another version of the plugin: this run learns it again
 
 
-def _learned(config: pytest.Config, durations_file: Path | None) -> Durations:
+def _learned(config: pytest.Config, file_durations: Durations) -> Durations:
     """The durations file's costs, updated by this machine's cache."""
     from pytest_dummyweights._runtime.private_apis import pytest_cache_of
 
-    return _file_durations(durations_file).updated(_cached(pytest_cache_of(config)))
+    return file_durations.updated(_cached(pytest_cache_of(config)))
 
 
 # --- -n auto and the scheduler, on the xdist controller ------------------------------------------------
@@ -160,7 +162,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> Any:
     count = yield
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or config.stash.get(DIST_GIVEN, False) or _dist_mode(config) != "model":
         return count
-    units = _learned(config, _durations_file(config)).units
+    units = _learned(config, _file_durations(_durations_file(config))).units
     return workers_worth_starting(units, count) if units else count
 
 
@@ -185,7 +187,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from pytest_dummyweights._fleet.scheduler import ModelScheduling
 
-    durations = _learned(config, fleet.durations_file)
+    durations = _learned(config, fleet.file_durations)
     run_dir = fleet.run_dir
     assert run_dir is not None  # every worker was configured first
 
@@ -248,7 +250,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     nodeids = [item.nodeid for item in items]
     keys = _keys_of(config, items)
-    units = make_units(nodeids, keys, _groups_of(items), _file_durations(fleet.durations_file))
+    units = make_units(nodeids, keys, _groups_of(items), fleet.file_durations)
     kept = tests_of_shard(units, nodeids, fleet.shard)
     fleet.kept = (len(kept), len(items), len({keys[nodeids[i]] for i in kept} - {None}))
     config.hook.pytest_deselected(items=[item for i, item in enumerate(items) if i not in kept])
@@ -284,7 +286,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if cache is not None:
         cache.set(CACHE_KEY, _cached(cache).updated(now).to_json())
     if fleet.write_durations and fleet.durations_file is not None:
-        write_durations(fleet.durations_file, _file_durations(fleet.durations_file).updated(now))
+        write_durations(fleet.durations_file, fleet.file_durations.updated(now))
 
 
 def spread_notes(config: pytest.Config, stats: Any) -> list[str]:

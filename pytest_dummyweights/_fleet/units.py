@@ -71,10 +71,6 @@ def predicted_seconds(unit_seconds: Sequence[float], workers: int) -> float:
 
 
 def workers_worth_starting(unit_seconds: Sequence[float], most: int) -> int:
-    """The fewest workers, up to ``most``, past which one more would save less than it costs to start."""
-    workers = 1
-    while (
-        workers < most and predicted_seconds(unit_seconds, workers) - predicted_seconds(unit_seconds, workers + 1) >= WORKER_START_SECONDS
-    ):
-        workers += 1
-    return workers
+    """The number of workers, up to ``most``, that finishes soonest once each worker's start is paid for:
+    the predicted run plus ``WORKER_START_SECONDS`` per worker, the fewest workers on a tie."""
+    return min(range(1, most + 1), key=lambda workers: predicted_seconds(unit_seconds, workers) + WORKER_START_SECONDS * workers)
