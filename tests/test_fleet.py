@@ -104,7 +104,7 @@ def model_of(nodeid: str) -> str:
 
 def written_keys(inner) -> list[dict]:
     """The key files the workers wrote into the controller's run directory."""
-    paths = sorted(inner.path.glob("runpytest-*/dummyweights-fleet/keys-gw*.json"))
+    paths = sorted(inner.path.glob("runpytest-[0-9]*/dummyweights-fleet/keys-gw*.json"))
     return [json.loads(path.read_text()) for path in paths]
 
 
@@ -246,7 +246,7 @@ def test_off_or_an_explicit_dist_gives_xdists_scheduling_back(inner, args, ini) 
     result = run_xdist(inner, "-v", *args)
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["scheduling tests via LoadScheduling"])
-    assert not list(inner.path.glob("runpytest-*/dummyweights-fleet"))
+    assert not list(inner.path.glob("runpytest-[0-9]*/dummyweights-fleet"))
 
 
 def test_n_auto_starts_only_the_workers_the_last_runs_units_can_use(inner) -> None:

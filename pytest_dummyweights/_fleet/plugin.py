@@ -290,21 +290,24 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def spread_notes(config: pytest.Config, stats: Any) -> list[str]:
-    """The summary's fleet lines: the shard kept, and why a model was built on more than one worker."""
+    """The summary's fleet lines: the shard kept, and why a model was built on more than one worker (a crashed
+    worker reports no counts, so the workers the scheduler sent a model's tests to count too)."""
     fleet = config.stash[FLEET]
     lines = []
     if fleet.kept is not None:
         kept, collected, models = fleet.kept
         lines.append(f"shard {fleet.shard}: {kept} of {collected} tests, {models} models (the rest deselected)")
+    placed = fleet.scheduler.placed if fleet.scheduler else {}
     for model in sorted(stats.models.values(), key=lambda model: model.description):
-        if len(model.workers) > 1:
+        workers = sorted({*model.workers, *placed.get(model.fleet_key, ())})
+        if len(workers) > 1:
             lines.append(
-                f"note: {model.description} was built on {len(model.workers)} workers ({', '.join(model.workers)}): {_why(config, model)}"
+                f"note: {model.description} was built on {len(workers)} workers ({', '.join(workers)}): {_why(config, workers, model)}"
             )
     return lines
 
 
-def _why(config: pytest.Config, model: Any) -> str:
+def _why(config: pytest.Config, workers: list[str], model: Any) -> str:
     fleet = config.stash[FLEET]
     if fleet.scheduler is None:
         return (
@@ -313,7 +316,7 @@ def _why(config: pytest.Config, model: Any) -> str:
         )
     if model.fleet_key is None:
         return "its factory carries values that cannot be described, so it is neither cached nor kept together"
-    crashed = [crash for crash in fleet.scheduler.crashes if crash.worker in model.workers]
+    crashed = [crash for crash in fleet.scheduler.crashes if crash.worker in workers]
     if crashed:
         return f"worker {crashed[0].worker} crashed running {crashed[0].test}; its other tests were sent to another worker"
     if model.fleet_key not in fleet.scheduler.placed:
