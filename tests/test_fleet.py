@@ -144,6 +144,40 @@ def test_each_model_is_built_once_in_total_by_keys_every_worker_computes_alike(i
     assert set(learned["models"]) == {key for found in by_model.values() for key in found}
     assert all(entry["build_seconds"] > 0 for entry in learned["models"].values())
     assert len(learned["units"]) == len(MODEL_COUNTS) + 1 + 4  # a unit per model, one per plain test
+    assert {nodeid: [key] for nodeid, key in keys.items() if key} == learned["tests"]  # what each test was served
+
+
+FACTORY_TESTS = """
+import pytest
+
+@pytest.fixture
+def model(request, dummy_model_factory):
+    return dummy_model_factory({"name": request.param, "width": 4, "depth": 2}, model="cache_support:Tiny")
+
+@pytest.mark.parametrize("model", ["a", "b", "c"], indirect=True)
+@pytest.mark.parametrize("i", range(4))
+def test_shapes(model, i):
+    assert model.width == 4
+"""
+
+
+def test_tests_that_build_through_the_factory_are_grouped_from_the_second_run_on(inner, logs) -> None:
+    """The factory builds inside the test, out of sight at collection: the durations file remembers which
+    models each test was served, and the next run groups them."""
+    inner.write("test_factory.py", FACTORY_TESTS)
+    durations = inner.path / "durations.json"
+    first = run_xdist(inner, f"--dummy-durations={durations}", "--dummy-write-durations")
+    assert first.ret == 0, first.stdout.str()
+    learned = json.loads(durations.read_text())["tests"]
+    assert len(learned) == 12 and len({tuple(keys) for keys in learned.values()}) == 3
+    for old in logs.glob("*.jsonl"):
+        old.unlink()
+
+    second = run_xdist(inner, "-v", f"--dummy-durations={durations}")
+    assert second.ret == 0, second.stdout.str()
+    assert sorted(b["name"] for b in read_log(logs, "builds")) == ["a", "b", "c"]  # once each, in total
+    for name in "abc":
+        assert len({r["worker"] for r in read_log(logs, "ran") if f"-{name}]" in r["test"]}) == 1, name
 
 
 GROUP_TESTS = """

@@ -88,6 +88,9 @@ class ModelCache:
     def check_loans(self, test_id: str) -> list[str]:
         """After a test: restore or drop each model it borrowed; returns one line per repaired model."""
         repaired = []
+        used = sorted({key for loan in self._loans if (key := self.stats.models[loan.key].fleet_key)})
+        if used:
+            self.stats.test_models[test_id] = used
         for loan in self._loans:
             entry = self._entries.get(loan.key)
             if entry is None or entry.result.model is not loan.model:

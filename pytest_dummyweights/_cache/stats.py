@@ -55,6 +55,7 @@ class CacheStats:
     checks_failed: int = 0  # builds whose checkpoint check failed (checkpoint_check error or warn)
     real_loaded: int = 0  # builds that loaded a checkpoint's real weights
     real_bytes: int = 0  # checkpoint bytes those builds read
+    test_models: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # test -> fleet keys it was served from the cache
 
     def record_build(self, key: str, model: ModelRecord, seconds: float, notes: list[str], worker: str | None = None) -> None:
         self.built += 1
@@ -104,6 +105,7 @@ class CacheStats:
             ):
                 setattr(total, field, getattr(total, field) + report[field])
             total.repairs.extend(RepairRecord(**repair) for repair in report["repairs"])
+            total.test_models.update(report["test_models"])
             total.notes += [note for note in report["notes"] if note not in total.notes]
             for key, model in report["models"].items():
                 known = total.models.setdefault(key, ModelRecord(**{**model, "builds": 0, "hits": 0, "build_seconds": 0.0, "workers": []}))

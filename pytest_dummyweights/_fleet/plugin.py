@@ -28,7 +28,7 @@ import pytest
 from pytest_dummyweights._fleet.durations import Durations, measured, read_durations, write_durations
 from pytest_dummyweights._fleet.keys import KeyPlanner, read_keys, write_keys
 from pytest_dummyweights._fleet.shards import Shard, parse_shard, tests_of_shard
-from pytest_dummyweights._fleet.units import Unit, make_units, workers_worth_starting
+from pytest_dummyweights._fleet.units import Unit, make_units, models_of, workers_worth_starting
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.settings import Setting, checked, one_of, read_setting, worker_id
 
@@ -193,7 +193,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     def units_of(nodeids: list[str]) -> list[Unit]:
         keys, groups = _workers_keys(run_dir, nodeids)
-        return make_units(nodeids, keys, groups, durations)
+        return make_units(nodeids, models_of(nodeids, keys, durations), groups, durations)
 
     fleet.scheduler = ModelScheduling(config, log, units_of)
     return fleet.scheduler
@@ -249,10 +249,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if fleet.shard is None:
         return
     nodeids = [item.nodeid for item in items]
-    keys = _keys_of(config, items)
-    units = make_units(nodeids, keys, _groups_of(items), fleet.file_durations)
+    durations = fleet.file_durations
+    units = make_units(nodeids, models_of(nodeids, _keys_of(config, items), durations), _groups_of(items), durations)
     kept = tests_of_shard(units, nodeids, fleet.shard)
-    fleet.kept = (len(kept), len(items), len({keys[nodeids[i]] for i in kept} - {None}))
+    fleet.kept = (len(kept), len(items), len({key for unit in units if unit.tests[0] in kept for key in unit.models}))
     config.hook.pytest_deselected(items=[item for i, item in enumerate(items) if i not in kept])
     items[:] = [item for i, item in enumerate(items) if i in kept]
 
@@ -278,8 +278,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if worker_id(config) is not None or config.option.collectonly:
         return
     fleet = config.stash[FLEET]
-    models = run_stats(config).models.values()
-    now = measured(models, fleet.scheduler.unit_durations() if fleet.scheduler else [])
+    stats = run_stats(config)
+    now = measured(stats.models.values(), stats.test_models, fleet.scheduler.unit_durations() if fleet.scheduler else [])
     if not now.build_seconds and not now.units:
         return
     cache = getattr(config, "cache", None)

@@ -1,7 +1,8 @@
 """Work units: the tests that must run in one process so that each model is built once.
 
-Tests that share a model (by fleet key) or an explicit ``xdist_group`` mark form one unit; a test with
-neither is a unit of its own. A unit's estimated cost is its model's learned build seconds plus a small
+Tests that share a model (by fleet key: the one ``dummy_model`` builds, known at collection, or those an
+earlier run served the test) or an explicit ``xdist_group`` mark form one unit; a test with neither is a
+unit of its own. A unit's estimated cost is its model's learned build seconds plus a small
 share per test, so the costly models go out first.
 """
 
@@ -31,8 +32,13 @@ class Unit:
         return self.models[0] if self.models else f"group:{self.groups[0]}" if self.groups else f"test:{self.tests[0]}"
 
 
+def models_of(nodeids: Sequence[str], keys: Mapping[str, str | None], durations: Durations) -> dict[str, list[str]]:
+    """Each test's models: its key at collection, else those an earlier run served it."""
+    return {nodeid: [key] if (key := keys.get(nodeid)) else durations.tests.get(nodeid, []) for nodeid in nodeids}
+
+
 def make_units(
-    nodeids: Sequence[str], keys: Mapping[str, str | None], groups: Mapping[str, Sequence[str]], durations: Durations
+    nodeids: Sequence[str], models: Mapping[str, Sequence[str]], groups: Mapping[str, Sequence[str]], durations: Durations
 ) -> list[Unit]:
     """The units of a collection, most costly first (ties: collection order)."""
     parent = list(range(len(nodeids)))
@@ -45,7 +51,7 @@ def make_units(
 
     first_of: dict[str, int] = {}
     for index, nodeid in enumerate(nodeids):
-        labels = [f"model:{keys[nodeid]}"] if keys.get(nodeid) else []
+        labels = [f"model:{key}" for key in models.get(nodeid, ())]
         labels += [f"group:{name}" for name in groups.get(nodeid, ())]
         for label in labels:
             other = first_of.setdefault(label, index)
@@ -55,10 +61,10 @@ def make_units(
         members.setdefault(root(index), []).append(index)
     units = []
     for tests in members.values():
-        models = tuple(sorted({key for i in tests if (key := keys.get(nodeids[i]))}))
+        keys = tuple(sorted({key for i in tests for key in models.get(nodeids[i], ())}))
         named = tuple(sorted({name for i in tests for name in groups.get(nodeids[i], ())}))
-        cost = sum(durations.build_seconds_of(model) for model in models) + TEST_SECONDS * len(tests)
-        units.append(Unit(tests, models, named, cost))
+        cost = sum(durations.build_seconds_of(key) for key in keys) + TEST_SECONDS * len(tests)
+        units.append(Unit(tests, keys, named, cost))
     return sorted(units, key=lambda unit: (-unit.cost, unit.tests[0]))
 
 
