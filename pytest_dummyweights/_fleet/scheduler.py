@@ -137,11 +137,12 @@ class ModelScheduling:
         for unit in self.queue:
             for index in unit.tests:
                 self.unit_of[index] = unit
-        for surplus in self.nodes[len(self.queue) :]:
+        ready = [node for node in self.nodes if node in self.registered]
+        for surplus in ready[len(self.queue) :]:
             self.log(f"shutting down {surplus.gateway.id}: more workers than work units")
             del self.pending[surplus]
             surplus.shutdown()
-        for node in self.nodes:
+        for node in ready[: len(self.queue)]:
             self._send_unit(node)
         for node in self.nodes:
             self._refill(node)
