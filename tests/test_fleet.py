@@ -247,7 +247,7 @@ def test_a_crashed_workers_model_is_rebuilt_elsewhere_for_its_remaining_tests(in
     result = run_xdist(inner, "-v")
     result.assert_outcomes(passed=6, failed=1)
     result.stdout.fnmatch_lines(["*worker 'gw?' crashed while running 'test_crash.py::test_a[[]1[]]'*"])
-    builds = read_log(logs, "builds")
+    builds = sorted(read_log(logs, "builds"), key=lambda b: b["start"])
     assert [b["name"] for b in builds] == ["a", "a"] and builds[0]["pid"] != builds[1]["pid"]
     ran = {r["test"].split("::")[-1]: r["pid"] for r in read_log(logs, "ran")}
     assert ran["test_a[0]"] == builds[0]["pid"]

@@ -4,9 +4,11 @@ one worker, so each model is built once in the run.
 It follows xdist's scheduler protocol (``xdist.scheduler.protocol.Scheduling``, as ``LoadScopeScheduling``
 does). Units go out most costly first; a worker is given its next unit when it has at most two tests left
 (a worker needs one queued test beyond the running one to keep going), so the least-loaded worker takes the
-next one. Workers beyond the number of units are shut down at once. A crashed worker's test is reported by
-xdist; its other pending tests go back to the queue as units of their own model, so another worker builds
-that model and runs them.
+next one. Work starts as soon as the first worker has collected: each worker joins when its own collection
+is done (and matches the first one's; one that differs is reported as a collection error and gets no work),
+instead of all waiting for the slowest start. A worker that joins when no unit is left is shut down. A
+crashed worker's test is reported by xdist; its other pending tests go back to the queue as units of their
+own model, so another worker builds that model and runs them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable, Sequence
 import pytest
 from xdist.remote import Producer
 from xdist.report import report_collection_diff
-from xdist.workermanage import WorkerController, parse_tx_spec_config
+from xdist.workermanage import WorkerController
 
 from pytest_dummyweights._fleet.units import Unit
 
@@ -38,7 +40,6 @@ class ModelScheduling:
         self.config = config
         self.log = log.modelsched
         self.make_units = make_units
-        self.numnodes = len(parse_tx_spec_config(config))
         self.collection: list[str] | None = None
         self.registered: dict[WorkerController, list[str]] = {}
         self.pending: dict[WorkerController, list[int]] = {}
@@ -54,7 +55,8 @@ class ModelScheduling:
 
     @property
     def collection_is_completed(self) -> bool:
-        return len(self.registered) >= self.numnodes
+        """True from the first worker's collection on: the others join as they finish theirs."""
+        return bool(self.registered)
 
     @property
     def tests_finished(self) -> bool:
@@ -72,10 +74,13 @@ class ModelScheduling:
 
     def add_node_collection(self, node: WorkerController, collection: Sequence[str]) -> None:
         assert node in self.pending
-        if self.collection_is_completed and self.collection is not None and list(collection) != self.collection:
-            # a replacement worker that collected something else gets no work
+        if self.collection is not None and list(collection) != self.collection:
             first = next(iter(self.registered))
-            self.log(report_collection_diff(self.collection, list(collection), first.gateway.id, node.gateway.id))
+            message = report_collection_diff(self.collection, list(collection), first.gateway.id, node.gateway.id)
+            self.log(message)
+            self.config.hook.pytest_collectreport(report=pytest.CollectReport(node.gateway.id, "failed", message, []))
+            del self.pending[node]  # it gets no work
+            node.shutdown()
             return
         self.registered[node] = list(collection)
 
@@ -123,12 +128,9 @@ class ModelScheduling:
 
     def schedule(self) -> None:
         assert self.collection_is_completed
-        if self.collection is not None:  # a replacement worker joined: it takes work like the others
+        if self.collection is not None:  # another worker joined: it takes work like the others
             for node in self.nodes:
                 self._refill(node)
-            return
-        if not self._same_collections():
-            self.log("**Different tests collected, aborting run**")
             return
         self.collection = next(iter(self.registered.values()))
         if not self.collection:
@@ -137,13 +139,6 @@ class ModelScheduling:
         for unit in self.queue:
             for index in unit.tests:
                 self.unit_of[index] = unit
-        ready = [node for node in self.nodes if node in self.registered]
-        for surplus in ready[len(self.queue) :]:
-            self.log(f"shutting down {surplus.gateway.id}: more workers than work units")
-            del self.pending[surplus]
-            surplus.shutdown()
-        for node in ready[: len(self.queue)]:
-            self._send_unit(node)
         for node in self.nodes:
             self._refill(node)
 
@@ -153,12 +148,10 @@ class ModelScheduling:
         if not self.queue:
             node.shutdown()
             return
-        if len(self.pending[node]) <= MIN_PENDING:
+        while self.queue and len(self.pending[node]) <= MIN_PENDING:
             self._send_unit(node)
 
     def _send_unit(self, node: WorkerController) -> None:
-        if not self.queue:
-            return
         unit = self.queue.pop(0)
         for key in unit.models:
             workers = self.placed.setdefault(key, [])
@@ -170,18 +163,6 @@ class ModelScheduling:
             for idle in self.nodes:
                 if not self.pending[idle] and not idle.shutting_down:
                     idle.shutdown()
-
-    def _same_collections(self) -> bool:
-        """Whether every worker collected the same tests; if not, each difference is reported as a collection error."""
-        (first, collection), *others = self.registered.items()
-        same = True
-        for node, other in others:
-            message = report_collection_diff(collection, other, first.gateway.id, node.gateway.id)
-            if message:
-                same = False
-                self.log(message)
-                self.config.hook.pytest_collectreport(report=pytest.CollectReport(node.gateway.id, "failed", message, []))
-        return same
 
     def unit_durations(self) -> list[float]:
         """Seconds each unit's tests took, as the workers measured them."""
