@@ -283,13 +283,16 @@ def test_off_or_an_explicit_dist_gives_xdists_scheduling_back(inner, args, ini) 
     assert not list(inner.path.glob("runpytest-[0-9]*/dummyweights-fleet"))
 
 
-def test_n_auto_starts_only_the_workers_the_last_runs_units_can_use(inner) -> None:
+@pytest.mark.parametrize("count", ["auto", "4"])
+def test_only_the_workers_the_last_runs_units_can_use_are_started(inner, count) -> None:
     inner.write("test_plain.py", PLAIN_TESTS)
     durations = inner.path / "durations.json"
     durations.write_text(json.dumps({"version": 1, "models": {}, "units": [5.0]}))  # one unit: a second worker saves nothing
-    result = inner.run("-p", "xdist", "-n", "auto", f"--dummy-durations={durations}", subprocess=True)
+    result = inner.run("-p", "xdist", "-n", count, f"--dummy-durations={durations}", subprocess=True)
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["1 worker [[]4 items[]]"])
+    header = "dummyweights: starting 1 of 4 workers: the last run's work units keep no more busy (--dummy-dist=off starts them all)"
+    assert (header in result.outlines) == (count == "4")
 
 
 def test_the_worker_count_grows_while_a_worker_saves_more_than_its_start() -> None:

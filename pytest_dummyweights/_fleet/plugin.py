@@ -6,9 +6,10 @@ Rules a user relies on:
 - With ``-n`` and no ``--dist``, xdist runs the plugin's scheduler (``--dummy-dist=model``, the default; ini
   ``dummyweights_dist``): each model's tests run on one worker. ``--dummy-dist=off``, or any ``--dist``, gives
   xdist's own modes back; ``--dummy-dist=model`` with ``--dist`` is a usage error.
-- ``-n auto`` starts no more workers than the last run's work units can use: the count whose predicted run,
-  plus ~2 s of start per worker, is shortest (``units.workers_worth_starting``), at most xdist's own count.
-  Without a record of a last run (pytest's cache, or the durations file), xdist's count.
+- ``-n auto`` and ``-n N`` start no more workers than the last run's work units can use: the count whose
+  predicted run, plus ~2 s of start per worker, is shortest (``units.workers_worth_starting``), at most
+  xdist's (or N); with ``-n N`` the header says so. Without a record of a last run (pytest's cache, or the
+  durations file), or with ``PYTEST_XDIST_AUTO_NUM_WORKERS`` set for ``-n auto``, xdist's count.
 - ``--dummy-shard K/N`` keeps shard K's tests and deselects the rest (see ``shards``).
 - Build seconds are learned in pytest's cache on every run; ``--dummy-durations FILE`` (ini
   ``dummyweights_durations``) adds a file, read by every machine, and ``--dummy-write-durations`` writes this
@@ -36,6 +37,7 @@ DIST_MODES = ("model", "off")
 CACHE_KEY = "dummyweights/fleet"
 RUN_DIR_INPUT = "dummyweights_run_dir"  # workerinput: where workers write their keys
 DIST_GIVEN = pytest.StashKey[bool]()
+AUTO_GIVEN = pytest.StashKey[bool]()
 FLEET = pytest.StashKey["Fleet"]()
 
 
@@ -52,6 +54,7 @@ class Fleet:
     run_dir: Path | None = None  # controller: made when the first worker starts; worker: given in workerinput
     scheduler: Any = None
     kept: tuple[int, int, int] | None = None  # shard: tests kept, tests collected, models kept
+    header: str | None = None  # a line for the session header
     keys: dict[str, str | None] = dataclasses.field(default_factory=dict)
 
 
@@ -85,8 +88,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_cmdline_main(config: pytest.Config) -> Any:
-    """Note whether --dist was given before xdist fills in its default (``load`` with ``-n``)."""
+    """Note whether --dist and ``-n auto`` were given, before xdist fills in its default (``load`` with ``-n``) and its count."""
     config.stash[DIST_GIVEN] = getattr(config.option, "dist", "no") != "no"
+    config.stash[AUTO_GIVEN] = getattr(config.option, "numprocesses", None) in ("auto", "logical")
     return (yield)
 
 
@@ -127,6 +131,7 @@ def pytest_configure(config: pytest.Config) -> None:
         planner=KeyPlanner(config.hook),
         run_dir=Path(workerinput[RUN_DIR_INPUT]) if RUN_DIR_INPUT in workerinput else None,
     )
+    _start_fewer_workers(config, config.stash[FLEET])
 
 
 def _file_durations(path: Path | None) -> Durations:
@@ -156,14 +161,36 @@ def _learned(config: pytest.Config, file_durations: Durations) -> Durations:
 # --- -n auto and the scheduler, on the xdist controller ------------------------------------------------
 
 
+def _workers_worth_starting(config: pytest.Config, file_durations: Durations, most: int) -> int:
+    units = _learned(config, file_durations).units
+    return workers_worth_starting(units, most) if units else most
+
+
 @pytest.hookimpl(optionalhook=True, wrapper=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> Any:
     """xdist's count, lowered to the workers the last run's units could use (see the module docstring)."""
     count = yield
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or config.stash.get(DIST_GIVEN, False) or _dist_mode(config) != "model":
         return count
-    units = _learned(config, _file_durations(_durations_file(config))).units
-    return workers_worth_starting(units, count) if units else count
+    return _workers_worth_starting(config, _file_durations(_durations_file(config)), count)
+
+
+def _start_fewer_workers(config: pytest.Config, fleet: Fleet) -> None:
+    """``-n N``: start no more of the N workers than the last run's units could use, and say so in the header."""
+    tx = list(getattr(config.option, "tx", None) or [])
+    if not fleet.schedules or config.stash.get(AUTO_GIVEN, False) or len(tx) < 2 or set(tx) != {"popen"}:
+        return
+    worth = _workers_worth_starting(config, fleet.file_durations, len(tx))
+    if worth < len(tx):
+        config.option.tx = tx[:worth]
+        fleet.header = (
+            f"dummyweights: starting {worth} of {len(tx)} workers: the last run's work units keep no more busy "
+            "(--dummy-dist=off starts them all)"
+        )
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return config.stash[FLEET].header
 
 
 @pytest.hookimpl(optionalhook=True)
