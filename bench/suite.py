@@ -19,7 +19,9 @@ Parallel runs: ``-n 2`` with the plugin's model scheduler (the default) and with
 the suite split in three shards (``--dummy-shard K/3``, each run alone, as each would run on its own CI
 machine). The suite's tests build through ``dummy_model_factory``, so the untimed warm-up run writes a
 durations file (``--dummy-write-durations``) that tells the scheduler and the shards which model each test
-uses; every dummy run reads it. "builds" is the run summary's count of models built, by all workers.
+uses; every dummy run reads it. "builds" is the run summary's count of models built, by all workers;
+"workers" the xdist workers started (the plugin starts fewer than ``-n`` asks when the learned work units
+cannot keep more busy).
 """
 
 from __future__ import annotations
@@ -175,7 +177,7 @@ def run_pytest(run: Run, suite_dir: Path) -> dict:
     workers = {name: counters for name, counters in memory.items() if name.startswith("gw")} or memory
     built = re.search(r"(\d+) built in ", done.stdout)
     return {**dataclasses.asdict(run), "wall_s": wall, "outcome": done.stdout.strip().splitlines()[-1],
-            "builds": int(built[1]) if built else None,
+            "builds": int(built[1]) if built else None, "started": len(workers) if run.workers else 0,
             "load_before": load_before, "load_after": os.getloadavg(), "memory": memory,
             "workers_peak_rss": sum(c["peak_rss"] for c in workers.values()), "workers_pss": sum(c["pss"] for c in workers.values())}
 
@@ -219,10 +221,10 @@ def render(report: dict) -> str:
     lines = [f"machine: {m['cpus']} CPUs, {m['cpu']}, {m['ram_gib']} GiB RAM, python {m['python']}, commit {m['commit']}",
              f"structural suite: {len(report['models'])} models, " + ", ".join(
                  f"{name} {entry['parameters'] / 1e6:,.0f} M" for name, entry in report["models"].items()),
-             "", f"{'run':<46}{'wall s':>8}{'builds':>7}{'workers peak RSS GB':>21}{'PSS GB':>8}  load before/after  outcome"]
+             "", f"{'run':<46}{'wall s':>8}{'builds':>7}{'workers':>8}{'workers peak RSS GB':>21}{'PSS GB':>8}  load before/after  outcome"]
     for label, result in report["runs"].items():
         builds = "-" if result["builds"] is None else result["builds"]
-        lines.append(f"{label:<46}{result['wall_s']:>8.1f}{builds:>7}{result['workers_peak_rss'] / GB:>21.2f}"
+        lines.append(f"{label:<46}{result['wall_s']:>8.1f}{builds:>7}{result['started']:>8}{result['workers_peak_rss'] / GB:>21.2f}"
                      f"{result['workers_pss'] / GB:>8.2f}  {result['load_before'][0]:>5.1f} / {result['load_after'][0]:<5.1f}     "
                      f"{result['outcome']}")
     lines += ["", "ratios (one run):"]

@@ -291,9 +291,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if worker_id(config) is not None:
         return
     stats = run_stats(config)
-    lines = stats.summary_lines(config.option.verbose)
-    if lines:
-        lines += spread_notes(config, stats)
+    lines = stats.summary_lines(config.option.verbose) + spread_notes(config, stats)
     if lines:
         terminalreporter.write_sep("=", "dummyweights")
         for line in lines:

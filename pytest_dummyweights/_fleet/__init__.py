@@ -4,6 +4,7 @@ worker (``scheduler``), the split of a suite into CI shards (``shards``), and th
 
 May import: ``_cache`` (the fleet key), ``_building`` (planning a build, to compute that key), the spec, the
 vocabulary, ``errors``. ``scheduler`` imports pytest-xdist and is imported only when xdist runs the session;
-``plugin`` is pytest glue, registered by the dummy-weights plugin, and imports Paddle only on workers that
-compute keys.
+``plugin`` is pytest glue, registered by the dummy-weights plugin; it imports Paddle only where keys are
+computed (the workers of the model scheduler, and a run with ``--dummy-shard``), and reads the tests' specs
+and the run's statistics from the dummy-weights plugin (imported where used: that module registers this one).
 """
