@@ -358,7 +358,9 @@ def shard_tests_source() -> str:
 
 
 def passed_tests(result: pytest.RunResult) -> list[str]:
-    return sorted(line.split(" ")[0] for line in result.outlines if line.endswith(" PASSED") or " PASSED " in line)
+    """Node ids of the passed tests, from -v output in process (``id PASSED``) or under xdist (``PASSED id``)."""
+    found = map(re.compile(r"^(\S+::\S+) PASSED|PASSED (\S+::\S+)").search, result.outlines)
+    return sorted(m[1] or m[2] for m in found if m)
 
 
 def collected(result: pytest.RunResult) -> list[str]:
@@ -385,9 +387,12 @@ def test_shards_are_complete_disjoint_stable_and_build_only_their_own_models(inn
         models_kept = {model_of(test) for test in kept} & set(SHARD_MODELS)
         assert {b["name"] for b in read_log(logs, "builds") if b["name"] in SHARD_MODELS} == models_kept  # only its own
         summary = [line for line in summary_section(result.outlines) if line.startswith(f"shard {index}/{SHARD_COUNT}: ")]
-        assert summary == [
-            f"shard {index}/{SHARD_COUNT}: {len(kept)} of {len(everything)} tests, {len(models_kept)} models (the rest deselected)"
-        ]
+        expected = f"shard {index}/{SHARD_COUNT}: {len(kept)} of {len(everything)} tests, {len(models_kept)} models (the rest deselected)"
+        assert summary == [expected]
+        if index == 1:  # on xdist workers too: the same tests, and the controller's summary says so
+            distributed = run_xdist(inner, "-v", f"--dummy-shard={index}/{SHARD_COUNT}", f"--dummy-durations={durations}")
+            assert set(passed_tests(distributed)) == kept
+            assert expected in summary_section(distributed.outlines)
         # stable: a second collection, in reverse order (as a shuffling plugin would), keeps the same tests
         monkeypatch.setenv("FLEET_REVERSE", "1")
         again = inner.run("--collect-only", "-q", f"--dummy-shard={index}/{SHARD_COUNT}", f"--dummy-durations={durations}")

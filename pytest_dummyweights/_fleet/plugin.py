@@ -36,6 +36,7 @@ from pytest_dummyweights.settings import Setting, checked, one_of, read_setting,
 DIST_MODES = ("model", "off")
 CACHE_KEY = "dummyweights/fleet"
 RUN_DIR_INPUT = "dummyweights_run_dir"  # workerinput: where workers write their keys
+SHARD_OUTPUT = "dummyweights_shard"  # workeroutput: what the worker's shard kept
 DIST_GIVEN = pytest.StashKey[bool]()
 AUTO_GIVEN = pytest.StashKey[bool]()
 FLEET = pytest.StashKey["Fleet"]()
@@ -298,13 +299,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Keep this run's measured build seconds in pytest's cache, and in the durations file when asked."""
+    """Keep this run's measured build seconds in pytest's cache, and in the durations file when asked; an xdist
+    worker hands what its shard kept to the controller, which does not collect."""
     from pytest_dummyweights.plugin import run_stats
 
     config = session.config
+    fleet = config.stash[FLEET]
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None and fleet.kept is not None:
+        workeroutput[SHARD_OUTPUT] = list(fleet.kept)
     if worker_id(config) is not None or config.option.collectonly:
         return
-    fleet = config.stash[FLEET]
     stats = run_stats(config)
     now = measured(stats.models.values(), stats.test_models, fleet.scheduler.unit_durations() if fleet.scheduler else [])
     if not now.build_seconds and not now.units:
@@ -314,6 +319,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         cache.set(CACHE_KEY, _cached(cache).updated(now).to_json())
     if fleet.write_durations and fleet.durations_file is not None:
         write_durations(fleet.durations_file, fleet.file_durations.updated(now))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    kept = getattr(node, "workeroutput", {}).get(SHARD_OUTPUT)
+    if kept is not None:
+        node.config.stash[FLEET].kept = tuple(kept)
 
 
 def spread_notes(config: pytest.Config, stats: Any) -> list[str]:
