@@ -1,7 +1,8 @@
 """pytest glue of the dummy weights: options, the ``dummy_load`` marker, fixtures and the run summary.
 
 The work is done by plain functions (``build``) and the per-worker ``cache``; the diff coverage gate
-has its own plugin object (``gate_plugin``), registered from ``pytest_configure`` when it is turned on.
+has its own plugin object (``gate_plugin``), registered from ``pytest_configure`` when it is turned on;
+the fleet (xdist scheduling, CI shards) is the plugin module ``_fleet.plugin``, registered with this one.
 
 A build calls the ``pytest_dummyweights_*`` hooks through the test's own ``node.ihook``, as pytest calls its
 own hooks: a conftest.py's implementations apply to the tests under its directory only (the cache key names
@@ -32,6 +33,7 @@ MARKER_DOC = (
 SETTINGS = pytest.StashKey["Settings"]()
 CACHE = pytest.StashKey[Any]()
 WORKER_REPORTS = pytest.StashKey[list[dict[str, Any]]]()
+pytest_plugins = ("pytest_dummyweights._fleet.plugin",)  # its hooks must be there before pytest_configure (xdist's -n auto)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,11 +186,15 @@ def _fail(request: pytest.FixtureRequest, config_description: str, error: Except
     raise pytest.fail.Exception(message, pytrace=False) from None
 
 
+def run_spec(config: pytest.Config, spec: DummySpec) -> DummySpec:
+    """``spec`` with what it leaves unset taken from the run's options."""
+    settings = config.stash[SETTINGS]
+    return dataclasses.replace(spec, **{key: getattr(settings, key) for key in RUN_DEFAULTS if getattr(spec, key) is None})
+
+
 def _serve(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
     """The model for ``spec`` from this worker's cache; after the test, its isolation is checked."""
-    settings = request.config.stash[SETTINGS]
-    unset = {key: getattr(settings, key) for key in RUN_DEFAULTS if getattr(spec, key) is None}
-    spec = dataclasses.replace(spec, **unset)
+    spec = run_spec(request.config, spec)
     try:
         cache = _cache(request)
         request.addfinalizer(lambda: cache.check_loans(request.node.nodeid))
@@ -226,8 +232,18 @@ def closest_marker(node: pytest.Item) -> pytest.Mark | None:
 
 
 def _requested_spec(request: pytest.FixtureRequest) -> DummySpec:
-    marker = closest_marker(request.node)
-    param = getattr(request, "param", _NO_PARAM)
+    return _spec_from(closest_marker(request.node), getattr(request, "param", _NO_PARAM))
+
+
+def spec_of_item(item: pytest.Item) -> DummySpec | None:
+    """The spec ``dummy_model`` will build for a collected test, or None when it does not use ``dummy_model``."""
+    if "dummy_model" not in getattr(item, "fixturenames", ()):
+        return None
+    callspec = getattr(item, "callspec", None)
+    return _spec_from(closest_marker(item), callspec.params.get("dummy_model", _NO_PARAM) if callspec else _NO_PARAM)
+
+
+def _spec_from(marker: pytest.Mark | None, param: Any) -> DummySpec:
     if param is not _NO_PARAM and marker is not None:
         raise DummyWeightsError("the test has both a dummy_load marker and an indirect parametrization of dummy_model; keep one")
     if isinstance(param, DummySpec):
@@ -290,15 +306,23 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         node.config.stash[WORKER_REPORTS].append(report)
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+def run_stats(config: pytest.Config) -> Any:
+    """The run's ``CacheStats``: this process's and every worker's, merged."""
     from pytest_dummyweights._cache.stats import CacheStats
 
-    if worker_id(config) is not None:
-        return
     reports = config.stash[WORKER_REPORTS].copy()
     if CACHE in config.stash:
         reports.append(config.stash[CACHE].stats.to_report())
-    lines = CacheStats.from_reports(reports).summary_lines(config.option.verbose)
+    return CacheStats.from_reports(reports)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    from pytest_dummyweights._fleet.plugin import spread_notes
+
+    if worker_id(config) is not None:
+        return
+    stats = run_stats(config)
+    lines = stats.summary_lines(config.option.verbose) + spread_notes(config, stats)
     if lines:
         terminalreporter.write_sep("=", "dummyweights")
         for line in lines:
