@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pytest_dummyweights import mla
+from pytest_dummyweights._intercept.targets import InterceptTarget
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.spec import DummySpec
 
@@ -13,7 +14,7 @@ if TYPE_CHECKING:  # imported on first use (__getattr__); named here for type ch
     from pytest_dummyweights._values.fill import initialize_dummy_weights
 
 __version__ = "0.1.0"  # the one place the version is written: pyproject.toml reads it from here
-__all__ = ["DummySpec", "DummyWeightsError", "__version__", "build_dummy_model", "initialize_dummy_weights", "mla"]
+__all__ = ["DummySpec", "DummyWeightsError", "InterceptTarget", "__version__", "build_dummy_model", "initialize_dummy_weights", "mla"]
 
 
 def __getattr__(name: str) -> Any:

@@ -13,15 +13,28 @@ from typing import Any, NoReturn
 import pytest
 
 from pytest_dummyweights._gate import plugin as gate_plugin
+from pytest_dummyweights._intercept import plugin as intercept_plugin
 from pytest_dummyweights._values.value_rules import check_rule_arguments
 from pytest_dummyweights.errors import DummyWeightsError, RealWeightsUnavailable
-from pytest_dummyweights.settings import ISOLATION_MODES, checked, one_of, parse_bytes, parse_seed, read_setting, worker_id
+from pytest_dummyweights.settings import (
+    ISOLATION_MODES,
+    OptionSource,
+    checked,
+    one_of,
+    parse_bytes,
+    parse_seed,
+    read_setting,
+    worker_id,
+)
 from pytest_dummyweights.spec import CHECKPOINT_CHECKS, STORAGES, DummySpec, check_device, spec_from_call
+
+pytest_plugins = [intercept_plugin.__name__]  # interception's own hooks (start-up, around each test, xdist)
 
 MARKER = "dummy_load"
 MARKER_DOC = (
     f"dummy_load(config, *, {', '.join(f'{f.name}={f.default!r}' for f in dataclasses.fields(DummySpec)[1:])}): "
-    "build the real model class from config with dummy weights for the dummy_model fixture (see DummySpec)"
+    "build the real model class from config with dummy weights for the dummy_model fixture (see DummySpec); "
+    "with or without a config, checkpoint loads (from_pretrained) get dummy weights while the test runs"
 )
 SETTINGS = pytest.StashKey["Settings"]()
 CACHE = pytest.StashKey[Any]()
@@ -111,6 +124,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dummyweights_isolation", "isolation check after each test: fast or strict", default="fast")
     parser.addini("dummyweights_scales", "values of scale-like parameters: default (the published rule) or neutral", default="default")
     parser.addini("dummyweights_smoke", "run a finiteness smoke forward pass after each build", type="bool", default=False)
+    intercept_plugin.add_options(group, parser)
     gate_plugin.add_options(parser)
 
 
@@ -128,11 +142,11 @@ def _check_device(device: str) -> str:
     return device
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", MARKER_DOC)
+def read_settings(config: OptionSource) -> Settings:
+    """The run's settings, each checked (a bad value is a usage error naming its option or ini key)."""
     cache_bytes = read_setting(config, "--dummy-cache-bytes", "dummyweights_cache_bytes")
     storage = read_setting(config, "--dummy-storage", "dummyweights_storage")
-    config.stash[SETTINGS] = Settings(
+    return Settings(
         seed=checked(read_setting(config, "--dummy-seed", "dummyweights_seed"), parse_seed),
         device=checked(read_setting(config, "--dummy-device", "dummyweights_device"), _check_device),
         cache_bytes=checked(cache_bytes, parse_bytes) if cache_bytes.text else None,
@@ -147,6 +161,11 @@ def pytest_configure(config: pytest.Config) -> None:
         ),
         real_weights=bool(config.getoption("--real-weights") or config.getini("dummyweights_real_weights")),
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_DOC)
+    config.stash[SETTINGS] = read_settings(config)
     config.stash[WORKER_REPORTS] = []
     gate_plugin.configure(config)
 
@@ -267,7 +286,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     reports = config.stash[WORKER_REPORTS].copy()
     if CACHE in config.stash:
         reports.append(config.stash[CACHE].stats.to_report())
-    lines = CacheStats.from_reports(reports).summary_lines(config.option.verbose)
+    intercepted_stats, intercepted_lines = intercept_plugin.summary(config)
+    lines = CacheStats.from_reports([*reports, *intercepted_stats]).summary_lines(config.option.verbose) + intercepted_lines
     if lines:
         terminalreporter.write_sep("=", "dummyweights")
         for line in lines:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -14,6 +14,14 @@ from pytest_dummyweights.errors import DummyWeightsError
 
 T = TypeVar("T")
 ISOLATION_MODES = ("fast", "strict")  # see isolation.py
+
+
+class OptionSource(Protocol):
+    """Where settings are read: pytest's ``Config``, or a view of it at start-up (``_intercept.plugin.EarlyOptions``)."""
+
+    def getoption(self, name: str) -> Any: ...
+
+    def getini(self, name: str) -> Any: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,7 +32,7 @@ class Setting:
     source: str
 
 
-def read_setting(config: pytest.Config, option: str, ini: str) -> Setting:
+def read_setting(config: OptionSource, option: str, ini: str) -> Setting:
     """The command-line option when given, else the ini key (None when that is empty)."""
     value = config.getoption(option)
     if value is not None and value is not False:

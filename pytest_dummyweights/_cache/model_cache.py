@@ -1,5 +1,8 @@
 """Per-worker cache of built models: each distinct spec is built once per process, least recently used
 models are evicted past a byte budget, and a model a test changed is restored or rebuilt (see ``isolation``).
+
+``get`` lends a model to the running test (checked when it ends); ``get_unshared`` hands one to a caller that
+owns it, as ``from_pretrained`` does, and reuses it only once nobody holds it (see ``ownership``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pytest_dummyweights._building.pipeline import BuildResult, Plan, execute, p
 from pytest_dummyweights._building.shrink import describe_inline
 from pytest_dummyweights._cache.fingerprint import fingerprint
 from pytest_dummyweights._cache.isolation import Snapshot
+from pytest_dummyweights._cache.ownership import reference_counts
 from pytest_dummyweights._cache.stats import CacheStats, ModelRecord, RepairRecord
 from pytest_dummyweights._checkpoints.contract import CheckpointMismatch
 from pytest_dummyweights.spec import DummySpec
@@ -30,6 +34,7 @@ class Entry:
     result: BuildResult
     snapshot: Snapshot
     factory: Any  # kept alive so its identity, part of the key, is never reused by another object
+    references: tuple[int, ...] = ()  # get_unshared: the reference counts when stored, nobody else holding it
 
 
 @dataclasses.dataclass
@@ -81,6 +86,41 @@ class ModelCache:
             result = self._build(plan, hooks, key)
             self._store(key, Entry(result, Snapshot.of(result.model, self.isolation), plan.factory))
             self._loans.append(Loan(key, result.model))
+        self.stats.served_bytes += result.nbytes
+        return result.model
+
+    def get_unshared(
+        self,
+        spec: DummySpec,
+        *,
+        search_dirs: Iterable[str | os.PathLike] = (),
+        hooks: BuildHooks | None = None,
+        worker_id: str | None = None,
+    ) -> paddle.nn.Layer:
+        """The model for ``spec``, held by nobody else: nothing is loaned, the caller owns what it gets, as after a real
+        load. A cached model is handed out again only once every reference to it and its parts is gone (``ownership``),
+        after the isolation check has restored what its last holder changed (or dropped it); otherwise a fresh build."""
+        plan = plan_build(spec, search_dirs=search_dirs, hooks=hooks, worker_id=worker_id)
+        key = fingerprint(plan.spec, plan.config.raw, plan.factory, plan.checkpoint.identity if plan.checkpoint else None)
+        entry = self._entries.get(key) if key is not None and self.enabled and not spec.fresh else None
+        if key is not None and entry is not None and entry.references == reference_counts(entry.result.model):
+            entry.result.model.eval()  # as built: the mode its holder left it in is the holder's, not a repair
+            verdict = entry.snapshot.check(entry.result.model)
+            what = "; ".join(verdict.rebuild + verdict.restored)
+            if what:
+                self.stats.repairs.append(RepairRecord("its previous holder", type(entry.result.model).__name__, what))
+            if not verdict.rebuild:
+                self._entries.move_to_end(key)
+                self.stats.record_hit(key)
+                self.stats.served_bytes += entry.result.nbytes
+                return entry.result.model
+            del self._entries[key]
+            entry = None
+        result = self._build(plan, hooks, key)
+        if key is not None and self.enabled and not spec.fresh and entry is None:
+            self._store(key, Entry(result, Snapshot.of(result.model, self.isolation), plan.factory))
+            if key in self._entries:
+                self._entries[key].references = reference_counts(self._entries[key].result.model)
         self.stats.served_bytes += result.nbytes
         return result.model
 

@@ -1,10 +1,16 @@
 """Manifests of checkpoints on the Hugging Face Hub, from their safetensors headers (HTTP range requests only).
 
 Uses ``huggingface_hub``'s safetensors-metadata API, which reads each file's first bytes; the
-endpoint is ``huggingface_hub``'s (``HF_ENDPOINT``), so a mirror or a local server can stand in.
+endpoint is ``huggingface_hub``'s (``HF_ENDPOINT``), so a mirror or a local server can stand in. The repository's
+``config.json`` (a few kilobytes) comes along into the manifest, and into the local Hugging Face cache: with it,
+``--dummy-weights`` builds the model a hub name loads without the weights.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
 
 from pytest_dummyweights._checkpoints.manifest import Manifest, ShardHeader, TensorEntry, manifest_of_headers
 from pytest_dummyweights.errors import DummyWeightsError
@@ -30,11 +36,11 @@ def read_hub_manifest(reference: str) -> Manifest:
     try:
         found = HfApi().get_safetensors_metadata(repo_id, revision=revision)
     except Exception as error:  # network, missing repo, bad header: one line, whatever the cause
-        cause = (str(error).strip().splitlines() or [""])[0]
-        raise DummyWeightsError(
-            f"--hub {reference}: reading its safetensors headers failed ({type(error).__name__}: {cause}); "
-            "check the repo id, the revision and HF_ENDPOINT"
-        ) from None
+        raise _failed(reference, "its safetensors headers", error) from None
+    try:
+        config = read_hub_config(repo_id, revision)
+    except Exception as error:
+        raise _failed(reference, "its config.json", error) from None
     headers = {
         file: ShardHeader(
             {name: TensorEntry(info.dtype, tuple(info.shape), file) for name, info in metadata.tensors.items()},
@@ -43,4 +49,25 @@ def read_hub_manifest(reference: str) -> Manifest:
         )
         for file, metadata in found.files_metadata.items()
     }
-    return manifest_of_headers(headers, f"hub:{reference}", found.weight_map if found.sharded else None)
+    manifest = manifest_of_headers(headers, f"hub:{reference}", found.weight_map if found.sharded else None)
+    manifest.config = config
+    return manifest
+
+
+def _failed(reference: str, what: str, error: Exception) -> DummyWeightsError:
+    cause = (str(error).strip().splitlines() or [""])[0]
+    return DummyWeightsError(
+        f"--hub {reference}: reading {what} failed ({type(error).__name__}: {cause}); check the repo id, the revision and HF_ENDPOINT"
+    )
+
+
+def read_hub_config(repo_id: str, revision: str | None) -> dict[str, Any] | None:
+    """The repository's ``config.json`` (downloaded into the local Hugging Face cache), or None when it has none."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        path = hf_hub_download(repo_id, "config.json", revision=revision)
+    except EntryNotFoundError:
+        return None
+    return json.loads(Path(path).read_text(encoding="utf-8"))

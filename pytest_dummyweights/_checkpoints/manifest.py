@@ -69,6 +69,7 @@ class Manifest:
     source: str  # the checkpoint directory, or hub repo, it was read from
     total_bytes: int = 0
     index_problems: list[str] = dataclasses.field(default_factory=list)  # a stale index, as readable lines
+    config: dict[str, Any] | None = None  # the checkpoint's config.json, when the manifest was written with it (CLI)
 
     @property
     def layout(self) -> str:
@@ -83,6 +84,7 @@ class Manifest:
             "total_bytes": self.total_bytes,
             "formats": dict(sorted(self.formats.items())),
             "index_problems": list(self.index_problems),
+            **({"config": self.config} if self.config is not None else {}),
             "tensors": {
                 name: {"dtype": entry.dtype, "shape": list(entry.shape), "shard": entry.shard}
                 for name, entry in sorted(self.tensors.items())
@@ -102,7 +104,8 @@ class Manifest:
                 f"{FORMAT_VERSION}; regenerate it with `python -m pytest_dummyweights manifest CHECKPOINT -o FILE`"
             )
         tensors = {name: TensorEntry(entry["dtype"], tuple(entry["shape"]), entry["shard"]) for name, entry in data["tensors"].items()}
-        return cls(tensors, dict(data["formats"]), data["source"], data["total_bytes"], list(data.get("index_problems", [])))
+        problems = list(data.get("index_problems", []))
+        return cls(tensors, dict(data["formats"]), data["source"], data["total_bytes"], problems, data.get("config"))
 
     def to_text(self) -> str:
         """The JSON, one tensor a line: small, and readable in a diff."""
