@@ -12,7 +12,9 @@ Only the weights differ: dummy values from the value store, and no tensor data i
 When the checkpoint holds safetensors files, the model is checked against their headers as ``from_pretrained``
 would load them (``convert_from_hf`` decides the layout, as it does for PaddleFormers: the files' own ``format``
 is not read); with ``--dummy-checkpoint-check=error`` a disagreement raises ``CheckpointMismatch`` from
-``from_pretrained`` itself, with the missing keys named, where PaddleFormers only warns.
+``from_pretrained`` itself, with the missing keys named, where PaddleFormers only warns. A call that changes the
+config (config keywords, ``config=``) may leave checkpoint keys unloaded, as ``num_hidden_layers=2`` on a
+24-layer checkpoint does: those are not reported; keys the model needs and the checkpoint lacks always are.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from pytest_dummyweights._intercept import patches
 from pytest_dummyweights._intercept.sources import Source, locate_source
@@ -53,13 +55,32 @@ LOADING_ONLY = (
 CONVERTING_HUBS = ("huggingface", "modelscope")  # download hubs for which convert_from_hf defaults to True
 
 
-def construct_pretrained(
-    cls: type, model_kwargs: dict[str, Any], generation_dir: str | None, layout: str, model_config: Any, *, given_config: Any = None
-) -> Any:
-    """``cls(config, **model_kwargs)``, with the checkpoint's generation config, as ``from_pretrained`` makes it.
+def pretrained_config(cls: Any, raw: dict[str, Any], keywords: dict[str, Any], given_config: Any) -> tuple[Any, dict[str, Any]]:
+    """The config object and the keywords left for ``__init__``, as ``from_pretrained`` makes them: keywords that are
+    config keys set on the config (after its own checks, as PaddleFormers does), the others kept; a given config object
+    is used as it is, and every keyword kept."""
+    if given_config is not None:
+        return given_config, dict(keywords)
+    return cls.config_class.from_dict(copy.deepcopy(raw), return_unused_kwargs=True, **keywords)
 
-    ``layout`` is not used here: it keys the cache (the checkpoint check depends on it), as every argument does."""
-    model = cls(model_config if given_config is None else given_config, **model_kwargs)
+
+def construct_pretrained(
+    cls: Any,
+    raw: dict[str, Any],
+    keywords: dict[str, Any],
+    dtype: str,
+    generation_dir: str | None,
+    check: CallCheck,
+    build_config: Any,
+    *,
+    given_config: Any = None,
+) -> Any:
+    """The model ``from_pretrained`` constructs, with the checkpoint's generation config. ``build_config``, the build's
+    own config object, is not used: the model gets the config ``from_pretrained`` would give it. ``check`` is not used
+    either: it keys the cache (the checkpoint check depends on it), as every argument does."""
+    config, model_kwargs = pretrained_config(cls, raw, keywords, given_config)
+    config.dtype = dtype
+    model = cls(config, **model_kwargs)
     if generation_dir is not None and model.can_generate():
         from paddleformers.generation import GenerationConfig
 
@@ -68,13 +89,19 @@ def construct_pretrained(
     return model
 
 
+class CallCheck(NamedTuple):
+    """How one call's model is checked against the checkpoint, when the project has no layout of its own."""
+
+    layout: str  # "hf" with convert_from_hf, else "paddle"
+    config_changed: bool  # config keywords or config=: keys the model does not load are not reported
+
+
 @dataclasses.dataclass
 class CallHooks:
-    """The build's hook relay for one intercepted call: the project's hooks, and the checkpoint layout its
-    ``convert_from_hf`` means when the project has no layout of its own."""
+    """The build's hook relay for one intercepted call: the project's hooks, and the check the call means."""
 
     project: Any
-    layout: str
+    check: CallCheck
 
     def pytest_dummyweights_resolve_model(self, **arguments: Any) -> Any:
         return None if self.project is None else self.project.pytest_dummyweights_resolve_model(**arguments)
@@ -90,7 +117,10 @@ class CallHooks:
         from pytest_dummyweights._checkpoints.structure import expected_layout
 
         found = None if self.project is None else self.project.pytest_dummyweights_checkpoint_layout(**arguments)
-        return expected_layout(arguments["model"], self.layout) if found is None else found
+        if found is not None:
+            return found
+        layout = expected_layout(arguments["model"], self.check.layout)
+        return dataclasses.replace(layout, ignore_unexpected=(".*",)) if self.check.config_changed else layout
 
 
 def dtype_name(dtype: Any) -> str:
@@ -117,25 +147,18 @@ def build_pretrained(cls: Any, name: Any, keywords: dict[str, Any], source: Sour
     for key in LOADING_ONLY:
         keywords.pop(key, None)
     source = source or locate_source(name, subfolder=subfolder, manifest_dir=settings.manifest_dir)
-    if isinstance(given_config, PretrainedConfig):
-        model_config, model_kwargs = given_config, keywords
+    given_object = given_config if isinstance(given_config, PretrainedConfig) else None
+    if given_object is not None:  # the build reads the checkpoint's own config when it has one
+        raw = given_object.to_dict() if source.config_file is None and source.manifest is None else source.raw_config()
     else:
-        config_source = source if given_config is None else locate_source(given_config, manifest_dir=settings.manifest_dir)
-        model_config, model_kwargs = cls.config_class.from_dict(config_source.raw_config(), return_unused_kwargs=True, **keywords)
+        raw = (source if given_config is None else locate_source(given_config, manifest_dir=settings.manifest_dir)).raw_config()
+    model_config, model_kwargs = pretrained_config(cls, raw, keywords, given_object)
+    check = CallCheck("hf" if convert_from_hf else "paddle", given_config is not None or len(model_kwargs) < len(keywords))
     dtype = dtype_name(dtype or model_config.dtype or paddle.get_default_dtype())
-    model_config.dtype = dtype
-    layout = "hf" if convert_from_hf else "paddle"
     generation_dir = None if source.config_file is None else str(source.config_file.parent)
-    factory = functools.partial(
-        construct_pretrained,
-        cls,
-        model_kwargs,
-        generation_dir,
-        layout,
-        given_config=given_config if isinstance(given_config, PretrainedConfig) else None,
-    )
-    spec = settings.spec(config=model_config.to_dict(), dtype=dtype, model=factory, checkpoint=source.checkpoint)
-    model = cache.get_unshared(spec, hooks=CallHooks(interception.hooks, layout), worker_id=worker_id())
+    factory = functools.partial(construct_pretrained, cls, raw, keywords, dtype, generation_dir, check, given_config=given_object)
+    spec = settings.spec(config=raw, dtype=dtype, model=factory, checkpoint=source.checkpoint)
+    model = cache.get_unshared(spec, hooks=CallHooks(interception.hooks, check), worker_id=worker_id())
     model.train()  # from_pretrained leaves the model in training mode
     return model, f"{type(model).__name__} {dtype} with dummy weights"
 

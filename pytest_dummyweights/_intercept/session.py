@@ -188,7 +188,7 @@ def summary_lines(records: list[dict[str, Any]], verbosity: int) -> list[str]:
     subprocesses = {record["pid"] for record in records if record["where"] == "subprocess"}
     counts = ", ".join(f"{count} {outcome}" for outcome, count in outcomes.items() if count)
     lines = [
-        f"interceptions: {len(records)} checkpoint loads answered with dummy weights ({counts}): {in_pytest} in pytest, "
+        f"interceptions: {len(records)} checkpoint loads given dummy weights ({counts}): {in_pytest} in pytest, "
         f"{len(records) - in_pytest} in {len(subprocesses)} subprocesses"
     ]
     if verbosity > 0:

@@ -1,0 +1,132 @@
+"""Interception: unchanged test files that load checkpoints themselves get dummy weights under ``--dummy-weights`` or a
+``dummy_load`` marker, in-process and in the Python processes they start, and real weights otherwise.
+
+Each inner session writes what its loads returned to a JSON file (``OUT``); the same file is run with and without
+interception and the two answers compared: equal in everything but the weights' values, which are the
+checkpoint's without interception and the dummy build's with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from engine_models.pretrained import TINY_QWEN2, checkpoint_digest, dummy_digest, write_pretrained
+
+from pytest_dummyweights._intercept import patches
+from pytest_dummyweights._intercept.subprocesses import ENV, RUN_HOOK_PREFIX
+
+DESCRIBE = """
+import hashlib, json, os
+from pathlib import Path
+
+from engine_models.pretrained import weight_digest
+
+CKPT = os.environ["CKPT"]
+
+
+def describe(model):
+    return {
+        "class": type(model).__name__,
+        "training": all(layer.training for layer in model.sublayers(include_self=True)),
+        "parameters": {name: [list(p.shape), str(p.dtype)] for name, p in model.state_dict().items()},
+        "config": model.config.to_dict(),
+        "generation": model.generation_config.to_dict(),
+        "digest": weight_digest(model),
+    }
+
+
+def record(key, value):
+    out = Path(os.environ["OUT"])
+    answers = json.loads(out.read_text()) if out.exists() else {}
+    answers[key] = value
+    out.write_text(json.dumps(answers, default=str))
+"""
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pretrained(tmp_path_factory.mktemp("pretrained") / "qwen2-tiny", TINY_QWEN2)
+
+
+@pytest.fixture(scope="module")
+def digests(pretrained: Path) -> dict[str, str]:
+    return {"real": checkpoint_digest(pretrained), "dummy": dummy_digest(TINY_QWEN2)}
+
+
+def answers(inner, pretrained: Path, *args: str) -> tuple[dict, pytest.RunResult]:
+    out = inner.path / f"answers-{len(list(inner.path.glob('answers-*')))}.json"
+    inner.monkeypatch.setenv("CKPT", str(pretrained))
+    inner.monkeypatch.setenv("OUT", str(out))
+    result = inner.run(*args)
+    return (json.loads(out.read_text()) if out.exists() else {}), result
+
+
+def assert_nothing_left_active() -> None:
+    from paddleformers.transformers import AutoModelForCausalLM, PretrainedModel
+
+    assert not patches.is_patched(PretrainedModel.from_pretrained)
+    assert not patches.is_patched(AutoModelForCausalLM._from_pretrained)
+    assert patches.active() is None and ENV not in os.environ
+    site_packages = Path(sys.prefix, "lib", f"python{sys.version_info.major}.{sys.version_info.minor}", "site-packages")
+    assert not list(site_packages.glob(f"{RUN_HOOK_PREFIX}*.pth"))
+
+
+def test_an_unchanged_test_file_gets_what_real_loading_returns_with_dummy_weights(inner, pretrained: Path, digests) -> None:
+    inner.write("conftest.py", DESCRIBE, """
+        from paddleformers.transformers import AutoModelForCausalLM
+
+        record("conftest import", weight_digest(AutoModelForCausalLM.from_pretrained(CKPT, convert_from_hf=True)))
+        """)
+    inner.write("test_load.py", DESCRIBE, """
+        from paddleformers.transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+
+        def outcome(load):
+            try:
+                return describe(load())
+            except Exception as error:
+                return {"raised": type(error).__name__, "message": str(error).splitlines()[0]}
+
+
+        def test_loads():
+            config = Qwen2Config.from_pretrained(CKPT)
+            calls = {
+                "auto": lambda: AutoModelForCausalLM.from_pretrained(CKPT, convert_from_hf=True),
+                "class": lambda: Qwen2ForCausalLM.from_pretrained(CKPT, convert_from_hf=True),
+                "dtype": lambda: AutoModelForCausalLM.from_pretrained(CKPT, convert_from_hf=True, dtype="float32"),
+                "config keyword": lambda: AutoModelForCausalLM.from_pretrained(CKPT, convert_from_hf=True, rms_norm_eps=1e-5),
+                "fewer layers": lambda: AutoModelForCausalLM.from_pretrained(CKPT, convert_from_hf=True, num_hidden_layers=1),
+                "config path": lambda: Qwen2ForCausalLM.from_pretrained(CKPT, config=CKPT, convert_from_hf=True),
+                "output_loading_info": lambda: AutoModelForCausalLM.from_pretrained(CKPT, convert_from_hf=True, output_loading_info=True),
+                "config object and keyword": lambda: Qwen2ForCausalLM.from_pretrained(CKPT, config=config, num_hidden_layers=1),
+            }
+            for name, load in calls.items():
+                record(name, outcome(load))
+            model = Qwen2ForCausalLM.from_pretrained(CKPT, config=config, convert_from_hf=True)
+            record("config object", [model.config is config, model.config.dtype])
+        """)
+    real, result = answers(inner, pretrained)
+    result.assert_outcomes(passed=1)
+    dummy, result = answers(inner, pretrained, "--dummy-weights")
+    result.assert_outcomes(passed=1)
+    assert_nothing_left_active()
+
+    assert real["conftest import"] == digests["real"] and dummy["conftest import"] == digests["dummy"]  # active from start-up
+    assert real["output_loading_info"] == dummy["output_loading_info"]  # PaddleFormers 0.4.1 has none: TypeError from __init__
+    assert real["output_loading_info"]["raised"] == "TypeError" and "output_loading_info" in real["output_loading_info"]["message"]
+    assert real["config object and keyword"] == dummy["config object and keyword"]  # keywords go to __init__ then
+    assert real["config object and keyword"]["raised"] == "TypeError"
+    assert real["config object"] == dummy["config object"] == [True, "bfloat16"]
+    for name in ("auto", "class", "dtype", "config keyword", "fewer layers", "config path"):
+        assert "raised" not in real[name] and "raised" not in dummy[name], (name, real[name].get("message"), dummy[name].get("message"))
+        assert real[name].pop("digest") != dummy[name].pop("digest"), name
+        assert real[name] == dummy[name], name
+    assert real["auto"]["class"] == "Qwen2ForCausalLM" and real["auto"]["training"]
+    assert {dtype for _, dtype in real["auto"]["parameters"].values()} == {"paddle.bfloat16"}  # the config's torch_dtype
+    assert {dtype for _, dtype in real["dtype"]["parameters"].values()} == {"paddle.float32"}
+    assert real["fewer layers"]["config"]["num_hidden_layers"] == 1 and real["config keyword"]["config"]["rms_norm_eps"] == 1e-5
+    result.stdout.fnmatch_lines(["interceptions: 10 checkpoint loads given dummy weights (*2 failed): 10 in pytest, 0 in 0 subprocesses"])
