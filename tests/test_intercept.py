@@ -54,7 +54,7 @@ def pretrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def digests(pretrained: Path) -> dict[str, str]:
-    return {"real": checkpoint_digest(pretrained), "dummy": dummy_digest(TINY_QWEN2)}
+    return {"real": checkpoint_digest(pretrained), "dummy": dummy_digest(TINY_QWEN2), "dummy float32": dummy_digest(TINY_QWEN2, "float32")}
 
 
 def answers(inner, pretrained: Path, *args: str) -> tuple[dict, pytest.RunResult]:
@@ -130,3 +130,112 @@ def test_an_unchanged_test_file_gets_what_real_loading_returns_with_dummy_weight
     assert {dtype for _, dtype in real["dtype"]["parameters"].values()} == {"paddle.float32"}
     assert real["fewer layers"]["config"]["num_hidden_layers"] == 1 and real["config keyword"]["config"]["rms_norm_eps"] == 1e-5
     result.stdout.fnmatch_lines(["interceptions: 10 checkpoint loads given dummy weights (*2 failed): 10 in pytest, 0 in 0 subprocesses"])
+
+
+SERVER_TEST = """
+import subprocess, sys
+
+
+def ask_server(question):
+    server = subprocess.Popen([sys.executable, "-m", "engine_models.standin_server", CKPT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        while server.stdout.readline().strip() != "ready":
+            pass
+        server.stdin.write(json.dumps(question) + "\\n")
+        server.stdin.flush()
+        return json.loads(server.stdout.readline())
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_server_answers():
+    record("server", ask_server([1, 2, 3]))
+"""
+
+
+def test_a_server_the_test_starts_loads_dummy_weights_and_its_build_is_in_the_summary(inner, pretrained: Path, digests) -> None:
+    inner.write("test_server.py", DESCRIBE, SERVER_TEST)
+    real, result = answers(inner, pretrained)
+    result.assert_outcomes(passed=1)
+    dummy, result = answers(inner, pretrained, "--dummy-weights", "-v")
+    result.assert_outcomes(passed=1)
+    assert_nothing_left_active()
+
+    assert real["server"] == {"shape": [1, 3, 512], "digest": digests["real"]}
+    assert dummy["server"] == {"shape": [1, 3, 512], "digest": digests["dummy float32"]}
+    result.stdout.fnmatch_lines(
+        [
+            "models: 1 built in *",  # the server's build, counted by the run
+            "interceptions: 1 checkpoint loads given dummy weights (1 built): 0 in pytest, 1 in 1 subprocesses",
+            f"  test_server.py::test_server_answers: AutoModelForCausalLM.from_pretrained('{pretrained}') -> built: "
+            "Qwen2ForCausalLM float32 with dummy weights (* s, subprocess *)",
+        ]
+    )
+
+
+LOADS = """
+import os
+
+
+def load_digest(_=None):
+    from paddleformers.transformers import AutoModelForCausalLM
+
+    from engine_models.pretrained import weight_digest
+
+    return weight_digest(AutoModelForCausalLM.from_pretrained(os.environ["CKPT"], convert_from_hf=True))
+"""
+MIXED = """
+import multiprocessing, subprocess, sys
+
+import pytest
+
+from loads import load_digest
+
+
+def three_ways():
+    child = subprocess.run([sys.executable, "-c", "import loads; print(loads.load_digest())"], capture_output=True, text=True, check=True)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        spawned = pool.apply(load_digest)
+    return {"in-process": load_digest(), "subprocess": child.stdout.split()[-1], "spawn": spawned}
+
+
+@pytest.mark.dummy_load
+def test_marked():
+    record("marked", three_ways())
+
+
+def test_unmarked():
+    record("unmarked", three_ways())
+
+
+@pytest.mark.dummy_load
+class TestMarked:
+    def test_in_a_marked_class(self):
+        record("class", load_digest())
+"""
+
+
+def test_marked_tests_get_dummy_weights_and_unmarked_ones_real_weights_in_one_run(inner, pretrained: Path, digests) -> None:
+    inner.write("loads.py", LOADS)
+    inner.write("test_mixed.py", DESCRIBE, MIXED)
+    inner.write("test_module_marked.py", DESCRIBE, """
+        import pytest
+
+        from loads import load_digest
+
+        pytestmark = pytest.mark.dummy_load
+
+
+        def test_in_a_marked_module():
+            record("module", load_digest())
+        """)
+    found, result = answers(inner, pretrained, "-v")
+    result.assert_outcomes(passed=4)
+    assert_nothing_left_active()
+
+    assert found["marked"] == dict.fromkeys(("in-process", "subprocess", "spawn"), digests["dummy"])
+    assert found["unmarked"] == dict.fromkeys(("in-process", "subprocess", "spawn"), digests["real"])
+    assert found["class"] == found["module"] == digests["dummy"]
+    result.stdout.fnmatch_lines(["interceptions: 5 checkpoint loads given dummy weights (*): 3 in pytest, 2 in 2 subprocesses"])
+    assert "test_unmarked" not in "".join(line for line in result.stdout.lines if "from_pretrained(" in line)

@@ -84,7 +84,7 @@ def collect_targets(hook: Any) -> tuple[Any, ...]:
 class InterceptRun:
     """One pytest process's interception: settings, recorder, start-up hook and subprocess reports."""
 
-    def __init__(self, config: pytest.Config, options: Any) -> None:
+    def __init__(self, config: pytest.Config, options: Any, *, whole_run: bool) -> None:
         from pytest_dummyweights._intercept.session import InterceptSettings, Recorder
         from pytest_dummyweights._intercept.subprocesses import install_run_hook, new_report_dir
         from pytest_dummyweights.plugin import read_settings
@@ -110,6 +110,7 @@ class InterceptRun:
         )
         self.recorder = Recorder(self.settings, reports=False)
         self.hooks = config.hook
+        self.whole = whole_run  # --dummy-weights: every test intercepts, not only marked ones
         self.whole_run = contextlib.ExitStack()
         try:
             self.hook_file = install_run_hook()
@@ -166,7 +167,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
             "pytest-dummyweights: --dummy-weights and --real-weights ask for opposite things (dummy weights everywhere, "
             "real weights for the tests that name a checkpoint); choose one"
         )
-    run = early_config.stash[RUN] = InterceptRun(early_config, options)
+    run = early_config.stash[RUN] = InterceptRun(early_config, options, whole_run=True)
     run.whole_run.enter_context(run.active(None, ()))
 
 
@@ -186,15 +187,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def intercepting(item: pytest.Item) -> InterceptRun | None:
-    """The run to intercept ``item`` with: the whole run's, else (a marked test) this process's, made now."""
-    run = item.config.stash.get(RUN, None)
-    if run is not None:
-        return run
+    """The run to intercept ``item`` with: the whole run's, else (a marked test) this process's, made at first use."""
     from pytest_dummyweights.plugin import SETTINGS
 
+    run = item.config.stash.get(RUN, None)
+    if run is not None and run.whole:
+        return run
     if item.get_closest_marker(MARKER) is None or item.config.stash[SETTINGS].real_weights:
         return None
-    run = item.config.stash[RUN] = InterceptRun(item.config, item.config)
+    if run is None:
+        run = item.config.stash[RUN] = InterceptRun(item.config, item.config, whole_run=False)
     return run
 
 

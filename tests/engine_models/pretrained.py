@@ -39,11 +39,11 @@ def weight_digest(model, name: str = WITNESS) -> str:
     return hashlib.sha256(model.state_dict()[name].astype("float32").numpy().tobytes()).hexdigest()[:16]
 
 
-def dummy_digest(overrides: dict | None = None, name: str = WITNESS) -> str:
+def dummy_digest(overrides: dict | None = None, dtype: str = "bfloat16", name: str = WITNESS) -> str:
     """The digest a dummy build of the checkpoint's config gives (the runs' seed, 0)."""
     from pytest_dummyweights import build_dummy_model
 
-    return weight_digest(build_dummy_model(published_config(overrides), dtype="bfloat16"), name)
+    return weight_digest(build_dummy_model(published_config(overrides), dtype=dtype), name)
 
 
 def checkpoint_digest(directory: Path, name: str = WITNESS) -> str:
