@@ -239,3 +239,73 @@ def test_marked_tests_get_dummy_weights_and_unmarked_ones_real_weights_in_one_ru
     assert found["class"] == found["module"] == digests["dummy"]
     result.stdout.fnmatch_lines(["interceptions: 5 checkpoint loads given dummy weights (*): 3 in pytest, 2 in 2 subprocesses"])
     assert "test_unmarked" not in "".join(line for line in result.stdout.lines if "from_pretrained(" in line)
+
+
+def test_a_config_one_layer_longer_than_its_checkpoint_fails_loading_with_the_missing_keys_named(inner, pretrained: Path) -> None:
+    longer = pretrained.parent / "qwen2-config-one-layer-longer"
+    if not longer.exists():
+        longer.mkdir()
+        for file in pretrained.iterdir():
+            (longer / file.name).symlink_to(file)
+        (longer / "config.json").unlink()
+        config = json.loads((pretrained / "config.json").read_text())
+        (longer / "config.json").write_text(json.dumps({**config, "num_hidden_layers": config["num_hidden_layers"] + 1}))
+    inner.write("test_longer.py", DESCRIBE, """
+        import subprocess, sys
+
+        from paddleformers.transformers import AutoModelForCausalLM
+
+
+        def test_in_process():
+            AutoModelForCausalLM.from_pretrained(CKPT, convert_from_hf=True)
+
+
+        def test_in_a_subprocess():
+            code = "import os; from paddleformers.transformers import AutoModelForCausalLM as A; A.from_pretrained(os.environ['CKPT'], convert_from_hf=True)"
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr[-2000:]
+        """)
+    _, result = answers(inner, longer)
+    result.assert_outcomes(passed=2)  # PaddleFormers only warns, and the last layer keeps random weights
+    _, result = answers(inner, longer, "--dummy-weights")
+    result.assert_outcomes(failed=2)
+    output = result.stdout.str()
+    assert output.count("CheckpointMismatch: the model does not match checkpoint") == 2  # in-process and in the subprocess
+    assert output.count("missing (the model needs it, the checkpoint lacks it): 12") == 2  # Qwen2 has q, k, v biases
+    assert output.count("model.layers.2.mlp.down_proj.weight") >= 2
+    result.stdout.fnmatch_lines(["checkpoint checks: 0 passed, 2 failed", "interceptions: 2 checkpoint loads given dummy weights (2 failed)*"])
+
+
+def test_dummy_weights_with_real_weights_is_a_usage_error(inner) -> None:
+    inner.write("test_nothing.py", "def test_nothing():\n    pass\n")
+    result = inner.run("--dummy-weights", "--real-weights")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--dummy-weights and --real-weights ask for opposite things" in result.stderr.str()
+    inner.write("pytest.ini", "[pytest]\ndummyweights_dummy_weights = true\ndummyweights_real_weights = true\n")
+    assert inner.run().ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_the_ini_key_intercepts_and_a_real_weights_run_never_does(inner, pretrained: Path, digests) -> None:
+    inner.write("loads.py", LOADS)
+    inner.write("test_marked.py", DESCRIBE, """
+        import pytest
+
+        from loads import load_digest
+
+
+        @pytest.mark.dummy_load
+        def test_marked():
+            record("marked", load_digest())
+
+
+        def test_unmarked():
+            record("unmarked", load_digest())
+        """)
+    found, result = answers(inner, pretrained, "--real-weights")  # the nightly run: real weights, markers or not
+    result.assert_outcomes(passed=2)
+    assert found == {"marked": digests["real"], "unmarked": digests["real"]}
+    inner.write("pytest.ini", "[pytest]\ndummyweights_dummy_weights = true\n")
+    found, result = answers(inner, pretrained)
+    result.assert_outcomes(passed=2)
+    assert found == {"marked": digests["dummy"], "unmarked": digests["dummy"]}
+    assert_nothing_left_active()

@@ -98,13 +98,18 @@ def is_patched(function: Callable[..., Any]) -> bool:
 
 
 def dispatch(key: str, args: tuple, kwargs: dict) -> Any:
-    """What a trampoline calls: the replacement while an interception is active, else the original."""
+    """What a trampoline calls: the replacement while an interception is active, else the original. A
+    ``DummyWeightsError`` is the caller's one report: raised without this package's frames."""
+    __tracebackhide__ = True
     original = _originals[key]
     installed = _installed.get(key)
     caller = sys._getframe(2).f_globals.get("__name__", "")  # 0: here, 1: the trampoline, 2: who called the function
     if installed is None or not _stack or caller.split(".")[0] == PACKAGE:
         return original(*args, **kwargs)
-    return installed.replacement(original, args, kwargs)
+    try:
+        return installed.replacement(original, args, kwargs)
+    except DummyWeightsError as error:
+        raise error.with_traceback(None) from None
 
 
 @functools.cache
