@@ -309,3 +309,109 @@ def test_the_ini_key_intercepts_and_a_real_weights_run_never_does(inner, pretrai
     result.assert_outcomes(passed=2)
     assert found == {"marked": digests["dummy"], "unmarked": digests["dummy"]}
     assert_nothing_left_active()
+
+
+def test_each_load_returns_a_model_no_other_live_caller_holds(inner, pretrained: Path, digests) -> None:
+    inner.write("test_owned.py", DESCRIBE, """
+        import paddle
+        import pytest
+        from paddleformers.transformers import AutoModelForCausalLM
+
+
+        def load():
+            return AutoModelForCausalLM.from_pretrained(CKPT, convert_from_hf=True)
+
+
+        @pytest.mark.dummy_load
+        def test_owned():
+            first, second = load(), load()
+            assert first is not second and first.lm_head is not second.lm_head
+            with paddle.no_grad():
+                first.state_dict()["model.layers.0.mlp.down_proj.weight"].set_value(paddle.ones([128, 64], "bfloat16"))
+            first.eval()
+            kept = first.lm_head
+            del first, second
+            third = load()  # a model its holder dropped, but for a sublayer it kept: not handed out again
+            assert third.lm_head is not kept
+            del kept, third
+            fourth = load()  # dropped whole: handed out again, as built
+            record("fourth", [weight_digest(fourth), fourth.training])
+        """)
+    found, result = answers(inner, pretrained, "-v")
+    result.assert_outcomes(passed=1)
+    assert found["fourth"] == [digests["dummy"], True]
+    result.stdout.fnmatch_lines(
+        [
+            "isolation repaired after its previous holder: Qwen2ForCausalLM: * of written weights restored",
+            "interceptions: 4 checkpoint loads given dummy weights (3 built, 1 reused): 4 in pytest, 0 in 0 subprocesses",
+        ]
+    )
+
+
+def test_hook_named_engine_loaders_give_dummy_weights_to_the_engine_model(inner, tmp_path: Path) -> None:
+    from engine_models.engine_loader import write_engine_checkpoint
+
+    checkpoint = write_engine_checkpoint(tmp_path / "engine")
+    inner.monkeypatch.setenv("ENGINE_CKPT", str(checkpoint))
+    inner.write("conftest.py", """
+        from engine_models.engine_loader import TARGETS
+
+
+        def pytest_dummyweights_intercept():
+            return TARGETS
+        """)
+    inner.write("test_engine.py", DESCRIBE, """
+        import subprocess, sys
+        from types import SimpleNamespace
+
+        import pytest
+
+        from engine_models.checkpoint_models import EngineCheckpointModel
+        from engine_models.engine_loader import load_model, safetensors_weights  # bound before any interception
+
+        ENGINE_CKPT = Path(os.environ["ENGINE_CKPT"])
+        SUBPROCESS = "import sys; from engine_models.engine_loader import load_model; from engine_models.pretrained import weight_digest; "
+        SUBPROCESS += "print(weight_digest(load_model(sys.argv[1]), 'lm_head.weight'))"
+
+
+        def seen(model):
+            return [type(model).__name__, model.loaded_tensors, weight_digest(model, "lm_head.weight")]
+
+
+        def by_the_engine():
+            model = EngineCheckpointModel(SimpleNamespace(**json.loads((ENGINE_CKPT / "config.json").read_text())))
+            model.load_weights(safetensors_weights(sorted(ENGINE_CKPT.glob("*.safetensors"))))
+            return model
+
+
+        def in_a_subprocess():
+            done = subprocess.run([sys.executable, "-c", SUBPROCESS, str(ENGINE_CKPT)], capture_output=True, text=True, check=True)
+            return done.stdout.split()[-1]
+
+
+        @pytest.mark.dummy_load
+        def test_marked():
+            record("marked", {"model loader": seen(load_model(ENGINE_CKPT)), "weights": seen(by_the_engine()), "subprocess": in_a_subprocess()})
+
+
+        def test_unmarked():
+            record("unmarked", {"model loader": seen(load_model(ENGINE_CKPT)), "weights": seen(by_the_engine()), "subprocess": in_a_subprocess()})
+        """)
+    found, result = answers(inner, Path("unused"), "-v")
+    result.assert_outcomes(passed=2)
+    assert_nothing_left_active()
+
+    real, dummy = found["unmarked"], found["marked"]
+    zeros = real["model loader"][2]  # the sparse checkpoint holds zeros
+    assert real == {"model loader": ["EngineCheckpointModel", 21, zeros], "weights": ["EngineCheckpointModel", 21, zeros], "subprocess": zeros}
+    assert dummy["model loader"] == dummy["weights"] == ["EngineCheckpointModel", 21, dummy["subprocess"]]  # the engine's own loader ran
+    assert dummy["subprocess"] != zeros
+    result.stdout.fnmatch_lines(
+        [
+            "interceptions: 3 checkpoint loads given dummy weights (2 built, 1 fed): 2 in pytest, 1 in 1 subprocesses",
+            f"  test_engine.py::test_marked: engine_models.engine_loader.load_model('{checkpoint}') -> built: "
+            "EngineCheckpointModel with dummy weights (*, pytest)",
+            f"  test_engine.py::test_marked: engine_models.engine_loader.safetensors_weights(2 files in {checkpoint}) -> fed: "
+            "21 dummy tensors for 2 files (*, pytest)",
+        ]
+    )
