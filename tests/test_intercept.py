@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -57,11 +58,11 @@ def digests(pretrained: Path) -> dict[str, str]:
     return {"real": checkpoint_digest(pretrained), "dummy": dummy_digest(TINY_QWEN2), "dummy float32": dummy_digest(TINY_QWEN2, "float32")}
 
 
-def answers(inner, pretrained: Path, *args: str) -> tuple[dict, pytest.RunResult]:
+def answers(inner, pretrained: Path, *args: str, subprocess: bool = False) -> tuple[dict, pytest.RunResult]:
     out = inner.path / f"answers-{len(list(inner.path.glob('answers-*')))}.json"
     inner.monkeypatch.setenv("CKPT", str(pretrained))
     inner.monkeypatch.setenv("OUT", str(out))
-    result = inner.run(*args)
+    result = inner.run(*args, subprocess=subprocess)
     return (json.loads(out.read_text()) if out.exists() else {}), result
 
 
@@ -415,3 +416,60 @@ def test_hook_named_engine_loaders_give_dummy_weights_to_the_engine_model(inner,
             "21 dummy tensors for 2 files (*, pytest)",
         ]
     )
+
+
+def hub_cache_snapshot(cache: Path, repo: str, files: list[Path]) -> None:
+    """A repository as huggingface_hub caches it: refs/main names a snapshot holding the files."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    root = cache / f"models--{repo.replace('/', '--')}"
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(commit)
+    (root / "snapshots" / commit).mkdir(parents=True)
+    for file in files:
+        (root / "snapshots" / commit / file.name).symlink_to(file)
+
+
+def test_hub_names_resolve_through_the_hugging_face_cache_or_a_manifest(inner, pretrained: Path, digests, tmp_path: Path) -> None:
+    cache, manifests, no_config = tmp_path / "hf-cache", tmp_path / "manifests", tmp_path / "no-config"
+    hub_cache_snapshot(cache, "org/cached", [pretrained / "config.json", pretrained / "model.safetensors"])
+    hub_cache_snapshot(cache, "org/config-only", [pretrained / "config.json"])
+    manifests.mkdir()
+    no_config.mkdir()
+    for name in ("org--manifested.json", "org--config-only.json"):
+        done = subprocess.run([sys.executable, "-m", "pytest_dummyweights", "manifest", str(pretrained), "-o", str(manifests / name)])
+        assert done.returncode == 0
+    inner.monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    inner.monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    inner.monkeypatch.setenv("NO_CONFIG", str(no_config))
+    inner.write("test_hub.py", DESCRIBE, """
+        import pytest
+        from paddleformers.transformers import AutoModelForCausalLM
+
+        from pytest_dummyweights import DummyWeightsError
+
+
+        @pytest.mark.dummy_load
+        @pytest.mark.parametrize("name", ["org/cached", "org/config-only", "org/manifested"])
+        def test_loads(name):
+            record(name, weight_digest(AutoModelForCausalLM.from_pretrained(name, convert_from_hf=True)))
+
+
+        @pytest.mark.dummy_load
+        @pytest.mark.parametrize("name", ["org/nothing", os.environ["NO_CONFIG"]])
+        def test_one_line_when_there_is_no_config(name):
+            with pytest.raises(DummyWeightsError) as raised:
+                AutoModelForCausalLM.from_pretrained(name)
+            record(name, str(raised.value))
+        """)
+    found, result = answers(inner, pretrained, "--dummy-manifest-dir", str(manifests), subprocess=True)
+    result.assert_outcomes(passed=5)
+    assert found["org/cached"] == found["org/config-only"] == found["org/manifested"] == digests["dummy"]
+    result.stdout.fnmatch_lines(["checkpoint checks: 3 passed, 0 failed"])  # the cached files, then the manifest twice
+    assert found["org/nothing"] == (
+        f"'org/nothing' is not a local directory and no config for it was found (not in the Hugging Face cache {cache}; "
+        f"no manifest {manifests / 'org--nothing.json'}): download its config.json (huggingface-cli download org/nothing "
+        f"config.json), write a manifest (python -m pytest_dummyweights manifest --hub org/nothing -o {manifests / 'org--nothing.json'}), "
+        "or pass a local directory holding config.json"
+    )
+    assert found[str(no_config)].startswith(f"checkpoint directory {no_config} has no config.json, and with dummy weights")
+    assert all("\n" not in message for message in (found["org/nothing"], found[str(no_config)]))
