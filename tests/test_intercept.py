@@ -473,3 +473,57 @@ def test_hub_names_resolve_through_the_hugging_face_cache_or_a_manifest(inner, p
     )
     assert found[str(no_config)].startswith(f"checkpoint directory {no_config} has no config.json, and with dummy weights")
     assert all("\n" not in message for message in (found["org/nothing"], found[str(no_config)]))
+
+
+def dead_pid() -> int:
+    done = subprocess.Popen([sys.executable, "-c", "pass"])
+    done.wait()
+    return done.pid
+
+
+def test_the_start_up_hook_is_written_for_the_run_only_and_does_nothing_without_the_variable(inner, pretrained: Path) -> None:
+    import sysconfig
+
+    site_packages = Path(sysconfig.get_paths()["purelib"])
+    stale = site_packages / f"{RUN_HOOK_PREFIX}{dead_pid()}.pth"  # left by a run that crashed
+    stale.write_text("import os\n")
+    inner.write("test_hook.py", DESCRIBE, """
+        import subprocess, sys, sysconfig
+
+        import pytest
+
+
+        def imported_at_start_up(**environment):
+            env = {key: value for key, value in os.environ.items() if key != "PYTEST_DUMMYWEIGHTS_INTERCEPT"}
+            done = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"], env={**env, **environment}, capture_output=True, text=True)
+            modules = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+            return sorted(module for module in modules if module.startswith(("pytest_dummyweights", "paddle", "numpy")))
+
+
+        @pytest.mark.dummy_load
+        def test_hook():
+            hooks = sorted(path.name for path in Path(sysconfig.get_paths()["purelib"]).glob("pytest_dummyweights-run-*.pth"))
+            record("hooks", hooks)
+            record("unset", imported_at_start_up())
+            record("set", imported_at_start_up(PYTEST_DUMMYWEIGHTS_INTERCEPT=os.environ["PYTEST_DUMMYWEIGHTS_INTERCEPT"]))
+        """)
+    found, result = answers(inner, pretrained)
+    result.assert_outcomes(passed=1)
+    assert found["hooks"] == [f"{RUN_HOOK_PREFIX}{os.getpid()}.pth"]  # this run's own copy; the stale one removed
+    assert found["unset"] == []  # the line looked the variable up, and imported nothing
+    assert "pytest_dummyweights._intercept.startup" in found["set"]
+    assert not [module for module in found["set"] if module.startswith("paddle")]  # Paddle waits for the first load
+    assert_nothing_left_active()
+
+
+def test_a_site_packages_the_run_cannot_write_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sysconfig
+
+    from pytest_dummyweights import DummyWeightsError
+    from pytest_dummyweights._intercept.subprocesses import install_run_hook
+
+    monkeypatch.setattr(sysconfig, "get_paths", lambda: {"purelib": "/dev/null/site-packages"})
+    with pytest.raises(DummyWeightsError) as raised:
+        install_run_hook()
+    assert str(raised.value).startswith(f"cannot write the start-up hook /dev/null/site-packages/{RUN_HOOK_PREFIX}")
+    assert "Python processes the tests start will load real weights" in str(raised.value) and "\n" not in str(raised.value)
