@@ -527,3 +527,17 @@ def test_a_site_packages_the_run_cannot_write_is_one_line(monkeypatch: pytest.Mo
         install_run_hook()
     assert str(raised.value).startswith(f"cannot write the start-up hook /dev/null/site-packages/{RUN_HOOK_PREFIX}")
     assert "Python processes the tests start will load real weights" in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_under_xdist_the_workers_interceptions_reach_the_controllers_summary(inner, pretrained: Path, digests) -> None:
+    inner.write("test_server.py", DESCRIBE, SERVER_TEST, """
+
+        def test_in_process():
+            from paddleformers.transformers import AutoModelForCausalLM
+
+            record("in-process", weight_digest(AutoModelForCausalLM.from_pretrained(CKPT, convert_from_hf=True)))
+        """)
+    found, result = answers(inner, pretrained, "--dummy-weights", "-p", "xdist", "-n", "1", "-v", subprocess=True)
+    result.assert_outcomes(passed=2)
+    assert found["in-process"] == digests["dummy"] and found["server"]["digest"] == digests["dummy float32"]
+    result.stdout.fnmatch_lines(["models: 2 built *", "interceptions: 2 checkpoint loads given dummy weights (2 built): 1 in pytest, 1 in 1 subprocesses"])
