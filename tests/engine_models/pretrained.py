@@ -1,5 +1,6 @@
-"""Checkpoints as a user downloads them: ``save_pretrained`` files (Hugging Face layout, bfloat16) beside the published
-``config.json`` (``configs/qwen2.5-0.5b``, with overrides), and a digest of a model's weights to tell real from dummy.
+"""Checkpoints as a user downloads them: ``save_pretrained`` files (Hugging Face layout, bfloat16, the tied ``lm_head``
+stored once as the embedding) beside the published ``config.json`` (``configs/qwen2.5-0.5b``, with overrides), and a
+digest of a model's weights to tell real from dummy.
 
 The checkpoint's values come from a seed the runs never use, so loading it for real and building with dummy
 weights give different weights, told apart by value.
@@ -27,10 +28,19 @@ def write_pretrained(directory: Path, overrides: dict | None = None) -> Path:
     """A Qwen2 checkpoint in the layout and dtype of the published one, with its published-style config.json."""
     from pytest_dummyweights import build_dummy_model
 
+    from safetensors import safe_open
+    from safetensors.paddle import save_file
+
     config = published_config(overrides)
     model = build_dummy_model(config, dtype="bfloat16", seed=CHECKPOINT_SEED)
     model.save_pretrained(str(directory), save_to_hf=True, safe_serialization=True)
     (directory / "config.json").write_text(json.dumps(config, indent=2))
+    if config.get("tie_word_embeddings"):  # as published: the tied lm_head is the embedding, stored once
+        file = directory / "model.safetensors"
+        with safe_open(str(file), framework="paddle") as opened:
+            tensors = {name: opened.get_tensor(name) for name in opened.keys() if name != "lm_head.weight"}  # noqa: SIM118
+            metadata = opened.metadata()
+        save_file(tensors, str(file), metadata=metadata)
     return directory
 
 
