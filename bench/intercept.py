@@ -38,7 +38,7 @@ from engine_models.pretrained import checkpoint_digest, dummy_digest, published_
 
 from pytest_dummyweights.cli import parse_assignment  # noqa: E402
 
-SUITE = '''
+SUITE = """
 import json, os, subprocess, sys, time
 
 from paddleformers.transformers import AutoModelForCausalLM
@@ -74,7 +74,7 @@ def test_server():
         server.kill()
         server.wait()
     report("server", {"seconds": ready, "digest": answer["digest"]})
-'''
+"""
 VARIANTS = {"real": (), "dummy": ("--dummy-weights",)}
 
 
@@ -153,7 +153,8 @@ def main() -> None:
     for case, what in (("load", "in-process from_pretrained"), ("server", "stand-in server, time to ready")):
         real, dummy = medians["real"][case], medians["dummy"][case]
         print(f"{what:>32}: real {real:7.2f} s, --dummy-weights {dummy:7.2f} s: {result['speedup'][case]:5.1f}x")
-    print(f"load average: {' '.join(f'{x:.2f}' for x in load_before)} before, {' '.join(f'{x:.2f}' for x in result['loadavg_after'])} after")
+    before, after = (" ".join(f"{x:.2f}" for x in loads) for loads in (load_before, result["loadavg_after"]))
+    print(f"load average: {before} before, {after} after")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -83,7 +83,7 @@ class Recorder:
         self.reports = reports
         self.records: list[dict[str, Any]] = []
         self._cache: Any = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a build may load another model (a tower) through an intercepted call
         _recorders.add(self)
 
     @property
@@ -132,7 +132,7 @@ class Recorder:
     def after_fork(self) -> None:
         from pytest_dummyweights._cache.stats import CacheStats
 
-        self.reports, self.records, self._lock = True, [], threading.Lock()
+        self.reports, self.records, self._lock = True, [], threading.RLock()
         if self._cache is not None:
             self._cache.stats = CacheStats()
 

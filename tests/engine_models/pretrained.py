@@ -26,10 +26,10 @@ def published_config(overrides: dict | None = None) -> dict:
 
 def write_pretrained(directory: Path, overrides: dict | None = None) -> Path:
     """A Qwen2 checkpoint in the layout and dtype of the published one, with its published-style config.json."""
-    from pytest_dummyweights import build_dummy_model
-
     from safetensors import safe_open
     from safetensors.paddle import save_file
+
+    from pytest_dummyweights import build_dummy_model
 
     config = published_config(overrides)
     model = build_dummy_model(config, dtype="bfloat16", seed=CHECKPOINT_SEED)
