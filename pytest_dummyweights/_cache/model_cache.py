@@ -73,8 +73,7 @@ class ModelCache:
         worker_id: str | None = None,
     ) -> paddle.nn.Layer:
         """The model for ``spec``: from the cache when built before, else built (under the device's build lock)."""
-        plan = plan_build(spec, search_dirs=search_dirs, hooks=hooks, worker_id=worker_id)
-        key = fingerprint(plan.spec, plan.config.raw, plan.factory, plan.checkpoint.identity if plan.checkpoint else None)
+        plan, key = self._plan(spec, search_dirs, hooks, worker_id)
         if key is None or not self.enabled or spec.fresh:
             result = self._build(plan, hooks, key)
         elif key in self._entries:
@@ -100,8 +99,7 @@ class ModelCache:
         """The model for ``spec``, held by nobody else: nothing is loaned, the caller owns what it gets, as after a real
         load. A cached model is handed out again only once every reference to it and its parts is gone (``ownership``),
         after the isolation check has restored what its last holder changed (or dropped it); otherwise a fresh build."""
-        plan = plan_build(spec, search_dirs=search_dirs, hooks=hooks, worker_id=worker_id)
-        key = fingerprint(plan.spec, plan.config.raw, plan.factory, plan.checkpoint.identity if plan.checkpoint else None)
+        plan, key = self._plan(spec, search_dirs, hooks, worker_id)
         entry = self._entries.get(key) if key is not None and self.enabled and not spec.fresh else None
         if key is not None and entry is not None and entry.references == reference_counts(entry.result.model):
             entry.result.model.eval()  # as built: the mode its holder left it in is the holder's, not a repair
@@ -123,6 +121,14 @@ class ModelCache:
                 self._entries[key].references = reference_counts(self._entries[key].result.model)
         self.stats.served_bytes += result.nbytes
         return result.model
+
+    @staticmethod
+    def _plan(
+        spec: DummySpec, search_dirs: Iterable[str | os.PathLike], hooks: BuildHooks | None, worker_id: str | None
+    ) -> tuple[Plan, str | None]:
+        """The build's plan and its cache key (None: not to be cached)."""
+        plan = plan_build(spec, search_dirs=search_dirs, hooks=hooks, worker_id=worker_id)
+        return plan, fingerprint(plan.spec, plan.config.raw, plan.factory, plan.checkpoint.identity if plan.checkpoint else None)
 
     def check_loans(self, test_id: str) -> list[str]:
         """After a test: restore or drop each model it borrowed; returns one line per repaired model."""

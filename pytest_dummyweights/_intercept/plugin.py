@@ -94,19 +94,16 @@ class InterceptRun:
         manifest_dir = read_setting(options, "--dummy-manifest-dir", "dummyweights_manifest_dir")
         base = config.rootpath if manifest_dir.source.startswith("ini") else config.invocation_params.dir
         self.report_dir = new_report_dir()
+        shared = {
+            field.name: getattr(settings, field.name) for field in dataclasses.fields(InterceptSettings) if hasattr(settings, field.name)
+        }
         self.settings = InterceptSettings(
-            seed=settings.seed,
-            device=settings.device,
-            storage=settings.storage,
-            store_dir=str(Path(settings.store_dir).resolve()) if settings.store_dir else None,
-            scales=settings.scales,
-            smoke=settings.smoke,
-            checkpoint_check=settings.checkpoint_check,
-            cache_bytes=settings.cache_bytes,
-            cache_enabled=settings.cache_enabled,
-            isolation=settings.isolation,
-            manifest_dir=str(base / manifest_dir.text) if manifest_dir.text else None,
-            report_dir=str(self.report_dir),
+            **{
+                **shared,
+                "store_dir": str(Path(settings.store_dir).resolve()) if settings.store_dir else None,  # a subprocess may run elsewhere
+                "manifest_dir": str(base / manifest_dir.text) if manifest_dir.text else None,
+                "report_dir": str(self.report_dir),
+            }
         )
         self.recorder = Recorder(self.settings, reports=False)
         self.hooks = config.hook
