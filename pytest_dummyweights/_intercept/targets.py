@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from pytest_dummyweights._intercept import patches
-from pytest_dummyweights._intercept.sources import locate_source
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.spec import DTYPES
 
@@ -73,6 +72,7 @@ def declared_dtype(raw: dict[str, Any]) -> str | None:
 
 def load_model(target: InterceptTarget, original: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
     from pytest_dummyweights._intercept.session import worker_id
+    from pytest_dummyweights._intercept.sources import locate_source
 
     path = first_argument(target.function, original, args, kwargs)
     interception = patches.active()
