@@ -1,7 +1,9 @@
 """pytest glue of the dummy weights: options, the ``dummy_load`` marker, fixtures and the run summary.
 
 The work is done by plain functions (``build``) and the per-worker ``cache``; the diff coverage gate
-has its own plugin object (``gate_plugin``), registered from ``pytest_configure`` when it is turned on.
+has its own plugin object (``gate_plugin``), registered from ``pytest_configure`` when it is turned on;
+interception (``--dummy-weights``, the marker around its test) has its own module of hooks
+(``intercept_plugin``), registered through ``pytest_plugins``.
 """
 
 from __future__ import annotations
