@@ -2,7 +2,9 @@
 
 The work is done by plain functions (``build``) and the per-worker ``cache``; the diff coverage gate
 has its own plugin object (``gate_plugin``), registered from ``pytest_configure`` when it is turned on;
-the fleet (xdist scheduling, CI shards) is the plugin module ``_fleet.plugin``, registered with this one.
+the fleet (xdist scheduling, CI shards) is the plugin module ``_fleet.plugin``, registered with this one;
+interception (``--dummy-weights``, the marker around its test) has its own module of hooks
+(``intercept_plugin``), registered through ``pytest_plugins``.
 
 A build calls the ``pytest_dummyweights_*`` hooks through the test's own ``node.ihook``, as pytest calls its
 own hooks: a conftest.py's implementations apply to the tests under its directory only (the cache key names
@@ -14,26 +16,41 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 import pytest
 
 from pytest_dummyweights._gate import plugin as gate_plugin
+from pytest_dummyweights._intercept import plugin as intercept_plugin
 from pytest_dummyweights._runtime.requirements import require_paddle
 from pytest_dummyweights._values.value_rules import check_rule_arguments
 from pytest_dummyweights.errors import DummyWeightsError, RealWeightsUnavailable
-from pytest_dummyweights.settings import ISOLATION_MODES, checked, one_of, parse_bytes, parse_seed, read_flag, read_setting, worker_id
+from pytest_dummyweights.settings import (
+    ISOLATION_MODES,
+    OptionSource,
+    checked,
+    one_of,
+    parse_bytes,
+    parse_seed,
+    read_flag,
+    read_setting,
+    worker_id,
+)
 from pytest_dummyweights.spec import CHECKPOINT_CHECKS, STORAGES, DummySpec, check_device, describe_config, spec_from_call
 
 MARKER = "dummy_load"
 MARKER_DOC = (
     f"dummy_load(config, *, {', '.join(f'{f.name}={f.default!r}' for f in dataclasses.fields(DummySpec)[1:])}): "
-    "build the real model class from config with dummy weights for the dummy_model fixture (see DummySpec)"
+    "build the real model class from config with dummy weights for the dummy_model fixture (see DummySpec); "
+    "with or without a config, checkpoint loads (from_pretrained) get dummy weights while the test runs"
 )
 SETTINGS = pytest.StashKey["Settings"]()
 CACHE = pytest.StashKey[Any]()
 WORKER_REPORTS = pytest.StashKey[list[dict[str, Any]]]()
-pytest_plugins = ("pytest_dummyweights._fleet.plugin",)  # its hooks must be there before pytest_configure (xdist's -n auto)
+# Registered with this module: the fleet's hooks must be there before pytest_configure (xdist's -n auto), and
+# interception's from start-up on (conftest imports), around each test and on xdist workers.
+pytest_plugins = ("pytest_dummyweights._fleet.plugin", intercept_plugin.__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +137,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dummyweights_isolation", "isolation check after each test: fast or strict", default="fast")
     parser.addini("dummyweights_scales", "values of scale-like parameters: default (the published rule) or neutral", default="default")
     parser.addini("dummyweights_smoke", "run a finiteness smoke forward pass after each build", type="bool", default=False)
+    intercept_plugin.add_options(group, parser)
     gate_plugin.add_options(parser)
 
 
@@ -138,11 +156,11 @@ def _check_device(device: str) -> str:
     return device
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", MARKER_DOC)
+def read_settings(config: OptionSource) -> Settings:
+    """The run's settings, each checked (a bad value is a usage error naming its option or ini key)."""
     cache_bytes = read_setting(config, "--dummy-cache-bytes", "dummyweights_cache_bytes")
     storage = read_setting(config, "--dummy-storage", "dummyweights_storage")
-    config.stash[SETTINGS] = Settings(
+    return Settings(
         seed=checked(read_setting(config, "--dummy-seed", "dummyweights_seed"), parse_seed),
         device=checked(read_setting(config, "--dummy-device", "dummyweights_device"), _check_device),
         cache_bytes=checked(cache_bytes, parse_bytes) if cache_bytes.text else None,
@@ -157,6 +175,11 @@ def pytest_configure(config: pytest.Config) -> None:
         ),
         real_weights=read_flag(config, "dummyweights_real_weights", "--real-weights"),
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_DOC)
+    config.stash[SETTINGS] = read_settings(config)
     config.stash[WORKER_REPORTS] = []
     gate_plugin.configure(config)
 
@@ -306,14 +329,14 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         node.config.stash[WORKER_REPORTS].append(report)
 
 
-def run_stats(config: pytest.Config) -> Any:
-    """The run's ``CacheStats``: this process's and every worker's, merged."""
+def run_stats(config: pytest.Config, extra_reports: Iterable[dict[str, Any]] = ()) -> Any:
+    """The run's ``CacheStats``: this process's, every worker's and ``extra_reports`` (intercepting subprocesses'), merged."""
     from pytest_dummyweights._cache.stats import CacheStats
 
     reports = config.stash[WORKER_REPORTS].copy()
     if CACHE in config.stash:
         reports.append(config.stash[CACHE].stats.to_report())
-    return CacheStats.from_reports(reports)
+    return CacheStats.from_reports([*reports, *extra_reports])
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -321,8 +344,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
     if worker_id(config) is not None:
         return
-    stats = run_stats(config)
-    lines = stats.summary_lines(config.option.verbose) + spread_notes(config, stats)
+    intercepted_reports, intercepted_lines = intercept_plugin.summary(config)
+    stats = run_stats(config, intercepted_reports)
+    lines = stats.summary_lines(config.option.verbose) + intercepted_lines + spread_notes(config, stats)
     if lines:
         terminalreporter.write_sep("=", "dummyweights")
         for line in lines:
