@@ -111,6 +111,7 @@ def written_keys(inner) -> list[dict]:
 # --- the scheduler: keys equal on every worker, each model built once in total ------------------------
 
 
+@pytest.mark.paddleformers  # one real PaddleFormers config among the engine-style models
 def test_each_model_is_built_once_in_total_by_keys_every_worker_computes_alike(inner, logs) -> None:
     inner.write("test_models.py", MODEL_TESTS)
     inner.write("test_real.py", REAL_TESTS)

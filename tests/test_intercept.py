@@ -20,6 +20,8 @@ from engine_models.pretrained import TINY_QWEN2, checkpoint_digest, dummy_digest
 from pytest_dummyweights._intercept import patches
 from pytest_dummyweights._intercept.subprocesses import ENV, RUN_HOOK_PREFIX
 
+pytestmark = pytest.mark.paddleformers  # interception of PaddleFormers' from_pretrained
+
 DESCRIBE = """
 import hashlib, json, os
 from pathlib import Path
