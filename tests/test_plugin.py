@@ -258,6 +258,7 @@ SCOPED_TESTS = """
     """
 
 
+@pytest.mark.paddleformers  # real Qwen3 classes
 @pytest.mark.parametrize("workers", [(), ("-p", "xdist", "-n", "2")], ids=["one-process", "xdist"])
 def test_hooks_apply_to_the_tests_under_their_conftest_only(inner, workers):
     """Two directories resolve one config to different classes and post-process differently; one directory's
