@@ -25,7 +25,10 @@ PLACEHOLDER = "<!-- options-table -->"
 def plugin_parser() -> pytest.Parser:
     parser = pytest.Parser(_ispytest=True)
     for entry_point in importlib.metadata.distribution(DISTRIBUTION).entry_points.select(group="pytest11"):
-        importlib.import_module(entry_point.value).pytest_addoption(parser)
+        plugin = importlib.import_module(entry_point.value)
+        for module in (plugin, *map(importlib.import_module, getattr(plugin, "pytest_plugins", ()))):
+            if hasattr(module, "pytest_addoption"):  # the plugins it registers (pytest_plugins) add theirs
+                module.pytest_addoption(parser)
     return parser
 
 

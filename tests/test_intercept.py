@@ -75,7 +75,7 @@ def assert_nothing_left_active() -> None:
     assert not patches.is_patched(AutoModelForCausalLM._from_pretrained)
     assert patches.active() is None and ENV not in os.environ
     site_packages = Path(sys.prefix, "lib", f"python{sys.version_info.major}.{sys.version_info.minor}", "site-packages")
-    assert not list(site_packages.glob(f"{RUN_HOOK_PREFIX}*.pth"))
+    assert not (site_packages / f"{RUN_HOOK_PREFIX}{os.getpid()}.pth").exists()  # this run's (another xdist worker may have its own)
 
 
 def test_an_unchanged_test_file_gets_what_real_loading_returns_with_dummy_weights(inner, pretrained: Path, digests) -> None:
@@ -558,7 +558,8 @@ def test_the_start_up_hook_is_written_for_the_run_only_and_does_nothing_without_
     )
     found, result = answers(inner, pretrained)
     result.assert_outcomes(passed=1)
-    assert found["hooks"] == [f"{RUN_HOOK_PREFIX}{os.getpid()}.pth"]  # this run's own copy; the stale one removed
+    assert f"{RUN_HOOK_PREFIX}{os.getpid()}.pth" in found["hooks"]  # this run's own copy (another xdist worker may have its own)
+    assert stale.name not in found["hooks"]  # the one a crashed run left is removed
     assert found["unset"] == []  # the line looked the variable up, and imported nothing
     assert "pytest_dummyweights._intercept.startup" in found["set"]
     assert not [module for module in found["set"] if module.startswith("paddle")]  # Paddle waits for the first load

@@ -87,6 +87,7 @@ def _ordered(value: Any) -> Any:
 def describe_hooks(hooks: Any) -> list[str] | None:
     """The implementations of this plugin's hooks that ``hooks`` (a test's ``node.ihook``) calls, or None when
     that cannot be told (an object that is not pytest's hook relay)."""
+    hooks = getattr(hooks, "relay", hooks)  # a wrapper (interception's per-call relay) names the relay it calls
     implementations: list[str] = []
     for name in HOOK_NAMES if hooks is not None else ():
         get_hookimpls = getattr(getattr(hooks, name, None), "get_hookimpls", None)

@@ -103,6 +103,11 @@ class CallHooks:
     project: Any
     check: CallCheck
 
+    @property
+    def relay(self) -> Any:
+        """The project's relay, whose implementations decide the model (the cache key names them)."""
+        return self.project
+
     def pytest_dummyweights_resolve_model(self, **arguments: Any) -> Any:
         return None if self.project is None else self.project.pytest_dummyweights_resolve_model(**arguments)
 
