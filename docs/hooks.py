@@ -4,8 +4,9 @@ Every ``pytest_addoption`` of the package's pytest entry points (``pytest11`` in
 fresh ``pytest.Parser``; the page's ``<!-- options-table -->`` becomes a table of each option, its ini key,
 the ini default and the help text. So the manual has no hand-kept copy of the option list to go stale.
 
-An option and an ini key belong together by name: ``--dummy-seed`` and ``--real-weights`` read
-``dummyweights_seed`` and ``dummyweights_real_weights``; an ini key no option claims gets a row of its own.
+An option and an ini key belong together by name: ``--dummy-seed``, ``--real-weights`` and ``--dummy-weights`` read
+``dummyweights_seed``, ``dummyweights_real_weights`` and ``dummyweights_dummy_weights``; an ini key no option claims
+gets a row of its own.
 """
 
 from __future__ import annotations
@@ -24,12 +25,17 @@ PLACEHOLDER = "<!-- options-table -->"
 def plugin_parser() -> pytest.Parser:
     parser = pytest.Parser(_ispytest=True)
     for entry_point in importlib.metadata.distribution(DISTRIBUTION).entry_points.select(group="pytest11"):
-        importlib.import_module(entry_point.value).pytest_addoption(parser)
+        plugin = importlib.import_module(entry_point.value)
+        for module in (plugin, *map(importlib.import_module, getattr(plugin, "pytest_plugins", ()))):
+            if hasattr(module, "pytest_addoption"):  # the plugins it registers (pytest_plugins) add theirs
+                module.pytest_addoption(parser)
     return parser
 
 
-def ini_key_of(option: str) -> str:
-    return "dummyweights_" + option.removeprefix("--").removeprefix("dummy-").replace("-", "_")
+def ini_key_of(option: str, ini: dict[str, Any]) -> str:
+    """``--dummy-seed`` -> ``dummyweights_seed``; ``--dummy-weights`` -> ``dummyweights_dummy_weights`` (its whole name)."""
+    whole = "dummyweights_" + option.removeprefix("--").replace("-", "_")
+    return whole if whole in ini else "dummyweights_" + option.removeprefix("--").removeprefix("dummy-").replace("-", "_")
 
 
 def usage(names: list[str], attrs: dict[str, Any]) -> str:
@@ -58,7 +64,7 @@ def options_table() -> str:
     claimed = set()
     for option in parser.getgroup(GROUP).options:
         names, attrs = list(option.names()), option.attrs()
-        key = ini_key_of(names[0])
+        key = ini_key_of(names[0], ini)
         if key in ini:
             claimed.add(key)
             rows.append((f"`{usage(names, attrs)}`", f"`{key}`", f"`{shown_default(ini[key][2])}`", attrs.get("help", "")))

@@ -98,6 +98,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_manifest(args: argparse.Namespace) -> int:
+    from pytest_dummyweights._building.config import read_raw_config
     from pytest_dummyweights._checkpoints.manifest import load_manifest
 
     if (args.checkpoint is None) == (args.hub is None):
@@ -108,6 +109,8 @@ def run_manifest(args: argparse.Namespace) -> int:
         manifest = read_hub_manifest(args.hub)
     else:
         manifest = load_manifest(args.checkpoint)
+        if (Path(args.checkpoint) / "config.json").is_file():  # a manifest of a directory carries its config too
+            manifest.config, _ = read_raw_config(Path(args.checkpoint).resolve(), [])
     for problem in manifest.index_problems:
         print(f"stale index: {problem}", file=sys.stderr)
     if args.output is None:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from pytest_dummyweights._checkpoints.manifest import Manifest
     from pytest_dummyweights._checkpoints.structure import Layout
+    from pytest_dummyweights._intercept.targets import InterceptTarget
     from pytest_dummyweights.spec import DummySpec
 
 
@@ -43,3 +44,12 @@ def pytest_dummyweights_checkpoint_layout(model: paddle.nn.Layer, model_config: 
     """Return the ``pytest_dummyweights._checkpoints.structure.Layout`` the (lazily constructed) ``model`` loads from a
     checkpoint described by ``manifest``, or None for the default: PaddleFormers' ``from_pretrained`` rules.
     Asked for a spec with ``checkpoint=`` whose model has no ``load_weights`` (those are checked by loading)."""
+
+
+@pytest.hookspec
+def pytest_dummyweights_intercept() -> list[InterceptTarget] | None:
+    """Return more functions to intercept while interception is on (``--dummy-weights``, a ``dummy_load`` marker), as
+    ``pytest_dummyweights.InterceptTarget(function, kind, model=None)``: an engine's model loader (``kind="model"``,
+    it returns a model for a checkpoint path) or weights iterator (``kind="weights"``, it yields ``(name, tensor)``
+    from checkpoint files). Asked at start-up (implement it in the rootdir's conftest.py or a plugin) and for each
+    test (its conftest.py files); the targets reach the Python processes the test starts."""

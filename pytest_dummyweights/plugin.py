@@ -1,7 +1,10 @@
 """pytest glue of the dummy weights: options, the ``dummy_load`` marker, fixtures and the run summary.
 
 The work is done by plain functions (``build``) and the per-worker ``cache``; the diff coverage gate
-has its own plugin object (``gate_plugin``), registered from ``pytest_configure`` when it is turned on.
+has its own plugin object (``gate_plugin``), registered from ``pytest_configure`` when it is turned on;
+the fleet (xdist scheduling, CI shards) is the plugin module ``_fleet.plugin``, registered with this one;
+interception (``--dummy-weights``, the marker around its test) has its own module of hooks
+(``intercept_plugin``), registered through ``pytest_plugins``.
 
 A build calls the ``pytest_dummyweights_*`` hooks through the test's own ``node.ihook``, as pytest calls its
 own hooks: a conftest.py's implementations apply to the tests under its directory only (the cache key names
@@ -13,25 +16,41 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 import pytest
 
 from pytest_dummyweights._gate import plugin as gate_plugin
+from pytest_dummyweights._intercept import plugin as intercept_plugin
 from pytest_dummyweights._runtime.requirements import require_paddle
 from pytest_dummyweights._values.value_rules import check_rule_arguments
 from pytest_dummyweights.errors import DummyWeightsError, RealWeightsUnavailable
-from pytest_dummyweights.settings import ISOLATION_MODES, checked, one_of, parse_bytes, parse_seed, read_flag, read_setting, worker_id
+from pytest_dummyweights.settings import (
+    ISOLATION_MODES,
+    OptionSource,
+    checked,
+    one_of,
+    parse_bytes,
+    parse_seed,
+    read_flag,
+    read_setting,
+    worker_id,
+)
 from pytest_dummyweights.spec import CHECKPOINT_CHECKS, STORAGES, DummySpec, check_device, describe_config, spec_from_call
 
 MARKER = "dummy_load"
 MARKER_DOC = (
     f"dummy_load(config, *, {', '.join(f'{f.name}={f.default!r}' for f in dataclasses.fields(DummySpec)[1:])}): "
-    "build the real model class from config with dummy weights for the dummy_model fixture (see DummySpec)"
+    "build the real model class from config with dummy weights for the dummy_model fixture (see DummySpec); "
+    "with or without a config, checkpoint loads (from_pretrained) get dummy weights while the test runs"
 )
 SETTINGS = pytest.StashKey["Settings"]()
 CACHE = pytest.StashKey[Any]()
 WORKER_REPORTS = pytest.StashKey[list[dict[str, Any]]]()
+# Registered with this module: the fleet's hooks must be there before pytest_configure (xdist's -n auto), and
+# interception's from start-up on (conftest imports), around each test and on xdist workers.
+pytest_plugins = ("pytest_dummyweights._fleet.plugin", intercept_plugin.__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +137,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dummyweights_isolation", "isolation check after each test: fast or strict", default="fast")
     parser.addini("dummyweights_scales", "values of scale-like parameters: default (the published rule) or neutral", default="default")
     parser.addini("dummyweights_smoke", "run a finiteness smoke forward pass after each build", type="bool", default=False)
+    intercept_plugin.add_options(group, parser)
     gate_plugin.add_options(parser)
 
 
@@ -136,11 +156,11 @@ def _check_device(device: str) -> str:
     return device
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", MARKER_DOC)
+def read_settings(config: OptionSource) -> Settings:
+    """The run's settings, each checked (a bad value is a usage error naming its option or ini key)."""
     cache_bytes = read_setting(config, "--dummy-cache-bytes", "dummyweights_cache_bytes")
     storage = read_setting(config, "--dummy-storage", "dummyweights_storage")
-    config.stash[SETTINGS] = Settings(
+    return Settings(
         seed=checked(read_setting(config, "--dummy-seed", "dummyweights_seed"), parse_seed),
         device=checked(read_setting(config, "--dummy-device", "dummyweights_device"), _check_device),
         cache_bytes=checked(cache_bytes, parse_bytes) if cache_bytes.text else None,
@@ -155,6 +175,11 @@ def pytest_configure(config: pytest.Config) -> None:
         ),
         real_weights=read_flag(config, "dummyweights_real_weights", "--real-weights"),
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_DOC)
+    config.stash[SETTINGS] = read_settings(config)
     config.stash[WORKER_REPORTS] = []
     gate_plugin.configure(config)
 
@@ -184,11 +209,15 @@ def _fail(request: pytest.FixtureRequest, config_description: str, error: Except
     raise pytest.fail.Exception(message, pytrace=False) from None
 
 
+def run_spec(config: pytest.Config, spec: DummySpec) -> DummySpec:
+    """``spec`` with what it leaves unset taken from the run's options."""
+    settings = config.stash[SETTINGS]
+    return dataclasses.replace(spec, **{key: getattr(settings, key) for key in RUN_DEFAULTS if getattr(spec, key) is None})
+
+
 def _serve(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
     """The model for ``spec`` from this worker's cache; after the test, its isolation is checked."""
-    settings = request.config.stash[SETTINGS]
-    unset = {key: getattr(settings, key) for key in RUN_DEFAULTS if getattr(spec, key) is None}
-    spec = dataclasses.replace(spec, **unset)
+    spec = run_spec(request.config, spec)
     try:
         cache = _cache(request)
         request.addfinalizer(lambda: cache.check_loans(request.node.nodeid))
@@ -226,8 +255,18 @@ def closest_marker(node: pytest.Item) -> pytest.Mark | None:
 
 
 def _requested_spec(request: pytest.FixtureRequest) -> DummySpec:
-    marker = closest_marker(request.node)
-    param = getattr(request, "param", _NO_PARAM)
+    return _spec_from(closest_marker(request.node), getattr(request, "param", _NO_PARAM))
+
+
+def spec_of_item(item: pytest.Item) -> DummySpec | None:
+    """The spec ``dummy_model`` will build for a collected test, or None when it does not use ``dummy_model``."""
+    if "dummy_model" not in getattr(item, "fixturenames", ()):
+        return None
+    callspec = getattr(item, "callspec", None)
+    return _spec_from(closest_marker(item), callspec.params.get("dummy_model", _NO_PARAM) if callspec else _NO_PARAM)
+
+
+def _spec_from(marker: pytest.Mark | None, param: Any) -> DummySpec:
     if param is not _NO_PARAM and marker is not None:
         raise DummyWeightsError("the test has both a dummy_load marker and an indirect parametrization of dummy_model; keep one")
     if isinstance(param, DummySpec):
@@ -290,15 +329,24 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         node.config.stash[WORKER_REPORTS].append(report)
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+def run_stats(config: pytest.Config, extra_reports: Iterable[dict[str, Any]] = ()) -> Any:
+    """The run's ``CacheStats``: this process's, every worker's and ``extra_reports`` (intercepting subprocesses'), merged."""
     from pytest_dummyweights._cache.stats import CacheStats
 
-    if worker_id(config) is not None:
-        return
     reports = config.stash[WORKER_REPORTS].copy()
     if CACHE in config.stash:
         reports.append(config.stash[CACHE].stats.to_report())
-    lines = CacheStats.from_reports(reports).summary_lines(config.option.verbose)
+    return CacheStats.from_reports([*reports, *extra_reports])
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    from pytest_dummyweights._fleet.plugin import spread_notes
+
+    if worker_id(config) is not None:
+        return
+    intercepted_reports, intercepted_lines = intercept_plugin.summary(config)
+    stats = run_stats(config, intercepted_reports)
+    lines = stats.summary_lines(config.option.verbose) + intercepted_lines + spread_notes(config, stats)
     if lines:
         terminalreporter.write_sep("=", "dummyweights")
         for line in lines:

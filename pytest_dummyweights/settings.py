@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -17,6 +17,14 @@ T = TypeVar("T")
 ISOLATION_MODES = ("fast", "strict")  # see isolation.py
 
 
+class OptionSource(Protocol):
+    """Where settings are read: pytest's ``Config``, or a view of it at start-up (``_intercept.plugin.EarlyOptions``)."""
+
+    def getoption(self, name: str) -> Any: ...
+
+    def getini(self, name: str) -> Any: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """A value as the user wrote it, and where: ``--dummy-seed`` or ``ini dummyweights_seed``."""
@@ -25,7 +33,7 @@ class Setting:
     source: str
 
 
-def read_setting(config: pytest.Config, option: str, ini: str) -> Setting:
+def read_setting(config: OptionSource, option: str, ini: str) -> Setting:
     """The command-line option when given, else the ini key (None when that is empty)."""
     value = config.getoption(option)
     if value is not None and value is not False:
@@ -34,7 +42,7 @@ def read_setting(config: pytest.Config, option: str, ini: str) -> Setting:
     return Setting(text or None, f"ini {ini}")
 
 
-def read_flag(config: pytest.Config, ini: str, option: str | None = None) -> bool:
+def read_flag(config: OptionSource, ini: str, option: str | None = None) -> bool:
     """The command-line switch when given, else the boolean ini key; an ini value that is not a boolean
     is a usage error naming the key (pytest's own names only the value)."""
     if option is not None and config.getoption(option):

@@ -192,7 +192,7 @@ SUMMARY_COUNTS = re.compile(
 )
 MODEL_LINE = re.compile(
     r"^\s+(?P<key>[0-9a-f]{16})\s+(?P<description>.+?)\s+(?P<bytes>[\d.]+ \w+) \((?P<resident>[\d.]+ \w+) resident, "
-    r"(?P<shared>[\d.]+ \w+) shared\)\s+built (?P<built>\d+)x, served from cache (?P<hits>\d+)x$"
+    r"(?P<shared>[\d.]+ \w+) shared\)\s+built (?P<built>\d+)x(?: on (?P<workers>gw\d+(?:, gw\d+)*))?, served from cache (?P<hits>\d+)x$"
 )
 
 

@@ -70,3 +70,18 @@ def test_the_docs_plots_are_drawn_from_the_committed_reports(tmp_path: Path) -> 
     for name in ("build-time.png", "build-memory.png"):
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG\r\n"), name
         assert (ROOT / "docs" / "img" / name).is_file(), f"docs/img/{name} is not committed: run bench/plot.py"
+
+
+def test_the_interception_benchmark_reports_both_speedups_on_a_tiny_config(tmp_path: Path) -> None:
+    """bench/intercept.py end to end (it exits non-zero when a run's weights are not the ones expected)."""
+    pytest.importorskip("paddleformers")
+    out = tmp_path / "intercept.json"
+    command = [sys.executable, str(ROOT / "bench" / "intercept.py"), "--dir", str(tmp_path / "checkpoints"), "--json", str(out)]
+    for key, value in TINY.items():
+        command += ["--set", f"{key}={value}"]
+    process = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, process.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report["speedup"]) == {"load", "server"} and all(ratio > 0 for ratio in report["speedup"].values())
+    assert report["layers"] == 1 and len(report["loadavg_before"]) == 3
+    assert "stand-in server, time to ready" in process.stdout

@@ -451,7 +451,7 @@ def test_contend(dummy_model_factory, record, name):
 
 def test_two_workers_contending_for_the_build_lock_do_not_overlap(inner, logs) -> None:
     inner.write("test_contend.py", CONTEND_TESTS)
-    result = run_xdist(inner, "--dist", "load")
+    result = run_xdist(inner, "--dist", "load", "--dummy-storage=filled")  # filled builds write every byte: one at a time
     builds = sorted(read_log(logs, "builds"), key=lambda b: b["start"])
     assert [b["name"] for b in builds] in (["p", "q"], ["q", "p"])
     first, second = builds
@@ -459,6 +459,16 @@ def test_two_workers_contending_for_the_build_lock_do_not_overlap(inner, logs) -
     assert first["end"] <= second["start"]  # the second build began after the first ended
     assert summary_counts(summary_section(result.outlines))["lock_wait"] > 0
     assert list(inner.path.glob("runpytest-*/dummyweights-build-cpu.lock"))  # in the run's shared temp dir
+
+
+def test_mapped_builds_of_two_workers_share_the_build_lock(inner, logs) -> None:
+    """Mapped CPU builds write almost nothing (their parameters map the value store): they need not take turns."""
+    inner.write("test_contend.py", CONTEND_TESTS)
+    result = run_xdist(inner, "--dist", "load", "--dummy-storage=mapped")
+    first, second = sorted(read_log(logs, "builds"), key=lambda b: b["start"])
+    assert first["pid"] != second["pid"]
+    assert second["start"] < first["end"]  # the second build began while the first was still running
+    assert summary_counts(summary_section(result.outlines))["lock_wait"] < 0.5  # neither waited for the other's 0.5 s
 
 
 # --- keys, worker devices, budgets: plain functions ------------------------------------------------

@@ -96,6 +96,7 @@ def test_sharded_repo_on_the_hub_gives_the_local_manifest(hub, tmp_path: Path) -
     from_hub, from_disk = load_manifest(tmp_path / "m.json"), read_manifest(root / "org" / "qwen3-tiny")
     assert from_hub.source == "hub:org/qwen3-tiny@main"
     assert (from_hub.tensors, from_hub.formats, from_hub.total_bytes) == (from_disk.tensors, from_disk.formats, from_disk.total_bytes)
+    assert from_hub.config == json.loads((root / "org" / "qwen3-tiny" / "config.json").read_text())  # what --dummy-weights builds from
 
 
 def test_hub_reads_headers_only(hub, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import struct
@@ -51,7 +52,9 @@ def test_manifest_file_round_trips_and_the_cli_writes_it(tmp_path: Path, capsys:
     directory = saved_checkpoint(tmp_path, "llama", "hf")
     assert main(["manifest", str(directory), "-o", str(tmp_path / "m.json")]) == 0
     assert "21 tensors in 3 files" in capsys.readouterr().out
-    assert load_manifest(tmp_path / "m.json") == read_manifest(directory)
+    written = load_manifest(tmp_path / "m.json")
+    assert written.config == json.loads((directory / "config.json").read_text())  # the CLI's manifest carries the config
+    assert dataclasses.replace(written, config=None) == read_manifest(directory)
     assert main(["manifest", str(tmp_path / "m.json")]) == 0  # a manifest file is accepted too, and printed
     assert json.loads(capsys.readouterr().out)["format_version"] == FORMAT_VERSION
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_dummyweights._intercept.session import InterceptSettings
+
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_FIXTURES = ("dummy_model", "dummy_model_factory")
 
@@ -30,7 +32,7 @@ def run(command: list[str | Path], cwd: Path, status: int = 0, **environment: st
 def copy_source(source: Path) -> Path:
     """A copy of what the wheel is made of, so a stale build/ in the checkout cannot leak in."""
     source.mkdir(exist_ok=True)
-    for name in ("pyproject.toml", "README.md", "MANIFEST.in"):
+    for name in ("pyproject.toml", "README.md", "MANIFEST.in", "pytest_dummyweights.pth"):
         shutil.copy2(ROOT / name, source / name)
     shutil.copytree(ROOT / "pytest_dummyweights", source / "pytest_dummyweights", ignore=shutil.ignore_patterns("__pycache__"))
     return source
@@ -54,6 +56,8 @@ def test_wheel_ships_the_type_marker_and_the_entry_point(wheel: Path) -> None:
         assert "[pytest11]\ndummyweights = pytest_dummyweights.plugin" in archive.read(entry_points).decode()
     assert "pytest_dummyweights/py.typed" in names
     assert "pytest_dummyweights/plugin.py" in names
+    with zipfile.ZipFile(wheel) as archive:  # the start-up hook of interception, beside the package in site-packages
+        assert archive.read("pytest_dummyweights.pth") == (ROOT / "pytest_dummyweights.pth").read_bytes()
 
 
 def test_the_version_is_written_once_in_the_package(tmp_path: Path) -> None:
@@ -101,6 +105,12 @@ def test_installed_wheel_serves_fixtures_and_marker_without_paddle(python_withou
     assert "dummy_model" not in without_plugin
     assert "dummy_load" not in without_plugin
 
+    # The shipped start-up hook: dormant without the variable, intercepting with it (Paddle is not even installed here).
+    probe = "import sys; print(sorted(m for m in sys.modules if m.startswith('pytest_dummyweights')))"
+    assert run([python, "-c", probe], cwd=project).stdout.strip() == "[]"
+    payload = InterceptSettings(0, "auto", None, None, "default", False, "error", None, True, "fast", None, str(tmp_path)).to_json()
+    intercepting = run([python, "-c", probe], cwd=project, PYTEST_DUMMYWEIGHTS_INTERCEPT=payload)
+    assert "pytest_dummyweights._intercept.startup" in intercepting.stdout and not intercepting.stderr
 
 INSTALL_PADDLE = "Paddle is not installed: pip install paddlepaddle (or paddlepaddle-gpu for GPUs)"
 

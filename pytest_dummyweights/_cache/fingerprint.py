@@ -10,6 +10,11 @@ builds) is not described at all, and its models are not cached.
 The hooks are identified by the implementations the build sees: each ``pytest_dummyweights_*`` hook's
 implementing plugins (a conftest.py by its path) and functions. A conftest's hooks apply to the tests
 under it only, so two directories whose hooks could build one config differently never share a model.
+
+The fleet key (``fleet_key``) is the cache key less what is local to one process or machine: a factory
+by its name alone (no object identity), the device by its kind (``gpu``, not ``gpu:1``), a checkpoint by
+its manifest (not its path or file times). Equal on every xdist worker and every CI machine, it is what
+the scheduler and the shards group tests by; two specs with one cache key always share a fleet key.
 """
 
 from __future__ import annotations
@@ -34,42 +39,44 @@ SPEC_FIELDS_SEEN_ELSEWHERE = ("config", "overrides", "new_keys", "model", "fresh
 HOOK_NAMES = tuple(name for name in vars(hookspecs) if name.startswith("pytest_dummyweights_"))
 
 
-def describe(value: Any, seen: frozenset[int] = frozenset()) -> str | None:
-    """A text that differs whenever the value could build a different model, or None if there is none."""
+def describe(value: Any, seen: frozenset[int] = frozenset(), *, portable: bool = False) -> str | None:
+    """A text that differs whenever the value could build a different model, or None if there is none;
+    ``portable``: without object identities, so every process describes the value alike."""
     if isinstance(value, PLAIN_TYPES):
         return repr(value)
     if id(value) in seen:
-        return f"<recursive {id(value)}>"
+        return "<recursive>" if portable else f"<recursive {id(value)}>"
     seen = seen | {id(value)}
     if isinstance(value, (tuple, list, frozenset)):
-        items = [describe(item, seen) for item in value]
+        items = [describe(item, seen, portable=portable) for item in value]
         return None if None in items else f"{type(value).__name__}({', '.join(map(str, items))})"
     if isinstance(value, dict):
-        pairs = [(describe(k, seen), describe(v, seen)) for k, v in value.items()]
+        pairs = [(describe(k, seen, portable=portable), describe(v, seen, portable=portable)) for k, v in value.items()]
         return None if any(None in pair for pair in pairs) else "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
     if isinstance(value, type):
-        return _named(value)
+        return _named(value, portable)
     if isinstance(value, functools.partial):
-        parts = [describe(value.func, seen), describe(value.args, seen), describe(value.keywords, seen)]
+        parts = [describe(part, seen, portable=portable) for part in (value.func, value.args, value.keywords)]
         return None if None in parts else f"partial({', '.join(map(str, parts))})"
     if isinstance(value, types.FunctionType):
         cells = tuple(cell.cell_contents for cell in value.__closure__ or ())
-        parts = [describe(value.__defaults__, seen), describe(value.__kwdefaults__, seen), describe(cells, seen)]
-        return None if None in parts else f"{_named(value)}(defaults={parts[0]}, kwdefaults={parts[1]}, closure={parts[2]})"
+        parts = [describe(part, seen, portable=portable) for part in (value.__defaults__, value.__kwdefaults__, cells)]
+        return None if None in parts else f"{_named(value, portable)}(defaults={parts[0]}, kwdefaults={parts[1]}, closure={parts[2]})"
     if isinstance(value, types.BuiltinFunctionType):
-        return _named(value)
+        return _named(value, portable)
     return None
 
 
-def _named(value: Any) -> str:
+def _named(value: Any, portable: bool = False) -> str:
     """``module:qualname`` when that name leads back to this very object; else the name plus the object's
-    identity, so two objects of one name (lambdas, classes defined in functions, rebound names) differ."""
+    identity, so two objects of one name (lambdas, classes defined in functions, rebound names) differ
+    (``portable``: the name alone)."""
     module, qualname = getattr(value, "__module__", None), value.__qualname__
     found: Any = sys.modules.get(module or "")
     for part in qualname.split("."):
         found = getattr(found, part, None)
     name = f"{module}:{qualname}"
-    return name if found is value else f"{name}@{id(value):x}"
+    return name if found is value or portable else f"{name}@{id(value):x}"
 
 
 def _ordered(value: Any) -> Any:
@@ -80,6 +87,7 @@ def _ordered(value: Any) -> Any:
 def describe_hooks(hooks: Any) -> list[str] | None:
     """The implementations of this plugin's hooks that ``hooks`` (a test's ``node.ihook``) calls, or None when
     that cannot be told (an object that is not pytest's hook relay)."""
+    hooks = getattr(hooks, "relay", hooks)  # a wrapper (interception's per-call relay) names the relay it calls
     implementations: list[str] = []
     for name in HOOK_NAMES if hooks is not None else ():
         get_hookimpls = getattr(getattr(hooks, name, None), "get_hookimpls", None)
@@ -90,17 +98,26 @@ def describe_hooks(hooks: Any) -> list[str] | None:
 
 
 def fingerprint(
-    spec: Any, raw_config: dict[str, Any], factory: Any, checkpoint_identity: str | None = None, hooks: Any = None
+    spec: Any,
+    raw_config: dict[str, Any],
+    factory: Any,
+    checkpoint_identity: str | None = None,
+    hooks: Any = None,
+    *,
+    portable: bool = False,
 ) -> str | None:
     """The cache key of a planned build (``spec`` with every default filled in), or None: do not cache it.
 
     ``checkpoint_identity`` (``contract.CheckpointPlan.identity``) changes whenever the checkpoint's files do;
-    ``hooks`` are the hooks the build calls (see ``describe_hooks``)."""
-    factory_description = describe(factory)
+    ``hooks`` are the hooks the build calls (see ``describe_hooks``); ``portable``: the fleet key (see the module's
+    docstring), the caller passing the manifest's digest as identity."""
+    factory_description = describe(factory, portable=portable)
     hooks_description = describe_hooks(hooks)
     if factory_description is None or hooks_description is None:
         return None
     settings = {f.name: _ordered(getattr(spec, f.name)) for f in dataclasses.fields(spec) if f.name not in SPEC_FIELDS_SEEN_ELSEWHERE}
+    if portable:
+        settings.update(device=str(spec.device).partition(":")[0], checkpoint=None)
     described = {
         "factory": factory_description,
         "hooks": hooks_description,  # which conftests' and plugins' hook implementations decide the model
@@ -112,3 +129,9 @@ def fingerprint(
     }
     text = json.dumps(described, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def fleet_key(plan: Any) -> str | None:
+    """The fleet key of a planned build (a ``pipeline.Plan``), or None when its factory cannot be described."""
+    manifest = None if plan.checkpoint is None else hashlib.sha256(plan.checkpoint.manifest.to_text().encode()).hexdigest()
+    return fingerprint(plan.spec, plan.config.raw, plan.factory, manifest, portable=True)

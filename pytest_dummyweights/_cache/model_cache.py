@@ -1,5 +1,8 @@
 """Per-worker cache of built models: each distinct spec is built once per process, least recently used
 models are evicted past a byte budget, and a model a test changed is restored or rebuilt (see ``isolation``).
+
+``get`` lends a model to the running test (checked when it ends); ``get_unshared`` hands one to a caller that
+owns it, as ``from_pretrained`` does, and reuses it only once nobody holds it (see ``ownership``).
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import paddle
 from pytest_dummyweights._building.construct import BuildHooks
 from pytest_dummyweights._building.pipeline import BuildResult, Plan, execute, plan_build
 from pytest_dummyweights._building.shrink import describe_inline
-from pytest_dummyweights._cache.fingerprint import fingerprint
+from pytest_dummyweights._cache.build_lock import build_lock, writes_little
+from pytest_dummyweights._cache.fingerprint import fingerprint, fleet_key
 from pytest_dummyweights._cache.isolation import Snapshot
+from pytest_dummyweights._cache.ownership import reference_counts
 from pytest_dummyweights._cache.stats import CacheStats, ModelRecord, RepairRecord
 from pytest_dummyweights._checkpoints.contract import CheckpointMismatch
 from pytest_dummyweights.spec import DummySpec
@@ -30,6 +35,7 @@ class Entry:
     result: BuildResult
     snapshot: Snapshot
     factory: Any  # kept alive so its identity, part of the key, is never reused by another object
+    references: tuple[int, ...] = ()  # get_unshared: the reference counts when stored, nobody else holding it
 
 
 @dataclasses.dataclass
@@ -68,25 +74,69 @@ class ModelCache:
         worker_id: str | None = None,
     ) -> paddle.nn.Layer:
         """The model for ``spec``: from the cache when built before, else built (under the device's build lock)."""
-        plan = plan_build(spec, search_dirs=search_dirs, hooks=hooks, worker_id=worker_id)
-        key = fingerprint(plan.spec, plan.config.raw, plan.factory, plan.checkpoint.identity if plan.checkpoint else None, hooks)
+        plan, key = self._plan(spec, search_dirs, hooks, worker_id)
         if key is None or not self.enabled or spec.fresh:
-            result = self._build(plan, hooks, key)
+            result = self._build(plan, hooks, key, worker_id)
         elif key in self._entries:
             self._entries.move_to_end(key)
             self.stats.record_hit(key)
             result = self._entries[key].result
             self._loans.append(Loan(key, result.model))
         else:
-            result = self._build(plan, hooks, key)
+            result = self._build(plan, hooks, key, worker_id)
             self._store(key, Entry(result, Snapshot.of(result.model, self.isolation), plan.factory))
             self._loans.append(Loan(key, result.model))
         self.stats.served_bytes += result.nbytes
         return result.model
 
+    def get_unshared(
+        self,
+        spec: DummySpec,
+        *,
+        search_dirs: Iterable[str | os.PathLike] = (),
+        hooks: BuildHooks | None = None,
+        worker_id: str | None = None,
+    ) -> paddle.nn.Layer:
+        """The model for ``spec``, held by nobody else: nothing is loaned, the caller owns what it gets, as after a real
+        load. A cached model is handed out again only once every reference to it and its parts is gone (``ownership``),
+        after the isolation check has restored what its last holder changed (or dropped it); otherwise a fresh build."""
+        plan, key = self._plan(spec, search_dirs, hooks, worker_id)
+        entry = self._entries.get(key) if key is not None and self.enabled and not spec.fresh else None
+        if key is not None and entry is not None and entry.references == reference_counts(entry.result.model):
+            entry.result.model.eval()  # as built: the mode its holder left it in is the holder's, not a repair
+            verdict = entry.snapshot.check(entry.result.model)
+            what = "; ".join(verdict.rebuild + verdict.restored)
+            if what:
+                self.stats.repairs.append(RepairRecord("its previous holder", type(entry.result.model).__name__, what))
+            if not verdict.rebuild:
+                self._entries.move_to_end(key)
+                self.stats.record_hit(key)
+                self.stats.served_bytes += entry.result.nbytes
+                return entry.result.model
+            del self._entries[key]
+            entry = None
+        result = self._build(plan, hooks, key, worker_id)
+        if key is not None and self.enabled and not spec.fresh and entry is None:
+            self._store(key, Entry(result, Snapshot.of(result.model, self.isolation), plan.factory))
+            if key in self._entries:
+                self._entries[key].references = reference_counts(self._entries[key].result.model)
+        self.stats.served_bytes += result.nbytes
+        return result.model
+
+    @staticmethod
+    def _plan(
+        spec: DummySpec, search_dirs: Iterable[str | os.PathLike], hooks: BuildHooks | None, worker_id: str | None
+    ) -> tuple[Plan, str | None]:
+        """The build's plan and its cache key (None: not to be cached)."""
+        plan = plan_build(spec, search_dirs=search_dirs, hooks=hooks, worker_id=worker_id)
+        return plan, fingerprint(plan.spec, plan.config.raw, plan.factory, plan.checkpoint.identity if plan.checkpoint else None, hooks)
+
     def check_loans(self, test_id: str) -> list[str]:
         """After a test: restore or drop each model it borrowed; returns one line per repaired model."""
         repaired = []
+        used = sorted({key for loan in self._loans if (key := self.stats.models[loan.key].fleet_key)})
+        if used:
+            self.stats.test_models[test_id] = used
         for loan in self._loans:
             entry = self._entries.get(loan.key)
             if entry is None or entry.result.model is not loan.model:
@@ -104,8 +154,8 @@ class ModelCache:
         self._loans.clear()
         return repaired
 
-    def _build(self, plan: Plan, hooks: BuildHooks | None, key: str | None) -> BuildResult:
-        with self._build_lock(plan.resolved.device):
+    def _build(self, plan: Plan, hooks: BuildHooks | None, key: str | None, worker_id: str | None) -> BuildResult:
+        with self._build_lock(plan):
             started = time.perf_counter()
             try:
                 result = execute(plan, hooks)
@@ -121,20 +171,21 @@ class ModelCache:
             key = f"uncached-{id(plan.factory):x}"
             description += " (not cached: its factory carries values that cannot be described safely)"
         memory = result.memory
-        record = ModelRecord(description, result.nbytes, resident=memory.resident, shared=memory.shared)
-        self.stats.record_build(key, record, time.perf_counter() - started, result.init.messages)
+        record = ModelRecord(description, result.nbytes, resident=memory.resident, shared=memory.shared, fleet_key=fleet_key(plan))
+        self.stats.record_build(key, record, time.perf_counter() - started, result.init.messages, worker_id)
         return result
 
     @contextlib.contextmanager
-    def _build_lock(self, device: str) -> Iterator[None]:
-        """Serialize builds on one device across processes, so their memory peaks do not add up."""
+    def _build_lock(self, plan: Plan) -> Iterator[None]:
+        """Builds on one device across processes: those that fill memory take turns, so their peaks do not
+        add up; mapped CPU builds write almost nothing (their parameters map the shared value store), so they
+        share the lock with each other and wait only for a filling build (see ``build_lock``)."""
         if self.lock_dir is None:
             yield
             return
-        from filelock import FileLock
-
         started = time.perf_counter()
-        with FileLock(str(self.lock_dir / f"dummyweights-build-{device.replace(':', '')}.lock")):
+        path = self.lock_dir / f"dummyweights-build-{plan.resolved.device.replace(':', '')}.lock"
+        with build_lock(path, shared=writes_little(plan)):
             self.stats.lock_wait_seconds += time.perf_counter() - started
             yield
 

@@ -23,6 +23,9 @@ class ModelRecord:
     shared: int = 0  # of those, pages shared with the value store (other workers map the same pages)
     builds: int = 0
     hits: int = 0
+    build_seconds: float = 0.0  # measured inside the build, lock waits excluded: the fleet's learned cost
+    fleet_key: str | None = None  # the key the scheduler and the shards group its tests by (fingerprint.fleet_key)
+    workers: list[str] = dataclasses.field(default_factory=list)  # the xdist workers that built it
 
 
 @dataclasses.dataclass
@@ -52,12 +55,17 @@ class CacheStats:
     checks_failed: int = 0  # builds whose checkpoint check failed (checkpoint_check error or warn)
     real_loaded: int = 0  # builds that loaded a checkpoint's real weights
     real_bytes: int = 0  # checkpoint bytes those builds read
+    test_models: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # test -> fleet keys it was served from the cache
 
-    def record_build(self, key: str, model: ModelRecord, seconds: float, notes: list[str]) -> None:
+    def record_build(self, key: str, model: ModelRecord, seconds: float, notes: list[str], worker: str | None = None) -> None:
         self.built += 1
         self.build_seconds += seconds
         self.built_bytes += model.nbytes
-        self.models.setdefault(key, model).builds += 1
+        known = self.models.setdefault(key, model)
+        known.builds += 1
+        known.build_seconds += seconds
+        if worker is not None and worker not in known.workers:
+            known.workers.append(worker)
         self.notes += [note for note in notes if note not in self.notes]
 
     def record_checkpoint(self, report: Any, real_bytes: int) -> None:
@@ -97,11 +105,14 @@ class CacheStats:
             ):
                 setattr(total, field, getattr(total, field) + report[field])
             total.repairs.extend(RepairRecord(**repair) for repair in report["repairs"])
+            total.test_models.update(report["test_models"])
             total.notes += [note for note in report["notes"] if note not in total.notes]
             for key, model in report["models"].items():
-                known = total.models.setdefault(key, ModelRecord(**{**model, "builds": 0, "hits": 0}))
+                known = total.models.setdefault(key, ModelRecord(**{**model, "builds": 0, "hits": 0, "build_seconds": 0.0, "workers": []}))
                 known.builds += model["builds"]
                 known.hits += model["hits"]
+                known.build_seconds += model["build_seconds"]
+                known.workers += [worker for worker in model["workers"] if worker not in known.workers]
         return total
 
     def summary_lines(self, verbosity: int) -> list[str]:
@@ -129,10 +140,11 @@ class CacheStats:
         lines = [f"models: {counts}", sizes, memory, *repairs, *notes]
         if verbosity > 0:
             for key, model in sorted(self.models.items(), key=lambda item: item[1].description):
+                where = f" on {', '.join(sorted(model.workers))}" if model.workers else ""
                 lines.append(
                     f"  {key}  {model.description}  {human_bytes(model.nbytes)} "
                     f"({human_bytes(model.resident)} resident, {human_bytes(model.shared)} shared)  "
-                    f"built {model.builds}x, served from cache {model.hits}x"
+                    f"built {model.builds}x{where}, served from cache {model.hits}x"
                 )
         return lines
 

@@ -5,10 +5,14 @@ endpoint is ``huggingface_hub``'s (``HF_ENDPOINT``), so a mirror or a local serv
 That API parses the headers without checking them: each is checked here by ``safetensors_header``'s
 rules (all but the file's length, which a range request does not give), and the index's ``weight_map``
 must map names to file names, as on disk.
+The repository's ``config.json`` (a few kilobytes) comes along into the manifest, and into the local Hugging
+Face cache: with it, ``--dummy-weights`` builds the model a hub name loads without the weights.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from pytest_dummyweights._checkpoints.manifest import INDEX_NAME, Manifest, checked_weight_map, manifest_of_headers
@@ -37,11 +41,11 @@ def read_hub_manifest(reference: str) -> Manifest:
     try:
         found = HfApi().get_safetensors_metadata(repo_id, revision=revision)
     except Exception as error:  # network, missing repo, bad header: one line, whatever the cause
-        cause = (str(error).strip().splitlines() or [""])[0]
-        raise DummyWeightsError(
-            f"--hub {reference}: reading its safetensors headers failed ({type(error).__name__}: {cause}); "
-            "check the repo id, the revision and HF_ENDPOINT"
-        ) from None
+        raise _failed(reference, "its safetensors headers", error) from None
+    try:
+        config = read_hub_config(repo_id, revision)
+    except Exception as error:
+        raise _failed(reference, "its config.json", error) from None
     headers = {}
     for file, metadata in found.files_metadata.items():
         try:
@@ -49,7 +53,9 @@ def read_hub_manifest(reference: str) -> Manifest:
         except Malformed as problem:
             raise DummyWeightsError(f"--hub {reference}: {file}: {problem}; {CORRUPT}") from None
     weight_map = checked_weight_map(found.weight_map, f"--hub {reference}: {INDEX_NAME}") if found.sharded else None
-    return manifest_of_headers(headers, f"hub:{reference}", weight_map)
+    manifest = manifest_of_headers(headers, f"hub:{reference}", weight_map)
+    manifest.config = config
+    return manifest
 
 
 def header_pairs(metadata: Any) -> list[tuple[str, Any]]:
@@ -60,3 +66,22 @@ def header_pairs(metadata: Any) -> list[tuple[str, Any]]:
         offsets = list(info.data_offsets) if isinstance(info.data_offsets, (list, tuple)) else info.data_offsets
         pairs.append((name, JsonObject([("dtype", info.dtype), ("shape", info.shape), ("data_offsets", offsets)])))
     return pairs
+
+
+def _failed(reference: str, what: str, error: Exception) -> DummyWeightsError:
+    cause = (str(error).strip().splitlines() or [""])[0]
+    return DummyWeightsError(
+        f"--hub {reference}: reading {what} failed ({type(error).__name__}: {cause}); check the repo id, the revision and HF_ENDPOINT"
+    )
+
+
+def read_hub_config(repo_id: str, revision: str | None) -> dict[str, Any] | None:
+    """The repository's ``config.json`` (downloaded into the local Hugging Face cache), or None when it has none."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        path = hf_hub_download(repo_id, "config.json", revision=revision)
+    except EntryNotFoundError:
+        return None
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -52,6 +52,7 @@ class Manifest:
     source: str  # the checkpoint directory, or hub repo, it was read from
     total_bytes: int = 0
     index_problems: list[str] = dataclasses.field(default_factory=list)  # a stale index, as readable lines
+    config: dict[str, Any] | None = None  # the checkpoint's config.json, when the manifest was written with it (CLI)
 
     @property
     def layout(self) -> str:
@@ -66,6 +67,7 @@ class Manifest:
             "total_bytes": self.total_bytes,
             "formats": dict(sorted(self.formats.items())),
             "index_problems": list(self.index_problems),
+            **({"config": self.config} if self.config is not None else {}),
             "tensors": {
                 name: {"dtype": entry.dtype, "shape": list(entry.shape), "shard": entry.shard}
                 for name, entry in sorted(self.tensors.items())
@@ -121,7 +123,11 @@ def manifest_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     tensors = {
         name: in_tensor(name, manifest_entry, entry, formats) for name, entry in required(data, "tensors", dict, "an object").items()
     }
+    config = data.get("config")
+    if config is not None and type(config) is not dict:
+        raise Malformed(f'"config" is {shown(config)}, not an object (the checkpoint\'s config.json)')
     return {
+        "config": config,
         "tensors": tensors,
         "formats": formats,
         "source": required(data, "source", str, "a string"),

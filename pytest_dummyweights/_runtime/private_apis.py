@@ -1,4 +1,4 @@
-"""The one home of private APIs: Paddle's, pytest-cov's and coverage's internals, each behind a named function.
+"""The one home of private APIs: Paddle's, pytest's, pytest-cov's and coverage's internals, each behind a named function.
 
 When Paddle or pytest-cov changes one of these, this is the only file to fix. Each function notes the
 versions it was checked on; the project's compatibility matrix (``noxfile.py``) runs them all.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import math
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -89,3 +90,20 @@ def coverage_omits(pattern: str, filename: str) -> bool:
     from coverage.files import GlobMatcher, abs_file, prep_patterns
 
     return GlobMatcher(prep_patterns([pattern])).match(abs_file(filename))
+
+
+def basetemp_of(config: pytest.Config) -> Path:
+    """The run's base temporary directory, made if need be (as xdist reads it too). Checked on pytest 8.4-9.2."""
+    return Path(config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+
+
+def pytest_cache_of(config: pytest.Config) -> pytest.Cache | None:
+    """pytest's cache before ``pytest_configure`` sets ``config.cache`` (xdist sizes ``-n auto`` earlier), or None when
+    the cache plugin is off. Checked on pytest 8.4-9.2."""
+    import pytest
+
+    if not config.pluginmanager.has_plugin("cacheprovider") or config.getoption("cacheclear"):
+        return None
+    return getattr(config, "cache", None) or pytest.Cache(
+        pytest.Cache.cache_dir_from_config(config, _ispytest=True), config, _ispytest=True
+    )

@@ -1,0 +1,256 @@
+"""pytest glue of interception: ``--dummy-weights`` from start-up to the end of the run, a ``dummy_load`` marker
+around its test (setup, call and teardown), and the summary's interception lines, merged across xdist workers.
+
+Rules: ``--dummy-weights`` (ini ``dummyweights_dummy_weights``) intercepts from the moment pytest loads its
+conftest files until it unconfigures; each test also gets its own interception, so records name it. A test
+marked ``dummy_load`` (on it, its class or module; with or without a config) intercepts while it runs, in any
+run but a ``--real-weights`` one; ``--dummy-weights`` with ``--real-weights`` is a usage error. A process's
+interception (settings, cache, records, the start-up hook, the subprocess reports) is made at its first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import shutil
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_dummyweights.errors import DummyWeightsError
+
+MARKER = "dummy_load"
+RUN = pytest.StashKey["InterceptRun"]()
+WORKER_REPORTS = pytest.StashKey[list[dict[str, Any]]]()
+ACTIVE = pytest.StashKey[contextlib.ExitStack]()
+
+
+class InterceptPluginWarning(pytest.PytestWarning):
+    """Interception cannot reach the Python processes the tests start."""
+
+
+def add_options(group: Any, parser: pytest.Parser) -> None:
+    group.addoption(
+        "--dummy-weights",
+        action="store_true",
+        default=None,
+        help="intercept checkpoint loading from start-up, in this process and the Python processes it starts: PaddleFormers' "
+        "from_pretrained and hook-named engine loaders build the model from the checkpoint's config with dummy weights "
+        "(default: ini dummyweights_dummy_weights)",
+    )
+    group.addoption(
+        "--dummy-manifest-dir",
+        default=None,
+        help="directory of manifests for hub names an intercepted load is given, OWNER--NAME.json as written by "
+        "`python -m pytest_dummyweights manifest --hub OWNER/NAME -o FILE` (default: ini dummyweights_manifest_dir)",
+    )
+    parser.addini("dummyweights_dummy_weights", "intercept checkpoint loading with dummy weights from start-up", type="bool", default=False)
+    parser.addini("dummyweights_manifest_dir", "directory of manifests (OWNER--NAME.json) for hub names", default="")
+
+
+class EarlyOptions:
+    """pytest's config at start-up, before its options are parsed in full: the values pytest parsed early."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def getoption(self, name: str) -> Any:
+        return getattr(self.config.known_args_namespace, name.lstrip("-").replace("-", "_"), None)
+
+    def getini(self, name: str) -> Any:
+        return self.config.getini(name)
+
+
+def collect_targets(hook: Any) -> tuple[Any, ...]:
+    """The targets the ``pytest_dummyweights_intercept`` implementations name, checked, each once."""
+    from pytest_dummyweights._intercept.targets import InterceptTarget
+
+    found: list[InterceptTarget] = []
+    for answer in hook.pytest_dummyweights_intercept():
+        for target in answer or ():
+            if not isinstance(target, InterceptTarget):
+                raise DummyWeightsError(
+                    f"pytest_dummyweights_intercept returned {type(target).__name__} {target!r}: return a list of "
+                    "pytest_dummyweights.InterceptTarget(function, kind)"
+                )
+            target.check()
+            found.append(target)
+    return tuple(dict.fromkeys(found))
+
+
+class InterceptRun:
+    """One pytest process's interception: settings, recorder, start-up hook and subprocess reports."""
+
+    def __init__(self, config: pytest.Config, options: Any, *, whole_run: bool) -> None:
+        from pytest_dummyweights._intercept.session import InterceptSettings, Recorder
+        from pytest_dummyweights._intercept.subprocesses import install_run_hook, new_report_dir
+        from pytest_dummyweights.plugin import read_settings
+        from pytest_dummyweights.settings import read_setting
+
+        settings = read_settings(options)
+        manifest_dir = read_setting(options, "--dummy-manifest-dir", "dummyweights_manifest_dir")
+        base = config.rootpath if manifest_dir.source.startswith("ini") else config.invocation_params.dir
+        self.report_dir = new_report_dir()
+        shared = {
+            field.name: getattr(settings, field.name) for field in dataclasses.fields(InterceptSettings) if hasattr(settings, field.name)
+        }
+        self.settings = InterceptSettings(
+            **{
+                **shared,
+                "store_dir": str(Path(settings.store_dir).resolve()) if settings.store_dir else None,  # a subprocess may run elsewhere
+                "manifest_dir": str(base / manifest_dir.text) if manifest_dir.text else None,
+                "report_dir": str(self.report_dir),
+            }
+        )
+        self.recorder = Recorder(self.settings, reports=False)
+        self.hooks = config.hook
+        self.whole = whole_run  # --dummy-weights: every test intercepts, not only marked ones
+        self.whole_run = contextlib.ExitStack()
+        try:
+            self.hook_file = install_run_hook()
+        except DummyWeightsError as error:
+            self.hook_file = None
+            warnings.warn(InterceptPluginWarning(str(error)), stacklevel=1)
+
+    @contextlib.contextmanager
+    def active(self, test: str | None, targets: tuple[Any, ...]) -> Iterator[None]:
+        """Intercept here and, through the environment variable, in the processes started meanwhile."""
+        from pytest_dummyweights._intercept import patches
+        from pytest_dummyweights._intercept.session import Interception
+        from pytest_dummyweights._intercept.subprocesses import exported
+
+        settings = dataclasses.replace(self.settings, test=test, targets=targets)
+        interception = Interception(settings, self.recorder, test, self.hooks)
+        patches.activate(interception, interception.patches())
+        try:
+            with exported(settings.to_json()):
+                yield
+        finally:
+            patches.deactivate(interception)
+
+    def report(self) -> dict[str, Any]:
+        """This process's records and cache counts, with those of the subprocesses it started."""
+        from pytest_dummyweights._intercept.subprocesses import read_reports
+
+        reports = [self.recorder.report(), *read_reports(self.report_dir)]
+        return {
+            "records": [record for report in reports for record in report["records"]],
+            "stats": [report["stats"] for report in reports if report["stats"] is not None],
+        }
+
+    def close(self) -> None:
+        from pytest_dummyweights._intercept.subprocesses import remove_run_hook
+
+        self.whole_run.close()
+        remove_run_hook(self.hook_file)
+        shutil.rmtree(self.report_dir, ignore_errors=True)
+
+
+def whole_run_requested(options: Any) -> bool:
+    return bool(options.getoption("--dummy-weights") or options.getini("dummyweights_dummy_weights"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """``--dummy-weights``: intercept before any conftest.py is imported."""
+    options = EarlyOptions(early_config)
+    if not whole_run_requested(options):
+        return
+    if options.getoption("--real-weights") or options.getini("dummyweights_real_weights"):
+        raise pytest.UsageError(
+            "pytest-dummyweights: --dummy-weights and --real-weights ask for opposite things (dummy weights everywhere, "
+            "real weights for the tests that name a checkpoint); choose one"
+        )
+    run = early_config.stash[RUN] = InterceptRun(early_config, options, whole_run=True)
+    run.whole_run.enter_context(run.active(None, ()))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """The whole run's engine targets, now that the initial conftest files are loaded."""
+    config.stash[WORKER_REPORTS] = []
+    run = config.stash.get(RUN, None)
+    if run is None:
+        return
+    try:
+        targets = collect_targets(config.hook)
+    except DummyWeightsError as error:
+        raise pytest.UsageError(f"pytest-dummyweights: {error}") from None
+    if targets:
+        run.whole_run.enter_context(run.active(None, targets))
+
+
+def intercepting(item: pytest.Item) -> InterceptRun | None:
+    """The run to intercept ``item`` with: the whole run's, else (a marked test) this process's, made at first use."""
+    from pytest_dummyweights.plugin import SETTINGS
+
+    run = item.config.stash.get(RUN, None)
+    if run is not None and run.whole:
+        return run
+    if item.get_closest_marker(MARKER) is None or item.config.stash[SETTINGS].real_weights:
+        return None
+    if run is None:
+        run = item.config.stash[RUN] = InterceptRun(item.config, item.config, whole_run=False)
+    return run
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    run = intercepting(item)
+    if run is not None:
+        stack = item.stash[ACTIVE] = contextlib.ExitStack()
+        try:
+            stack.enter_context(run.active(item.nodeid, collect_targets(item.ihook)))
+        except DummyWeightsError as error:
+            raise pytest.fail.Exception(f"{item.nodeid}: interception: {error}", pytrace=False) from None
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Any:
+    try:
+        return (yield)
+    finally:
+        stack = item.stash.get(ACTIVE, None)
+        if stack is not None:
+            del item.stash[ACTIVE]
+            stack.close()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker, hand its interceptions (and its subprocesses') to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    run = session.config.stash.get(RUN, None)
+    if workeroutput is not None and run is not None:
+        workeroutput["dummyweights_intercept"] = run.report()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    report = getattr(node, "workeroutput", {}).get("dummyweights_intercept")
+    if report is not None:
+        node.config.stash[WORKER_REPORTS].append(report)
+
+
+def summary(config: pytest.Config) -> tuple[list[dict[str, Any]], list[str]]:
+    """The cache counts of every intercepting process of the run, and the interception lines of the summary."""
+    reports = [*config.stash[WORKER_REPORTS]]  # set at configure
+    run = config.stash.get(RUN, None)
+    if run is not None:
+        reports.append(run.report())
+    if not reports:
+        return [], []
+    from pytest_dummyweights._intercept.session import summary_lines
+
+    records = [record for report in reports for record in report["records"]]
+    return [stats for report in reports for stats in report["stats"]], summary_lines(records, config.option.verbose)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(RUN, None)
+    if run is not None:
+        del config.stash[RUN]
+        run.close()
