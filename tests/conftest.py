@@ -68,5 +68,6 @@ def inner(warm_up: None, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")])))
     monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.setenv("COLUMNS", "80")  # the inner output wraps and truncates the same on every terminal
     pytester.syspathinsert(TESTS_DIR)
     return Inner(pytester, monkeypatch)
