@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import os
 import re
 import threading
 import types
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +119,18 @@ def python_state(model: paddle.nn.Layer) -> dict[str, Any]:
     return state
 
 
+_COUNTER = itertools.count()
+_IDENTITIES: weakref.WeakKeyDictionary[paddle.nn.Layer, str] = weakref.WeakKeyDictionary()
+
+
+def identity(model: paddle.nn.Layer) -> str:
+    """Which built object this is: ``id()`` is not enough, since Python may give a rebuilt model the address of the
+    one it replaced (seen on 3.13); a token per live object, process id and a counter, is never reused."""
+    if model not in _IDENTITIES:
+        _IDENTITIES[model] = f"{os.getpid()}:{next(_COUNTER)}"
+    return _IDENTITIES[model]
+
+
 def view_of(model: paddle.nn.Layer) -> dict[str, Any]:
     """What a test sees of its model: weights, Python state, mode, gradients; and its identity and parameter names
     (which a rebuild changes)."""
@@ -125,7 +139,7 @@ def view_of(model: paddle.nn.Layer) -> dict[str, Any]:
         "python": json.loads(json.dumps(python_state(model))),
         "training": any(layer.training for layer in model.sublayers(include_self=True)),
         "grads": any(param.grad is not None for param in model.parameters()),
-        "id": id(model),
+        "id": identity(model),
         "names": [param.name for param in model.parameters()],
     }
 
@@ -157,11 +171,11 @@ def pytest_dummyweights_post_process(model, model_config, spec):
 def record(request):
     '''record(model): log the test's model: digest, identity, mode, gradients for the outer test.'''
     import paddle
-    from cache_support import digest, python_state
+    from cache_support import digest, identity, python_state
 
     def record(model, **extra):
         _append("seen", {"test": request.node.name, "pid": os.getpid(), "digest": digest(model),
-                         "id": id(model), "training": model.training,
+                         "id": identity(model), "training": model.training,
                          "name": model.name, "grads": any(p.grad is not None for p in model.parameters()),
                          "frozen": [p.stop_gradient for p in model.parameters()], "buffers": [n for n, _ in model.named_buffers()],
                          "python": python_state(model), "names": [p.name for p in model.parameters()],

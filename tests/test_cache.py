@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -304,12 +303,6 @@ def view(record: dict) -> tuple:
     return tuple(record[key] for key in ("digest", "frozen", "buffers", "output", "training", "grads", "python"))
 
 
-@pytest.mark.xfail(
-    sys.version_info >= (3, 13),
-    reason="known defect, open: in the 3.13 core cell (numpy 2, no PaddleFormers) a changed generation_config object "
-    "is not seen as a change, so the model is not rebuilt",
-    strict=True,
-)
 def test_a_mutating_test_does_not_leak_into_the_next_and_the_summary_names_it(inner, logs) -> None:
     inner.write("test_isolation.py", ISOLATION_TESTS)
     result = run_xdist(inner, "--dist", "loadscope", "-v")  # one class: one worker, in order
