@@ -77,7 +77,8 @@ PARAMETER_FLAGS = ("name", "stop_gradient", "trainable", "persistable")
 
 
 def render(value: Any, depth: int = RENDER_DEPTH) -> Any:
-    """A value as JSON-able text and containers: no object addresses, unique-name counters blanked, cut at ``depth``."""
+    """A value as JSON-able text and containers: no object addresses, unique-name counters blanked, cut at ``depth``;
+    a dict's items in key order, since dicts (``vars()`` too) compare by value, not by insertion order."""
     if depth == 0:
         return "<deeper>"
     if isinstance(value, str):
@@ -89,7 +90,8 @@ def render(value: Any, depth: int = RENDER_DEPTH) -> Any:
     if isinstance(value, paddle.nn.Layer):
         return f"layer {type(value).__qualname__}"
     if isinstance(value, dict):
-        return {"type": type(value).__name__, "items": [[render(k, depth - 1), render(v, depth - 1)] for k, v in value.items()]}
+        items = [[render(k, depth - 1), render(v, depth - 1)] for k, v in value.items()]
+        return {"type": type(value).__name__, "items": sorted(items, key=str)}
     if isinstance(value, (list, tuple)):
         return [type(value).__name__, *(render(item, depth - 1) for item in value)]
     if isinstance(value, (set, frozenset)):

@@ -14,7 +14,7 @@ import paddle
 import pytest
 from cache_support import view_of
 from engine_models import SHRINK
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pytest_dummyweights._building.pipeline import build
@@ -206,6 +206,7 @@ def test_whatever_a_test_does_to_a_cached_model_the_next_test_gets_a_fresh_one(i
 
     @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(mutations=st.lists(steps, min_size=1, max_size=4))
+    @example(mutations=[("parameter_attribute_deleted", 0, "need_clip"), ("parameter_attribute", 0, ("need_clip", True))])  # order only
     def the_next_test_gets_a_fresh_model(mutations) -> None:
         inner.write("test_mutations.py", MUTATING_TESTS.format(steps=mutations, config=str(QWEN3_CONFIG), overrides=QWEN3_OVERRIDES))
         result = inner.run("-q", "-rA")
