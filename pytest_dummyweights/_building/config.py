@@ -21,8 +21,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from pytest_dummyweights._building.shrink import ShrinkResult, ShrinkWarning, describe_changes, shrink_config
-from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights._building.shrink import ShrinkResult, describe_changes, shrink_config
+from pytest_dummyweights.errors import DummyWeightsError, ShrinkWarning
 
 
 class PlainConfig(SimpleNamespace):
