@@ -26,7 +26,7 @@ from pytest_dummyweights._checkpoints.manifest import Manifest, TensorEntry
 from pytest_dummyweights._checkpoints.structure import CheckReport, LoaderError
 from pytest_dummyweights._runtime.private_apis import element_count, host_view
 from pytest_dummyweights._values import fill
-from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.errors import DummyWeightsError, folded
 
 PADDLE_DTYPES = {
     "F64": "float64",
@@ -80,13 +80,9 @@ def dummy_tensor(name: str, entry: TensorEntry, *, seed: int = 0, std: float = 0
     return tensor
 
 
-def first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [""])[0]
-
-
 def tensor_error(name: str, entry: TensorEntry, error: Exception) -> DummyWeightsError:
     """What went wrong making checkpoint tensor ``name`` (its dtype or shape, a failed read), as the plugin's own error."""
-    cause = str(error) if isinstance(error, DummyWeightsError) else f"making it failed ({type(error).__name__}: {first_line(error)})"
+    cause = str(error) if isinstance(error, DummyWeightsError) else f"making it failed ({folded(error)})"
     return DummyWeightsError(f"checkpoint tensor {name!r} ({entry.dtype} {list(entry.shape)} in {entry.shard}): {cause}")
 
 
@@ -141,7 +137,7 @@ def feed_load_weights(model: paddle.nn.Layer, manifest: Manifest, make_tensor: M
     try:
         model.load_weights(weights())
     except Exception as error:  # the engine's own code: report it against the tensor it was given
-        errors.append(LoaderError(current[0], f"{type(error).__name__}: {first_line(error)}"))
+        errors.append(LoaderError(current[0], folded(error)))
     if unmade:  # whatever the loader made of it, the cause is the plugin's, not the loader's
         raise unmade[0]
     params = dict(model.named_parameters())
