@@ -24,26 +24,14 @@ import paddle
 from pytest_dummyweights import mla
 from pytest_dummyweights._checkpoints.manifest import Manifest, TensorEntry
 from pytest_dummyweights._checkpoints.structure import CheckReport, LoaderError
+from pytest_dummyweights._runtime import dtypes
 from pytest_dummyweights._runtime.private_apis import element_count, host_view
 from pytest_dummyweights._values import fill
 from pytest_dummyweights.errors import DummyWeightsError, folded
 
-PADDLE_DTYPES = {
-    "F64": "float64",
-    "F32": "float32",
-    "F16": "float16",
-    "BF16": "bfloat16",
-    "F8_E4M3": "float8_e4m3fn",
-    "F8_E5M2": "float8_e5m2",
-    "I64": "int64",
-    "I32": "int32",
-    "I16": "int16",
-    "I8": "int8",
-    "U8": "uint8",
-    "BOOL": "bool",
-}
+PADDLE_DTYPES = {code: dtype.paddle for code, dtype in dtypes.BY_SAFETENSORS.items() if dtype.paddle}
 # all-ones but the top bit, per element width: NaN in every float dtype (float8 too), the largest signed integer
-SENTINEL = {1: np.uint8(0x7F), 2: np.uint16(0x7FFF), 4: np.uint32(0x7FFF_FFFF), 8: np.uint64(0x7FFF_FFFF_FFFF_FFFF)}
+SENTINEL = {width: np.dtype(dtypes.integer(width, signed=False)).type(2 ** (8 * width - 1) - 1) for width in (1, 2, 4, 8)}
 
 MakeTensor = Callable[[str, TensorEntry], paddle.Tensor]
 

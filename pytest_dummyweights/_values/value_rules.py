@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pytest_dummyweights._runtime import dtypes
 from pytest_dummyweights._runtime.private_apis import copy_into
 from pytest_dummyweights.errors import DummyWeightsError, ValueRulesIgnoredWarning
 
@@ -139,9 +140,7 @@ def model_quantization_config(model: paddle.nn.Layer, model_config: Any = None) 
 
 def is_floating(param: paddle.Tensor) -> bool:
     """Paddle's ``is_floating_point`` says False for float8."""
-    from pytest_dummyweights._values.fill import FLOAT8_DTYPES
-
-    return param.is_floating_point() or param.dtype in FLOAT8_DTYPES
+    return param.is_floating_point() or dtypes.kind(param.dtype) == "float8"
 
 
 def neutral_value(param: paddle.Tensor) -> float | int:
