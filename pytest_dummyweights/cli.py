@@ -15,7 +15,7 @@ from pytest_dummyweights._building.shrink import describe_changes
 from pytest_dummyweights._gate.measure import parse_threshold
 from pytest_dummyweights._runtime.requirements import require_paddle
 from pytest_dummyweights._values.value_rules import PRESETS
-from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.errors import CheckpointMismatchWarning, DummyWeightsError
 from pytest_dummyweights.spec import DTYPES, STORAGES, DummySpec
 
 T = TypeVar("T")
@@ -54,7 +54,6 @@ def run_build(args: argparse.Namespace) -> int:
     """Exit status 0, or with ``--checkpoint`` 1 when the model and the checkpoint disagree."""
     require_paddle()
     from pytest_dummyweights._building.pipeline import build
-    from pytest_dummyweights._checkpoints.contract import CheckpointMismatchWarning
 
     spec = DummySpec(
         args.config,

@@ -17,7 +17,8 @@ import pytest
 from engine_models.checkpoints import Checkpoint, corrupted_copy, qwen2vl_style_class, saved_checkpoint, shrunk_model
 
 from pytest_dummyweights._checkpoints.manifest import load_manifest
-from pytest_dummyweights._checkpoints.structure import SHOWN, check_model, dtype_kind
+from pytest_dummyweights._checkpoints.structure import SHOWN, check_model
+from pytest_dummyweights._runtime import dtypes
 
 TAGS = ["qwen3", "llama", "deepseek_v3_unequal"]
 LAYOUTS = ["paddle", "hf"]
@@ -207,4 +208,4 @@ def test_base_model_loading_a_causal_lm_checkpoint(checkpoints, monkeypatch: pyt
     ("paddle.float8_e4m3fn", "float8"), ("paddle.bfloat16", "float"), ("paddle.int32", "integer"), ("paddle.bool", "bool"),
 ])
 def test_dtype_kinds(dtype: str, kind: str) -> None:
-    assert dtype_kind(dtype) == kind
+    assert dtypes.kind(dtype) == kind

@@ -1,11 +1,21 @@
 """Bad input: a clear error at the test's setup naming the test, the config and the cause; no internal
-traceback; the other tests of the session are unaffected."""
+traceback; the other tests of the session are unaffected. One error tree: every error and warning type lives in
+``errors`` and is public; warnings are seen under the default filters and under ``ignore::UserWarning``; a foreign
+exception is folded into one line that keeps its message."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 import re
+import subprocess
+import sys
 
 import pytest
+
+import pytest_dummyweights
+from pytest_dummyweights import errors
 
 ERRORS = """
     import pytest
@@ -167,3 +177,76 @@ def test_each_bad_input_errors_at_setup_naming_test_config_and_cause(inner):
     assert "Traceback" not in output and "pytest_dummyweights/" not in output  # no internal traceback
     result.stdout.fnmatch_lines(["*test_healthy_neighbour PASSED*", "*test_new_key_allowed_explicitly PASSED*"])
     result.stdout.fnmatch_lines(["*test_a_nearer_level_wins PASSED*", "*test_factory_spec_alone PASSED*"])
+
+
+INTERNAL = {"Malformed", "MapRefused", "_Uncomparable"}  # caught inside the package and reworded: never reach a user
+NOT_IMPORTED = {"pytest_dummyweights.__main__"}  # runs the command line when imported
+
+
+def exception_types_outside_errors() -> set[str]:
+    """Error and warning types defined in any module of the package but ``errors``."""
+    found = set()
+    for module_info in pkgutil.walk_packages(pytest_dummyweights.__path__, "pytest_dummyweights."):
+        if module_info.name in NOT_IMPORTED or module_info.name == errors.__name__:
+            continue
+        module = importlib.import_module(module_info.name)
+        for name, value in vars(module).items():
+            if inspect.isclass(value) and issubclass(value, BaseException) and value.__module__ == module.__name__:
+                found.add(name)
+    return found
+
+
+def test_every_error_and_warning_type_lives_in_errors_and_is_public():
+    defined = {value for value in vars(errors).values() if inspect.isclass(value) and issubclass(value, BaseException)}
+    assert {kind.__name__ for kind in defined} >= {"MissingDependency", "CheckpointMismatch", "GateError", "ShrinkWarning"}
+    for kind in defined:
+        assert issubclass(kind, errors.DummyWeightsError) or issubclass(kind, errors.DummyWeightsWarning), kind
+        assert not issubclass(kind, UserWarning), kind
+        assert kind.__name__ in pytest_dummyweights.__all__ and getattr(pytest_dummyweights, kind.__name__) is kind
+    assert exception_types_outside_errors() == INTERNAL
+
+
+WARN_EACH = """
+import warnings
+from pytest_dummyweights import errors
+for name in sorted(vars(errors)):
+    kind = getattr(errors, name)
+    if isinstance(kind, type) and issubclass(kind, errors.DummyWeightsWarning):
+        warnings.warn(kind(f"{name} is seen"), stacklevel=1)
+"""
+WARNINGS = sorted(name for name, value in vars(errors).items() if inspect.isclass(value) and issubclass(value, errors.DummyWeightsWarning))
+
+
+@pytest.mark.parametrize("filters", [[], ["-W", "ignore::UserWarning"]], ids=["default", "ignore-UserWarning"])
+def test_every_warning_is_shown_by_python(filters):
+    done = subprocess.run([sys.executable, *filters, "-c", WARN_EACH], capture_output=True, text=True, check=True)
+    shown = re.findall(r"^<string>:\d+: (\w+): \1 is seen$", done.stderr, re.MULTILINE)
+    assert shown == WARNINGS, done.stderr
+
+
+def test_every_warning_is_shown_by_a_pytest_run_that_ignores_user_warnings(inner):
+    inner.write("test_warns.py", "def test_warns():\n    exec(" + repr(WARN_EACH) + ")\n")
+    result = inner.run("-W", "ignore::UserWarning")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*warnings summary*", *(f"*{name}: {name} is seen" for name in WARNINGS)])
+
+
+def test_folded_is_one_line_with_the_whole_message():
+    assert errors.folded(ValueError("(InvalidArgument) bad shape\n  [Hint: Expected 4 == 3.]\n\n(at op.cc:12)")) == (
+        "ValueError: (InvalidArgument) bad shape [Hint: Expected 4 == 3.] (at op.cc:12)"
+    )
+    assert errors.folded(KeyError("build_seconds")) == "KeyError: 'build_seconds'"
+    assert errors.folded(RuntimeError()) == "RuntimeError"
+
+
+def test_reraised_as_folds_foreign_errors_and_passes_its_own_through():
+    with pytest.raises(errors.GateError) as raised, errors.reraised_as(errors.GateError, "reading the XML failed", "write one again"):
+        raise OSError("no such file:\n  coverage.xml")
+    assert str(raised.value) == "reading the XML failed: OSError: no such file: coverage.xml; write one again"
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__  # no foreign traceback
+    report = type("Report", (), {"source": "ckpt", "table": lambda self: ["  missing: 1"]})()
+    with pytest.raises(errors.CheckpointMismatch, match=r"^the model does not match checkpoint ckpt: .*\n  missing: 1$"):
+        with errors.reraised_as(errors.DummyWeightsError, "never"):  # the package's own: unchanged
+            raise errors.CheckpointMismatch(report)
+    with pytest.raises(KeyError), errors.reraised_as(errors.DummyWeightsError, "never", catch=(OSError,)):  # not asked for
+        raise KeyError("k")

@@ -311,7 +311,7 @@ def test_the_worker_count_grows_while_a_worker_saves_more_than_its_start() -> No
         (["-p", "xdist", "--dist", "load", "--dummy-dist=model"], "--dummy-dist=model and --dist=load both choose"),
         (["--dummy-write-durations"], "--dummy-write-durations needs --dummy-durations FILE"),
         (["--dummy-durations=broken.json"], "broken.json is not JSON (Expecting property name"),
-        (["--dummy-durations=other.json", "--dummy-shard=1/2"], "is not a dummyweights durations file (ValueError: version None"),
+        (["--dummy-durations=other.json", "--dummy-shard=1/2"], "is not a dummyweights durations file: ValueError: version None"),
     ],
     ids=["shard-range", "shard-text", "dist-twice", "write-without-file", "not-json", "not-durations"],
 )

@@ -13,8 +13,8 @@ import paddle
 import pytest
 from engine_models import CONFIGS, NARROW
 
-from pytest_dummyweights import DummyWeightsError, build_dummy_model, cli
-from pytest_dummyweights._building.shrink import Change, ShrinkWarning, describe_changes, routing_problem, shrink_config
+from pytest_dummyweights import DummyWeightsError, ShrinkWarning, build_dummy_model, cli
+from pytest_dummyweights._building.shrink import Change, describe_changes, routing_problem, shrink_config
 
 TOKENS = paddle.to_tensor([list(range(1, 9))])
 NARROW_MOE = {**NARROW, "head_dim": 16, "moe_intermediate_size": 32}

@@ -39,6 +39,20 @@ def test_the_search_removes_its_hooks():
     assert not any(layer._forward_post_hooks for layer in model.sublayers(include_self=True))
 
 
+def test_a_failing_forward_pass_is_one_line_with_its_whole_message():
+    model = build(DummySpec(FP8_CONFIG, model=Fp8EngineModel, scales="neutral")).model
+
+    def hook(model, model_config, spec):
+        raise ValueError("(InvalidArgument) the shapes differ\n  [Hint: Expected 4 == 3.]")
+
+    with pytest.raises(DummyWeightsError) as raised:
+        run_smoke(model, None, DummySpec(FP8_CONFIG), hook)
+    assert str(raised.value) == (
+        "finiteness smoke for config <dict>: the forward pass failed: ValueError: (InvalidArgument) the shapes differ "
+        "[Hint: Expected 4 == 3.]; give the model its inputs with a pytest_dummyweights_smoke hook"
+    )
+
+
 @pytest.mark.paddleformers
 def test_the_default_input_follows_a_small_seq_length():
     """DeepSeek-V3 reshapes with config.seq_length: the smoke feeds that many tokens."""

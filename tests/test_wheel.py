@@ -128,4 +128,4 @@ def test_a_build_without_paddle_is_one_line_naming_the_install_command(python_wi
     assert command.stderr.splitlines() == [f"error: {INSTALL_PADDLE}"]
 
     api = run([python_without_paddle, "-c", "from pytest_dummyweights import build_dummy_model"], cwd=tmp_path, status=1)
-    assert api.stderr.splitlines()[-1] == f"pytest_dummyweights._runtime.requirements.MissingDependency: {INSTALL_PADDLE}"
+    assert api.stderr.splitlines()[-1] == f"pytest_dummyweights.errors.MissingDependency: {INSTALL_PADDLE}"

@@ -21,8 +21,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from pytest_dummyweights._building.shrink import ShrinkResult, ShrinkWarning, describe_changes, shrink_config
-from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights._building.shrink import ShrinkResult, describe_changes, shrink_config
+from pytest_dummyweights.errors import DummyWeightsError, ShrinkWarning, reraised_as
 
 
 class PlainConfig(SimpleNamespace):
@@ -102,11 +102,8 @@ def make_model_config(raw: dict[str, Any], source: str = "<dict>") -> Any:
     config_class = paddleformers_config_class(raw.get("model_type"))
     if config_class is None:
         return PlainConfig(**copy.deepcopy(raw))
-    try:
+    with reraised_as(DummyWeightsError, f"config {source} is rejected by {config_class.__name__}"):  # the config class's own checks
         return config_class.from_dict(copy.deepcopy(raw))
-    except Exception as error:  # the config class's own checks: bad input, not a bug here
-        cause = " ".join(str(error).split())
-        raise DummyWeightsError(f"config {source} is rejected by {config_class.__name__}: {type(error).__name__}: {cause}") from None
 
 
 def check_override_keys(overrides: Mapping[str, Any], known: Collection[str], new_keys: Collection[str], source: str) -> None:

@@ -24,7 +24,7 @@ from pytest_dummyweights._runtime.device import on_device, resolve_device
 from pytest_dummyweights._values.fill import InitReport, initialize_dummy_weights, parameter_stats
 from pytest_dummyweights._values.mapped import MemoryUsage, memory_usage
 from pytest_dummyweights._values.value_rules import RulesApplied, apply_value_rules, warn_not_applied
-from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.errors import DummyWeightsError, folded
 from pytest_dummyweights.spec import DTYPES, DummySpec
 
 DEFAULT_SEED = 0
@@ -100,10 +100,7 @@ def run_model_code(what: str, spec: DummySpec, users_own: bool, call: Callable[[
         if users_own:
             error.add_note(f"pytest-dummyweights: raised while {what} for config {spec.describe()}")
             raise
-        cause = " ".join(str(error).split())  # Paddle's messages span lines: one line, as every error here
-        raise DummyWeightsError(
-            f"{what} failed for config {spec.describe()}: {type(error).__name__}: {cause}; check the config and overrides"
-        ) from None
+        raise DummyWeightsError(f"{what} failed for config {spec.describe()}: {folded(error)}; check the config and overrides") from None
 
 
 @dataclasses.dataclass(frozen=True)

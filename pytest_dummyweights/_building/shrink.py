@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pytest_dummyweights._building.layer_kinds import EXPERT_COUNT_KEYS, expert_key, layer_kinds, sliding_by_depth
-from pytest_dummyweights.errors import DummyWeightsError, DummyWeightsWarning
+from pytest_dummyweights.errors import DummyWeightsError
 
 TOKEN_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id")
 # keys whose meaning for the layer structure is understood: shrunk here, or kept on purpose (widths)
@@ -42,10 +42,6 @@ KNOWN_KEYS = {
     *EXPERT_COUNT_KEYS,
 }
 REQUEST_KEYS = ("layers", "experts", "vocab")
-
-
-class ShrinkWarning(DummyWeightsWarning):
-    """A shrink request met a config it does not understand; the config was used unchanged."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 import paddle
 
 from pytest_dummyweights._runtime.private_apis import element_count
-from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.errors import DummyWeightsError, reraised_as
 
 DEFAULT_TOKENS = (1, 2, 3, 4)
 MAX_SEQ_LENGTH_TOKENS = 64  # DeepSeek-V3 reshapes with config.seq_length: feed that many tokens when it is this small
@@ -96,11 +96,6 @@ def first_non_finite_sublayer(model: paddle.nn.Layer, forward: Callable[[], Any]
     return found[0] if found else None
 
 
-def first_line(error: Exception) -> str:
-    """Paddle's errors span many lines; the message stays one."""
-    return next((line.strip() for line in str(error).splitlines() if line.strip()), "")
-
-
 def run_smoke(model: paddle.nn.Layer, model_config: Any, spec: Any, hook: Callable[..., Any] | None = None) -> None:
     """One tiny forward pass (``hook`` returns the outputs, or None for the default); raise ``DummyWeightsError``
     naming the first non-finite sublayer and the config."""
@@ -119,15 +114,9 @@ def run_smoke(model: paddle.nn.Layer, model_config: Any, spec: Any, hook: Callab
                 )
             return model(inputs)
 
-    try:
+    give_inputs = "give the model its inputs with a pytest_dummyweights_smoke hook"
+    with reraised_as(DummyWeightsError, f"finiteness smoke for {where}: the forward pass failed", give_inputs):
         bad, total = count_non_finite(forward())
-    except DummyWeightsError:
-        raise
-    except Exception as error:
-        raise DummyWeightsError(
-            f"finiteness smoke for {where}: the forward pass raised {type(error).__name__}: {first_line(error)}; "
-            "give the model its inputs with a pytest_dummyweights_smoke hook"
-        ) from error
     if not bad:
         return
     culprit = first_non_finite_sublayer(model, forward)

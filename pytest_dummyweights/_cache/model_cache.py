@@ -26,7 +26,7 @@ from pytest_dummyweights._cache.fingerprint import fingerprint, fleet_key
 from pytest_dummyweights._cache.isolation import Snapshot
 from pytest_dummyweights._cache.ownership import reference_counts
 from pytest_dummyweights._cache.stats import CacheStats, ModelRecord, RepairRecord
-from pytest_dummyweights._checkpoints.contract import CheckpointMismatch
+from pytest_dummyweights.errors import CheckpointMismatch
 from pytest_dummyweights.spec import DummySpec
 
 

@@ -26,23 +26,7 @@ from pytest_dummyweights._building.config import locate
 from pytest_dummyweights._checkpoints.loader_feed import dummy_tensor, feed_load_weights, has_load_weights
 from pytest_dummyweights._checkpoints.manifest import Manifest, TensorEntry, load_manifest
 from pytest_dummyweights._checkpoints.structure import CheckReport, Layout, check_model, compare
-from pytest_dummyweights.errors import DummyWeightsError, DummyWeightsWarning, RealWeightsUnavailable
-
-
-class CheckpointMismatch(DummyWeightsError):
-    """The model and its checkpoint disagree (``checkpoint_check="error"``); the message is the report's table."""
-
-    def __init__(self, report: CheckReport) -> None:
-        self.report = report
-        heading = (
-            f"the model does not match checkpoint {report.source}: fix the config, the model's loader or the checkpoint "
-            "(or set checkpoint_check='warn' / --dummy-checkpoint-check=warn)"
-        )
-        super().__init__("\n".join([heading, *report.table()]))
-
-
-class CheckpointMismatchWarning(DummyWeightsWarning):
-    """The model and its checkpoint disagree (``checkpoint_check="warn"``)."""
+from pytest_dummyweights.errors import CheckpointMismatch, CheckpointMismatchWarning, DummyWeightsError, RealWeightsUnavailable
 
 
 @dataclasses.dataclass(frozen=True)

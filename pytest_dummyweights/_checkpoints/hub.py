@@ -18,7 +18,9 @@ from typing import Any
 from pytest_dummyweights._checkpoints.manifest import INDEX_NAME, Manifest, checked_weight_map, manifest_of_headers
 from pytest_dummyweights._checkpoints.safetensors_header import CORRUPT, Malformed, header_of
 from pytest_dummyweights._checkpoints.strict_files import JsonObject
-from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.errors import DummyWeightsError, reraised_as
+
+CHECK_REFERENCE = "check the repo id, the revision and HF_ENDPOINT"
 
 
 def split_reference(reference: str) -> tuple[str, str | None]:
@@ -38,14 +40,10 @@ def read_hub_manifest(reference: str) -> Manifest:
         raise DummyWeightsError(
             f"--hub {reference}: needs huggingface_hub; install it with `pip install 'pytest-dummyweights[hub]'`"
         ) from None
-    try:
-        found = HfApi().get_safetensors_metadata(repo_id, revision=revision)
-    except Exception as error:  # network, missing repo, bad header: one line, whatever the cause
-        raise _failed(reference, "its safetensors headers", error) from None
-    try:
+    with reraised_as(DummyWeightsError, f"--hub {reference}: reading its safetensors headers failed", CHECK_REFERENCE):
+        found = HfApi().get_safetensors_metadata(repo_id, revision=revision)  # network, missing repo, bad header: one line
+    with reraised_as(DummyWeightsError, f"--hub {reference}: reading its config.json failed", CHECK_REFERENCE):
         config = read_hub_config(repo_id, revision)
-    except Exception as error:
-        raise _failed(reference, "its config.json", error) from None
     headers = {}
     for file, metadata in found.files_metadata.items():
         try:
@@ -66,13 +64,6 @@ def header_pairs(metadata: Any) -> list[tuple[str, Any]]:
         offsets = list(info.data_offsets) if isinstance(info.data_offsets, (list, tuple)) else info.data_offsets
         pairs.append((name, JsonObject([("dtype", info.dtype), ("shape", info.shape), ("data_offsets", offsets)])))
     return pairs
-
-
-def _failed(reference: str, what: str, error: Exception) -> DummyWeightsError:
-    cause = (str(error).strip().splitlines() or [""])[0]
-    return DummyWeightsError(
-        f"--hub {reference}: reading {what} failed ({type(error).__name__}: {cause}); check the repo id, the revision and HF_ENDPOINT"
-    )
 
 
 def read_hub_config(repo_id: str, revision: str | None) -> dict[str, Any] | None:

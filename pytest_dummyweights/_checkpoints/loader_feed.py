@@ -24,26 +24,14 @@ import paddle
 from pytest_dummyweights import mla
 from pytest_dummyweights._checkpoints.manifest import Manifest, TensorEntry
 from pytest_dummyweights._checkpoints.structure import CheckReport, LoaderError
+from pytest_dummyweights._runtime import dtypes
 from pytest_dummyweights._runtime.private_apis import element_count, host_view
 from pytest_dummyweights._values import fill
-from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.errors import DummyWeightsError, folded
 
-PADDLE_DTYPES = {
-    "F64": "float64",
-    "F32": "float32",
-    "F16": "float16",
-    "BF16": "bfloat16",
-    "F8_E4M3": "float8_e4m3fn",
-    "F8_E5M2": "float8_e5m2",
-    "I64": "int64",
-    "I32": "int32",
-    "I16": "int16",
-    "I8": "int8",
-    "U8": "uint8",
-    "BOOL": "bool",
-}
+PADDLE_DTYPES = {code: dtype.paddle for code, dtype in dtypes.BY_SAFETENSORS.items() if dtype.paddle}
 # all-ones but the top bit, per element width: NaN in every float dtype (float8 too), the largest signed integer
-SENTINEL = {1: np.uint8(0x7F), 2: np.uint16(0x7FFF), 4: np.uint32(0x7FFF_FFFF), 8: np.uint64(0x7FFF_FFFF_FFFF_FFFF)}
+SENTINEL = {width: np.dtype(dtypes.integer(width, signed=False)).type(2 ** (8 * width - 1) - 1) for width in (1, 2, 4, 8)}
 
 MakeTensor = Callable[[str, TensorEntry], paddle.Tensor]
 
@@ -80,13 +68,9 @@ def dummy_tensor(name: str, entry: TensorEntry, *, seed: int = 0, std: float = 0
     return tensor
 
 
-def first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [""])[0]
-
-
 def tensor_error(name: str, entry: TensorEntry, error: Exception) -> DummyWeightsError:
     """What went wrong making checkpoint tensor ``name`` (its dtype or shape, a failed read), as the plugin's own error."""
-    cause = str(error) if isinstance(error, DummyWeightsError) else f"making it failed ({type(error).__name__}: {first_line(error)})"
+    cause = str(error) if isinstance(error, DummyWeightsError) else f"making it failed ({folded(error)})"
     return DummyWeightsError(f"checkpoint tensor {name!r} ({entry.dtype} {list(entry.shape)} in {entry.shard}): {cause}")
 
 
@@ -141,7 +125,7 @@ def feed_load_weights(model: paddle.nn.Layer, manifest: Manifest, make_tensor: M
     try:
         model.load_weights(weights())
     except Exception as error:  # the engine's own code: report it against the tensor it was given
-        errors.append(LoaderError(current[0], f"{type(error).__name__}: {first_line(error)}"))
+        errors.append(LoaderError(current[0], folded(error)))
     if unmade:  # whatever the loader made of it, the cause is the plugin's, not the loader's
         raise unmade[0]
     params = dict(model.named_parameters())

@@ -29,16 +29,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pytest_dummyweights._checkpoints.strict_files import MAX_JSON_BYTES, JsonObject, beyond_serde, decode_json, open_regular, shown
+from pytest_dummyweights._runtime.dtypes import BY_SAFETENSORS
 from pytest_dummyweights.errors import DummyWeightsError
 
 MAX_HEADER_BYTES = MAX_JSON_BYTES  # safetensors' MAX_HEADER_SIZE: 100,000,000
 LARGEST = 2**64 - 1  # safetensors' sizes and offsets are 64-bit unsigned
 ENTRY_KEYS = ("dtype", "shape", "data_offsets")
-DTYPE_BITS = {
-    "BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8,
-    "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8, "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32,
-    "C64": 64, "F64": 64, "I64": 64, "U64": 64,
-}  # fmt: skip
+DTYPE_BITS = {code: dtype.bits for code, dtype in BY_SAFETENSORS.items()}
 SUB_BYTE = {dtype for dtype, bits in DTYPE_BITS.items() if bits % 8}
 CORRUPT = "the file is corrupt or not safetensors"
 T = TypeVar("T")

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pytest_dummyweights._checkpoints.manifest import Manifest
+from pytest_dummyweights._runtime import dtypes
 
 SHOWN = 20  # entries of each kind a table shows
 
@@ -102,18 +103,6 @@ class CheckReport:
         return lines
 
 
-def dtype_kind(dtype: Any) -> str:
-    """float, float8, integer or bool, for a Paddle dtype or a safetensors dtype name (F32, F8_E4M3, I64, ...)."""
-    text = str(dtype).lower().removeprefix("paddle.")
-    if text.startswith(("float8", "f8_")):
-        return "float8"
-    if text.startswith(("float", "bfloat", "f", "bf")):
-        return "float"
-    if text.startswith("bool"):
-        return "bool"
-    return "integer"
-
-
 def is_vlm_class(cls: type) -> bool:
     """``from_pretrained`` applies ``_checkpoint_conversion_mapping`` only to these classes."""
     model_utils = sys.modules.get("paddleformers.transformers.model_utils")  # loaded whenever the model is PaddleFormers'
@@ -142,7 +131,7 @@ def expected_layout(model: Any, layout: str = "paddle") -> Layout:
         if isinstance(transpose_keys, list) and len(shape) == 2 and needs_transpose(name, transpose_keys):
             shape = shape[::-1]
         aliases = tuple(other for other in names_by_tensor[id(tensor)] if other != name)
-        tensors[name] = TensorSpec(shape, dtype_kind(tensor.dtype), aliases)
+        tensors[name] = TensorSpec(shape, dtypes.kind(tensor.dtype), aliases)
     mapping = (getattr(cls, "_checkpoint_conversion_mapping", None) or {}) if is_vlm_class(cls) else {}
     return Layout(
         tensors,
@@ -202,8 +191,8 @@ def compare(layout: Layout, manifest: Manifest) -> CheckReport:
         entry = loaded[name]
         if not same_shape(entry.shape, spec.shape):
             report.shape_mismatches.append(Mismatch(name, str(list(entry.shape)), str(list(spec.shape))))
-        if dtype_kind(entry.dtype) != spec.kind:
-            report.dtype_mismatches.append(Mismatch(name, f"{dtype_kind(entry.dtype)} ({entry.dtype})", spec.kind))
+        if dtypes.kind(entry.dtype) != spec.kind:
+            report.dtype_mismatches.append(Mismatch(name, f"{dtypes.kind(entry.dtype)} ({entry.dtype})", spec.kind))
     report.unexpected = sorted(
         name for name in loaded if name not in expected and not any(re.search(pattern, name) for pattern in layout.ignore_unexpected)
     )

@@ -23,9 +23,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.errors import DummyWeightsError, reraised_as
 
 VERSION = 1
+REWRITE = "write it again with --dummy-write-durations, or delete it"
 UNKNOWN_BUILD_SECONDS = 1.0  # a model no run has measured yet, when no model was measured at all
 
 
@@ -66,7 +67,8 @@ class Durations:
     @classmethod
     def from_json(cls, data: Any, where: str) -> Durations:
         """Durations from parsed JSON; anything else is one error naming ``where``."""
-        try:
+        malformed = (AttributeError, TypeError, KeyError, ValueError)
+        with reraised_as(DummyWeightsError, f"{where} is not a dummyweights durations file", REWRITE, malformed):
             if data.get("version") != VERSION:
                 raise ValueError(f"version {data.get('version')!r}, expected {VERSION}")
             models: Mapping[str, Any] = data.get("models", {})
@@ -74,11 +76,6 @@ class Durations:
             labels = {str(key): str(entry.get("model", "")) for key, entry in models.items()}
             tests = {str(nodeid): [str(key) for key in keys] for nodeid, keys in data.get("tests", {}).items()}
             return cls(seconds, labels, tests, [float(s) for s in data.get("units", [])])
-        except (AttributeError, TypeError, KeyError, ValueError) as error:
-            raise DummyWeightsError(
-                f"{where} is not a dummyweights durations file ({type(error).__name__}: {error}); "
-                "write it again with --dummy-write-durations, or delete it"
-            ) from None
 
 
 def measured(models: Iterable[Any], test_models: Mapping[str, list[str]], unit_seconds: Iterable[float]) -> Durations:

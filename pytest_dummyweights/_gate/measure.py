@@ -27,17 +27,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from pytest_dummyweights._runtime.private_apis import coverage_omits
-from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.errors import GateError
 
 DEFAULT_COMPARE_REF = "origin/main"
 FALLBACK_COMPARE_REF = "main"
 INSTALL_GATE_EXTRA = "pip install 'pytest-dummyweights[gate]'"
 CHOOSE_COMPARE_REF = "--diff-cover-compare-branch=REF (pytest) or --compare-branch REF (the gate command)"
 TEST_FILE_PATTERNS = ("test_*.py", "*_test.py", "conftest.py")  # pytest's python_files default, plus conftest.py
-
-
-class GateError(DummyWeightsError):
-    """The gate could not measure anything: no git repository, an unknown compare ref, a missing package."""
 
 
 @dataclass(frozen=True)

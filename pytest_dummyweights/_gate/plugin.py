@@ -12,14 +12,13 @@ import pytest
 from pytest_dummyweights._gate.measure import (
     INSTALL_GATE_EXTRA,
     ComparePoint,
-    GateError,
     measure,
     parse_threshold,
     require_diff_cover,
     resolve_compare_ref,
 )
 from pytest_dummyweights._runtime.private_apis import coverage_of
-from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.errors import DummyWeightsError, GateError
 from pytest_dummyweights.settings import checked, read_setting, worker_id
 
 PLUGIN_NAME = "dummyweights-diff-cover-gate"

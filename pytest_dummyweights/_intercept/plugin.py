@@ -20,16 +20,12 @@ from typing import Any
 
 import pytest
 
-from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.errors import DummyWeightsError, InterceptPluginWarning
 
 MARKER = "dummy_load"
 RUN = pytest.StashKey["InterceptRun"]()
 WORKER_REPORTS = pytest.StashKey[list[dict[str, Any]]]()
 ACTIVE = pytest.StashKey[contextlib.ExitStack]()
-
-
-class InterceptPluginWarning(pytest.PytestWarning):
-    """Interception cannot reach the Python processes the tests start."""
 
 
 def add_options(group: Any, parser: pytest.Parser) -> None:

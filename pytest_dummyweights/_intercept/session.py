@@ -22,6 +22,7 @@ from typing import Any
 from pytest_dummyweights._intercept import patches
 from pytest_dummyweights._intercept.subprocesses import write_report
 from pytest_dummyweights._intercept.targets import InterceptTarget
+from pytest_dummyweights.errors import folded
 from pytest_dummyweights.spec import DummySpec
 
 
@@ -67,10 +68,6 @@ class InterceptSettings:
         )
 
 
-def first_line(error: BaseException) -> str:
-    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
-
-
 class Recorder:
     """A pytest session's or a subprocess's interceptions: the cache their builds share, and their records.
 
@@ -110,7 +107,7 @@ class Recorder:
             try:
                 result, detail = build(self.cache)
             except BaseException as error:
-                self._record(call, test, "failed", first_line(error), started)
+                self._record(call, test, "failed", folded(error), started)
                 raise
             outcome = "reused" if stats.hits > hits else "built" if stats.built > built else "fed"
             self._record(call, test, outcome, detail, started)

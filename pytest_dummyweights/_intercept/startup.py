@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
+from pytest_dummyweights.errors import folded
+
 _started = False
 
 
@@ -25,5 +27,4 @@ def run() -> None:
 
         start_in_subprocess(os.environ[ENV])
     except Exception as error:
-        reason = f"{type(error).__name__}: {error}"
-        sys.stderr.write(f"pytest-dummyweights: this process cannot intercept loading ({reason}); it loads real weights\n")
+        sys.stderr.write(f"pytest-dummyweights: this process cannot intercept loading ({folded(error)}); it loads real weights\n")

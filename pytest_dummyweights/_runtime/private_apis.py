@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pytest_dummyweights._runtime import dtypes
+
 if TYPE_CHECKING:
     import paddle
     import pytest
-
-UNSIGNED_OF_WIDTH: dict[int, type[np.unsignedinteger[Any]]] = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
 def element_count(shape: Sequence[int]) -> int:
@@ -64,11 +64,12 @@ def host_view(tensor: paddle.Tensor) -> np.ndarray:
     ``tensor.numpy()`` copies. Checked on paddlepaddle 3.0-3.3.
     """
     width = tensor.element_size()
+    bits = dtypes.integer(width, signed=False)
     nbytes = element_count(tensor.shape) * width
     if nbytes == 0:
-        return np.empty(0, dtype=UNSIGNED_OF_WIDTH[width])
+        return np.empty(0, dtype=bits)
     buffer = (ctypes.c_char * nbytes).from_address(tensor.data_ptr())
-    return np.frombuffer(memoryview(buffer).cast("B"), dtype=UNSIGNED_OF_WIDTH[width])
+    return np.frombuffer(memoryview(buffer).cast("B"), dtype=bits)
 
 
 def copy_into(target: paddle.Tensor, source: paddle.Tensor) -> None:

@@ -13,17 +13,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.errors import MissingDependency, folded
 
 INSTALL = {
     "paddle": "pip install paddlepaddle (or paddlepaddle-gpu for GPUs)",
     "paddleformers": 'pip install "paddleformers<0.5"',  # later releases import paddlefleet, which is not on PyPI
 }
 NAMES = {"paddle": "Paddle", "paddleformers": "PaddleFormers"}
-
-
-class MissingDependency(DummyWeightsError, ImportError):
-    """Paddle or PaddleFormers is not installed, or cannot be imported; the message names the install command."""
 
 
 def install_hint(module: str | None) -> str | None:
@@ -38,7 +34,7 @@ def missing(package: str) -> str | None:
     try:
         importlib.import_module(package)
     except ImportError as error:
-        return f"{NAMES[package]} is installed but cannot be imported ({type(error).__name__}: {error}); {INSTALL[package]}"
+        return f"{NAMES[package]} is installed but cannot be imported ({folded(error)}); {INSTALL[package]}"
     return None
 
 

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import paddle
 
+from pytest_dummyweights._runtime import dtypes
 from pytest_dummyweights._runtime.private_apis import (
     copy_into,
     element_count,
@@ -38,8 +39,8 @@ MAPPED_MIN_BYTES = 1 << 20  # smaller parameters are copied: cheaper than a mapp
 PIECE_BYTES = 16 << 20  # bytes per task when host memory is filled by several threads
 FILL_THREADS = min(4, os.cpu_count() or 1)
 
-NORMAL_DTYPES = {paddle.float16: "float16", paddle.bfloat16: "bfloat16", paddle.float32: "float32", paddle.float64: "float64"}
-FLOAT8_DTYPES = tuple(getattr(paddle, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(paddle, name))
+NORMAL_DTYPES = {getattr(paddle, name): name for name in dtypes.STORED}  # paddle dtype -> its store's dtype
+FLOAT8_DTYPES = tuple(getattr(paddle, d.paddle) for d in dtypes.DTYPES if d.kind == "float8" and d.paddle and hasattr(paddle, d.paddle))
 
 
 @dataclasses.dataclass

@@ -24,6 +24,7 @@ import numpy as np
 import paddle
 from numpy.typing import DTypeLike
 
+from pytest_dummyweights._runtime import dtypes
 from pytest_dummyweights._runtime.private_apis import is_materialized, share_storage
 from pytest_dummyweights._values import pages
 from pytest_dummyweights._values.store import HEADER_BYTES, PAGE, WINDOW_BYTES, Store, Window
@@ -41,8 +42,12 @@ _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
-NUMPY_OF_WIDTH = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
-NUMPY_OF_DTYPE = {paddle.float32: np.float32, paddle.float64: np.float64, paddle.float16: np.float16, paddle.bool: np.bool_}
+# shared as themselves; any other dtype (bfloat16, float8: NumPy lacks them) as same-width integers, re-viewed
+NUMPY_OF_DTYPE = {
+    getattr(paddle, entry.paddle): np.dtype(entry.numpy)
+    for entry in dtypes.DTYPES
+    if entry.kind in ("float", "bool") and entry.numpy and entry.paddle
+}
 
 
 class MapRefused(OSError):
@@ -145,7 +150,7 @@ def _reserve(nbytes: int, file_backed: bool) -> MappedRegion:
 def _share(region: MappedRegion, param: paddle.Tensor) -> None:
     """Hand the region to Paddle zero-copy and make it ``param``'s storage."""
     exact = NUMPY_OF_DTYPE.get(param.dtype)
-    array = region.array(exact or NUMPY_OF_WIDTH[param.element_size()], list(param.shape))
+    array = region.array(exact or dtypes.integer(param.element_size(), signed=True), list(param.shape))
     tensor = paddle.utils.dlpack.from_dlpack(array.__dlpack__())
     if exact is None:
         tensor = tensor.view(param.dtype)  # bfloat16 and other types NumPy lacks: same-width ints, re-viewed

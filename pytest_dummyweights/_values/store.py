@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 import xxhash
 
+from pytest_dummyweights._runtime import dtypes
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.spec import check_seed
 
@@ -71,13 +72,13 @@ IDENTITY = struct.Struct("<8sI")  # the header's first fields in every format: m
 OWN_DIRECTORY = "pytest-dummyweights-store"
 MARKER_NAME = "MADE-BY-PYTEST-DUMMYWEIGHTS"
 MARKER_TEXT = b"This directory is the value store of pytest-dummyweights. It removes only the store files it wrote here.\n"
-OWN_FILE = re.compile(r"(?:float16|bfloat16|float32|float64)-seed\d+-std[-+.0-9a-fpx]+-v(?P<version>\d+)\.bin(?P<temporary>\.\d+\.tmp)?")
+OWN_FILE = re.compile(rf"(?:{'|'.join(dtypes.STORED)})-seed\d+-std[-+.0-9a-fpx]+-v(?P<version>\d+)\.bin(?P<temporary>\.\d+\.tmp)?")
 KEEP_STORES = 8  # per directory; the least recently opened beyond this are removed (mappings of them stay valid)
 
 POOL_SIZE = 1 << 22  # normal samples per pool
 CHUNK = 1 << 16  # elements per pool window
-WIDTH = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
-BITS = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+WIDTH = {name: dtypes.BY_NAME[name].itemsize for name in dtypes.STORED}
+BITS = {width: np.dtype(dtypes.integer(width, signed=False)).type for width in WIDTH.values()}  # a value's bits
 GENERATOR_THREADS = min(4, os.cpu_count() or 1)
 
 

@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pytest_dummyweights._runtime import dtypes
 from pytest_dummyweights._runtime.private_apis import copy_into
-from pytest_dummyweights.errors import DummyWeightsError, DummyWeightsWarning
+from pytest_dummyweights.errors import DummyWeightsError, ValueRulesIgnoredWarning
 
 if TYPE_CHECKING:
     import paddle
@@ -51,10 +52,6 @@ ROUNDING_TOLERANCE = 0.25  # relative; float8_e5m2 rounds by up to 12.5%, a satu
 
 # quantization_config "quant_method" -> scale names too generic to treat as scales without it (GPTQ/AWQ per-group scales)
 QUANTIZATION_SCALES = {"gptq": ("scales", "*.scales"), "awq": ("scales", "*.scales")}
-
-
-class ValueRulesIgnoredWarning(DummyWeightsWarning):
-    """``scales``/``value_rules`` asked for a build with ``real_weights``: the checkpoint's values stay."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,9 +140,7 @@ def model_quantization_config(model: paddle.nn.Layer, model_config: Any = None) 
 
 def is_floating(param: paddle.Tensor) -> bool:
     """Paddle's ``is_floating_point`` says False for float8."""
-    from pytest_dummyweights._values.fill import FLOAT8_DTYPES
-
-    return param.is_floating_point() or param.dtype in FLOAT8_DTYPES
+    return param.is_floating_point() or dtypes.kind(param.dtype) == "float8"
 
 
 def neutral_value(param: paddle.Tensor) -> float | int:
