@@ -116,7 +116,7 @@ def run_check(directory: Path, overrides: dict) -> dict:
 
     start = time.perf_counter()
     plan = plan_build(DummySpec(str(CONFIG.parent), dtype="bfloat16", overrides=overrides or None))
-    model = construct(plan.factory, plan.config.model_config, "bfloat16")
+    model = construct(plan.factory, plan.loaded_config.model_config, "bfloat16")
     constructed = time.perf_counter()
     manifest = read_manifest(directory)
     read = time.perf_counter()

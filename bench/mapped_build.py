@@ -52,7 +52,7 @@ def run_case(config: str, case: str) -> dict:
     start = time.perf_counter()
     plan = plan_build(spec)
     if case == "construct":
-        model = construct(plan.factory, plan.config.model_config, "bfloat16")
+        model = construct(plan.factory, plan.loaded_config.model_config, "bfloat16")
         parameters = sum(int(np.prod(param.shape)) for _, param in model.named_parameters())
         phases = {}
     else:
