@@ -77,9 +77,8 @@ def heavy_modules_after(code: str) -> dict[str, bool]:
     """Which of numpy and Paddle a fresh interpreter has imported after running ``code``."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "COV"))}
     probe = f"{code}\nimport json, sys\nprint(json.dumps({{name: name in sys.modules for name in ('numpy', 'paddle')}}))"
-    done = subprocess.run(
-        [sys.executable, "-c", probe], env={**environment, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, capture_output=True, text=True, timeout=120
-    )
+    environment["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # the plugin loads only when asked for (-p dummyweights)
+    done = subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -89,7 +88,7 @@ def pytest_run(tmp_path: Path, *plugin: str) -> str:
     (tmp_path / "test_one.py").write_text("def test_one():\n    assert True\n", encoding="utf-8")
     arguments = ["-q", "-p", "no:cacheprovider", *plugin, str(tmp_path)]
     loaded = "('pytest_dummyweights.plugin' in sys.modules)"
-    return f"import pytest, sys\nassert pytest.main({arguments!r}) == 0\nassert {loaded} is {bool(plugin)}, 'plugin loaded: ' + str({loaded})"
+    return f"import pytest, sys\nassert pytest.main({arguments!r}) == 0\nassert {loaded} is {bool(plugin)}, 'plugin: ' + str({loaded})"
 
 
 def test_importing_the_package_imports_no_paddle() -> None:
