@@ -293,7 +293,7 @@ def prepare_checkpoint(ctx: Context) -> dict:
     from pytest_dummyweights._building.pipeline import build
 
     result = build(ctx.spec())
-    key = json.dumps({"config": result.config.raw, "dtype": ctx.dtype, "paddleformers": paddleformers.__version__}, sort_keys=True)
+    key = json.dumps({"config": result.loaded_config.raw, "dtype": ctx.dtype, "paddleformers": paddleformers.__version__}, sort_keys=True)
     architecture = result.model_config.architectures[0]
     directory = ctx.checkpoints / f"{architecture}-{ctx.dtype}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     meta = directory / "bench-meta.json"

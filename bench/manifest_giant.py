@@ -109,14 +109,12 @@ def run_once(directory: Path, output: Path) -> dict:
 
 def run_check(directory: Path, overrides: dict) -> dict:
     """Lazy full-size construction, then the structure check: seconds per step and the counts it reports."""
-    from pytest_dummyweights import DummySpec
+    from pytest_dummyweights import DummySpec, check_model, plan_build
     from pytest_dummyweights._building.construct import construct
-    from pytest_dummyweights._building.pipeline import plan_build
-    from pytest_dummyweights._checkpoints.structure import check_model
 
     start = time.perf_counter()
     plan = plan_build(DummySpec(str(CONFIG.parent), dtype="bfloat16", overrides=overrides or None))
-    model = construct(plan.factory, plan.config.model_config, "bfloat16")
+    model = construct(plan.factory, plan.loaded_config.model_config, "bfloat16")
     constructed = time.perf_counter()
     manifest = read_manifest(directory)
     read = time.perf_counter()

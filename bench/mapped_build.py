@@ -40,9 +40,8 @@ def run_case(config: str, case: str) -> dict:
     """One case in this process: imports first (untimed), then the timed work."""
     import numpy as np
 
-    from pytest_dummyweights import DummySpec
+    from pytest_dummyweights import DummySpec, execute, plan_build
     from pytest_dummyweights._building.construct import construct
-    from pytest_dummyweights._building.pipeline import execute, plan_build
     from pytest_dummyweights._runtime import private_apis as internals
 
     storage = None if case == "construct" else case
@@ -52,7 +51,7 @@ def run_case(config: str, case: str) -> dict:
     start = time.perf_counter()
     plan = plan_build(spec)
     if case == "construct":
-        model = construct(plan.factory, plan.config.model_config, "bfloat16")
+        model = construct(plan.factory, plan.loaded_config.model_config, "bfloat16")
         parameters = sum(int(np.prod(param.shape)) for _, param in model.named_parameters())
         phases = {}
     else:

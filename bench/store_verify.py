@@ -38,7 +38,7 @@ def run_case(case: str) -> dict:
 
     if case == "open":
         return timed(lambda: store.open_store(*STORE))
-    from pytest_dummyweights._building.pipeline import execute, plan_build
+    from pytest_dummyweights import execute, plan_build
 
     spec = DummySpec(str(QWEN3), dtype="bfloat16", device="cpu", storage="mapped")
     plan_build(spec)  # imports PaddleFormers and the class: not timed

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from pytest_dummyweights._building.context import BuildContext
 from pytest_dummyweights._building.shrink import describe_changes
 from pytest_dummyweights._gate.measure import parse_threshold
 from pytest_dummyweights._runtime.requirements import require_paddle
@@ -73,18 +74,18 @@ def run_build(args: argparse.Namespace) -> int:
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CheckpointMismatchWarning)
-        result = build(spec, search_dirs=[Path.cwd()])
+        result = build(spec, BuildContext(search_dirs=(Path.cwd(),)))
     print(f"class         {type(result.model).__module__}.{type(result.model).__qualname__} ({result.source})")
-    print(f"config        {result.config.source}")
+    print(f"config        {result.loaded_config.source}")
     print(f"dtype         {result.spec.dtype} on {result.spec.device}, seed {result.spec.seed}, std {result.spec.std:g}")
-    if result.config.shrink is not None:
-        print("\n".join(describe_changes(result.config.shrink)))
+    if result.loaded_config.shrink is not None:
+        print("\n".join(describe_changes(result.loaded_config.shrink)))
     print(f"parameters    {result.parameters:,}")
     print(f"bytes         {result.nbytes:,} ({result.nbytes / 2**20:,.1f} MiB)")
     memory = result.memory
     print(f"storage       {result.init.storage}: {memory.resident / 2**20:,.1f} MiB resident, {memory.shared / 2**20:,.1f} MiB shared")
     if result.rules_applied.rules:
-        print(f"value rules   {result.rules_applied.describe()}")
+        print(f"value rules   {result.rules_applied.summary_line()}")
     for message in result.init.messages:
         print(f"note          {message}")
     for phase, seconds in result.seconds.items():

@@ -13,10 +13,7 @@ import pytest
 if TYPE_CHECKING:
     import paddle
 
-    from pytest_dummyweights._checkpoints.manifest import Manifest
-    from pytest_dummyweights._checkpoints.structure import Layout
-    from pytest_dummyweights._intercept.targets import InterceptTarget
-    from pytest_dummyweights.spec import DummySpec
+    from pytest_dummyweights import DummySpec, InterceptTarget, Layout, Manifest
 
 
 @pytest.hookspec(firstresult=True)
@@ -41,7 +38,7 @@ def pytest_dummyweights_smoke(model: paddle.nn.Layer, model_config: Any, spec: D
 
 @pytest.hookspec(firstresult=True)
 def pytest_dummyweights_checkpoint_layout(model: paddle.nn.Layer, model_config: Any, spec: DummySpec, manifest: Manifest) -> Layout | None:
-    """Return the ``pytest_dummyweights._checkpoints.structure.Layout`` the (lazily constructed) ``model`` loads from a
+    """Return the ``pytest_dummyweights.Layout`` the (lazily constructed) ``model`` loads from a
     checkpoint described by ``manifest``, or None for the default: PaddleFormers' ``from_pretrained`` rules.
     Asked for a spec with ``checkpoint=`` whose model has no ``load_weights`` (those are checked by loading)."""
 

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import pytest
 
+from pytest_dummyweights._building.context import BuildContext
 from pytest_dummyweights._gate import plugin as gate_plugin
 from pytest_dummyweights._intercept import plugin as intercept_plugin
 from pytest_dummyweights._runtime.requirements import require_paddle
@@ -221,9 +222,11 @@ def _serve(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
     try:
         cache = _cache(request)
         request.addfinalizer(lambda: cache.check_loans(request.node.nodeid))
-        search_dirs = [request.path.parent, request.config.rootpath]
         # the test's own hooks: a conftest.py's implementations apply to the tests under it only, as pytest's own hooks do
-        return cache.get(spec, search_dirs=search_dirs, hooks=request.node.ihook, worker_id=worker_id(request.config))
+        context = BuildContext(
+            search_dirs=(request.path.parent, request.config.rootpath), hooks=request.node.ihook, worker_id=worker_id(request.config)
+        )
+        return cache.get(spec, context)
     except RealWeightsUnavailable as error:
         pytest.skip(str(error))
     except DummyWeightsError as error:

@@ -55,7 +55,7 @@ def run_xdist(inner, *args: str):
 
 def planned_key(spec: DummySpec, hooks: Any = None) -> str | None:
     plan = plan_build(spec)
-    return fingerprint(plan.spec, plan.config.raw, plan.factory, hooks=hooks)
+    return fingerprint(plan.spec, plan.loaded_config.raw, plan.factory, hooks=hooks)
 
 
 def inner_hooks(inner) -> Any:

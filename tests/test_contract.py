@@ -238,7 +238,7 @@ def test_a_rewritten_or_other_checkpoint_is_never_served_from_the_cache(tmp_path
     """The key holds the checkpoint's resolved path and its files' identity (sizes, modification times)."""
     from engine_models.checkpoint_models import EngineCheckpointModel
 
-    from pytest_dummyweights import DummySpec
+    from pytest_dummyweights import BuildContext, DummySpec
     from pytest_dummyweights._cache.model_cache import ModelCache
 
     write_engine_checkpoint(tmp_path / "a")
@@ -247,7 +247,7 @@ def test_a_rewritten_or_other_checkpoint_is_never_served_from_the_cache(tmp_path
 
     def served(checkpoint: str) -> paddle.nn.Layer:
         spec = DummySpec(CHECKPOINT_CONFIG, model=EngineCheckpointModel, checkpoint=checkpoint, device="cpu", real_weights=True)
-        return cache.get(spec, search_dirs=[tmp_path])
+        return cache.get(spec, BuildContext(search_dirs=(tmp_path,)))
 
     first = served("a")
     assert served("a") is first and served(str(tmp_path / "a")) is first
@@ -259,7 +259,7 @@ def test_a_rewritten_or_other_checkpoint_is_never_served_from_the_cache(tmp_path
 
 
 HOOK_CONFTEST = """
-    from pytest_dummyweights._checkpoints.structure import Layout, TensorSpec
+    from pytest_dummyweights import Layout, TensorSpec
 
     def pytest_dummyweights_checkpoint_layout(model, model_config, spec, manifest):
         if model_config.tag != "own-naming":

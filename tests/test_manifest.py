@@ -62,7 +62,7 @@ def test_manifest_file_round_trips_and_the_cli_writes_it(tmp_path: Path, capsys:
 def full_size_qwen3(tmp_path: Path) -> tuple[object, Path]:
     """Full-size Qwen3-0.6B, constructed lazily (no storage), and a sparse Hugging Face checkpoint of its shapes."""
     plan = plan_build(DummySpec(str(CONFIGS / "qwen3-0.6b"), dtype="bfloat16"))
-    model = construct(plan.factory, plan.config.model_config, "bfloat16")
+    model = construct(plan.factory, plan.loaded_config.model_config, "bfloat16")
     tensors = {name: ("BF16", spec.shape) for name, spec in expected_layout(model, "hf").tensors.items()}
     write_sparse_checkpoint(tmp_path / "ckpt", tensors, shards=2, metadata={"format": "pt"})
     return model, tmp_path / "ckpt"

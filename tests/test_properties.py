@@ -17,6 +17,7 @@ from engine_models import SHRINK
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from pytest_dummyweights._building.context import BuildContext
 from pytest_dummyweights._building.pipeline import build
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.spec import spec_from_call
@@ -42,7 +43,7 @@ override_keys = st.sampled_from(["rms_norm_eps", "rope_theta", "tie_word_embeddi
 def outcome(make_spec, search_dirs=()) -> str:
     """"model" or the error line; anything else propagates and fails the property."""
     try:
-        result = build(make_spec(), search_dirs=search_dirs)
+        result = build(make_spec(), BuildContext(search_dirs=search_dirs))
     except DummyWeightsError as error:
         message = str(error)
         assert message and "\n" not in message, message

@@ -84,15 +84,15 @@ def test_lambdas_partials_and_closures_of_one_module_get_their_own_models(inner)
 
 
 def test_identical_factory_text_in_two_places_still_differs() -> None:
-    from pytest_dummyweights._cache.fingerprint import describe
+    from pytest_dummyweights._cache.fingerprint import key_text
 
     def closure(value):
         return lambda config: value
 
-    assert describe(closure(1)) != describe(closure(2))
-    assert describe(digest) == "cache_support:digest(defaults=None, kwdefaults=None, closure=tuple())"  # its name leads back to it
-    assert describe(closure(object())) is None
-    assert describe(lambda config: config) != describe(lambda config: config)  # two objects on one line
+    assert key_text(closure(1)) != key_text(closure(2))
+    assert key_text(digest) == "cache_support:digest(defaults=None, kwdefaults=None, closure=tuple())"  # its name leads back to it
+    assert key_text(closure(object())) is None
+    assert key_text(lambda config: config) != key_text(lambda config: config)  # two objects on one line
 
 
 # --- what a test changes never reaches the next test ------------------------------------------------

@@ -64,7 +64,7 @@ def test_scale_values_are_pinned_for_both_presets():
     assert non_scales(parameter_digests(neutral)) == non_scales(parameter_digests(default))
     counts = {rule.pattern: rule.parameters for rule in neutral_result.rules_applied.rules}
     assert counts == {"<0-d floating point>": 0, "*_scale": 3, "*_scale_inv": 1, "*_scale_2": 0}  # a name beats the 0-d rule
-    assert neutral_result.rules_applied.describe() == "value rules: *_scale=neutral (scales='neutral') 3; *_scale_inv=neutral (scales='neutral') 1"
+    assert neutral_result.rules_applied.summary_line() == "value rules: *_scale=neutral (scales='neutral') 3; *_scale_inv=neutral (scales='neutral') 1"
 
 
 def test_exact_rules_come_after_the_preset_and_the_last_match_wins():
@@ -78,7 +78,7 @@ def test_exact_rules_come_after_the_preset_and_the_last_match_wins():
     assert (values(params["up_proj.weight_scale"]) == 1.0).all()  # the preset still applies where no rule matched
     counts = {rule.pattern: rule.parameters for rule in result.rules_applied.rules if rule.source == "value_rules"}
     assert counts == {"*.k_scale": 0, "attn.*": 6, "*.weight_scale_inv": 1, "lm_head.weight": 1, "*.typo": 0}
-    assert "*.typo=3.0 (value_rules) 0" in result.rules_applied.describe()
+    assert "*.typo=3.0 (value_rules) 0" in result.rules_applied.summary_line()
 
 
 def test_float8_and_0d_parameters_take_constants():
@@ -127,7 +127,7 @@ def test_apply_value_rules_works_on_any_model_without_a_build():
     applied = apply_value_rules(model, "neutral", {"w": -2.0})
     # item(): float() of a 1-element array is an error in numpy 2.4 (Python 3.13's pinned numpy)
     assert float(model.alpha) == 1.0 and model.beta.item() != 1.0 and (values(model.w) == -2.0).all()
-    assert applied.describe() == "value rules: <0-d floating point>=neutral (scales='neutral') 1; w=-2.0 (value_rules) 1"
+    assert applied.summary_line() == "value rules: <0-d floating point>=neutral (scales='neutral') 1; w=-2.0 (value_rules) 1"
 
 
 def test_the_marker_takes_the_rules_and_a_bad_preset_fails_setup_in_one_line(inner):
@@ -188,7 +188,7 @@ def test_the_cache_tells_rule_sets_apart_including_their_order():
 
     def key(**keywords) -> str:
         plan = plan_build(DummySpec(FP8_CONFIG, model=Fp8EngineModel, **keywords))
-        return fingerprint(plan.spec, plan.config.raw, plan.factory)
+        return fingerprint(plan.spec, plan.loaded_config.raw, plan.factory)
 
     ordered, reversed_order = {"*.k_scale": 0.5, "attn.*": 2.0}, {"attn.*": 2.0, "*.k_scale": 0.5}
     keys = [key(), key(scales="neutral"), key(value_rules=ordered), key(value_rules=reversed_order), key(smoke=True), key(allow_unset=["x"])]

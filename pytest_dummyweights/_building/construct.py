@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any
 
 import paddle
 
 from pytest_dummyweights import mla
+from pytest_dummyweights._building.context import BuildHooks
 from pytest_dummyweights._cache.budget import device_memory_bytes
 from pytest_dummyweights._cache.stats import human_bytes
 from pytest_dummyweights._checkpoints.loader_feed import has_load_weights
@@ -18,16 +19,6 @@ from pytest_dummyweights._runtime.device import default_dtype
 from pytest_dummyweights._values.fill import bytes_needing_memory
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.spec import DummySpec
-
-
-class BuildHooks(Protocol):
-    """What the build calls out to: in pytest, the test's ``node.ihook`` (the hooks of the conftests above the test)."""
-
-    def pytest_dummyweights_resolve_model(self, *, model_config: Any, spec: DummySpec) -> Any: ...
-
-    def pytest_dummyweights_post_process(self, *, model: Any, model_config: Any, spec: DummySpec) -> Any: ...
-
-    def pytest_dummyweights_smoke(self, *, model: Any, model_config: Any, spec: DummySpec) -> Any: ...
 
 
 @contextlib.contextmanager

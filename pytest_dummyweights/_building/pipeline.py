@@ -5,16 +5,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import paddle
 
 from pytest_dummyweights._building.config import LoadedConfig, load_config
-from pytest_dummyweights._building.construct import BuildHooks, check_fits, construct, post_process
+from pytest_dummyweights._building.construct import check_fits, construct, post_process
+from pytest_dummyweights._building.context import BuildContext
 from pytest_dummyweights._building.resolve import resolve_model
 from pytest_dummyweights._building.smoke import run_smoke
 from pytest_dummyweights._building.unset import check_nothing_unset
@@ -34,10 +34,12 @@ MAX_ABS_SAMPLE = 8.0  # a bound on |normal sample| / std that the dummy values n
 
 @dataclasses.dataclass
 class BuildResult:
+    """A built model, and what was built, how, and at what cost."""
+
     model: paddle.nn.Layer
-    model_config: Any
+    model_config: Any  # the config object the model was constructed from
     spec: DummySpec  # with every default filled in: what was actually built
-    config: LoadedConfig
+    loaded_config: LoadedConfig  # the config as read: its source, raw dict (after shrink and overrides), shrink
     source: str  # where the class came from
     parameters: int
     nbytes: int
@@ -118,8 +120,9 @@ class Plan:
     """Everything decided before construction: cheap to make, and all that the result depends on."""
 
     spec: DummySpec  # with every default filled in: what will actually be built
+    context: BuildContext  # where it is built: its hooks run in ``execute`` too
     resolved: Resolved
-    config: LoadedConfig
+    loaded_config: LoadedConfig  # the config as read; its ``model_config`` is what the model is constructed from
     factory: Any
     source: str  # where the class came from
     users_own: bool  # the factory is the test's (model=, a hook), not a library's class
@@ -127,22 +130,17 @@ class Plan:
     checkpoint: contract.CheckpointPlan | None = None  # the spec's checkpoint, headers read
 
 
-def plan_build(
-    spec: DummySpec,
-    *,
-    search_dirs: Iterable[str | os.PathLike] = (),
-    hooks: BuildHooks | None = None,
-    worker_id: str | None = None,
-) -> Plan:
-    """Read the config and the checkpoint's headers, choose device, dtype and std, and find the model class;
-    ``search_dirs`` resolve a relative config or checkpoint path."""
+def plan_build(spec: DummySpec, context: BuildContext | None = None) -> Plan:
+    """Read the config and the checkpoint's headers, choose device, dtype and std, and find the model class, without
+    constructing anything; ``context`` (default: no hooks, no search directories, no xdist worker) says where."""
+    context = context or BuildContext()
     spec.validate()
     seconds: dict[str, float] = {}
     with _timed(seconds, "manifest") if spec.checkpoint is not None else contextlib.nullcontext():
-        checkpoint = contract.plan_checkpoint(spec.checkpoint, bool(spec.real_weights), [Path(d) for d in search_dirs])
+        checkpoint = contract.plan_checkpoint(spec.checkpoint, bool(spec.real_weights), context.search_dirs)
     with _timed(seconds, "config"):
-        loaded = load_config(spec.config, spec.overrides, spec.new_keys, [Path(d) for d in search_dirs], spec.shrink)
-        device = resolve_device(spec.device or "auto", worker_id)
+        loaded = load_config(spec.config, spec.overrides, spec.new_keys, context.search_dirs, spec.shrink)
+        device = resolve_device(spec.device or "auto", context.worker_id)
         dtype = choose_dtype(spec.dtype, loaded.raw, device)
         resolved = Resolved(
             device, dtype, DEFAULT_SEED if spec.seed is None else int(spec.seed), choose_std(spec.std, loaded.model_config, dtype)
@@ -162,19 +160,20 @@ def plan_build(
         )
     with _timed(seconds, "resolve"), on_device(device):
         resolve_hook = None
-        if hooks is not None:
-            hook = hooks.pytest_dummyweights_resolve_model
+        if context.hooks is not None:
+            hook = context.hooks.pytest_dummyweights_resolve_model
 
             def resolve_hook(**arguments: Any) -> Any:
                 return run_model_code("resolving the model class in a hook", spec, True, lambda: hook(**arguments))
 
         factory, source = resolve_model(loaded.model_config, spec, resolve_hook)
-    return Plan(spec, resolved, loaded, factory, source, not source.startswith("paddleformers."), seconds, checkpoint)
+    return Plan(spec, context, resolved, loaded, factory, source, not source.startswith("paddleformers."), seconds, checkpoint)
 
 
-def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
+def execute(plan: Plan) -> BuildResult:
     """Construct, load the checkpoint's contract (see ``contract``), dummy-init and post-process the planned model on its device."""
-    spec, resolved, model_config, seconds = plan.spec, plan.resolved, plan.config.model_config, dict(plan.seconds)
+    spec, resolved, model_config, seconds = plan.spec, plan.resolved, plan.loaded_config.model_config, dict(plan.seconds)
+    hooks = plan.context.hooks
     loaded = contract.LoadResult(None)
     with on_device(resolved.device):
         with _timed(seconds, "construct"):
@@ -219,7 +218,7 @@ def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
         model,
         model_config,
         spec,
-        plan.config,
+        plan.loaded_config,
         plan.source,
         parameters,
         nbytes,
@@ -232,15 +231,9 @@ def execute(plan: Plan, hooks: BuildHooks | None = None) -> BuildResult:
     )
 
 
-def build(
-    spec: DummySpec,
-    *,
-    search_dirs: Iterable[str | os.PathLike] = (),
-    hooks: BuildHooks | None = None,
-    worker_id: str | None = None,
-) -> BuildResult:
+def build(spec: DummySpec, context: BuildContext | None = None) -> BuildResult:
     """Plan and execute in one go."""
-    return execute(plan_build(spec, search_dirs=search_dirs, hooks=hooks, worker_id=worker_id), hooks)
+    return execute(plan_build(spec, context))
 
 
 def build_dummy_model(config: Any, **keywords: Any) -> paddle.nn.Layer:
@@ -248,4 +241,4 @@ def build_dummy_model(config: Any, **keywords: Any) -> paddle.nn.Layer:
 
     Keywords are those of ``DummySpec``; a relative config path resolves against the working directory.
     """
-    return build(DummySpec(config, **keywords), search_dirs=[Path.cwd()]).model
+    return build(DummySpec(config, **keywords), BuildContext(search_dirs=(Path.cwd(),))).model

@@ -53,6 +53,8 @@ class Change:
 
 @dataclasses.dataclass
 class ShrinkResult:
+    """A shrunk config, and what the shrink changed (``describe_changes`` says it in lines)."""
+
     raw: dict[str, Any]  # the config to build from
     changes: list[Change]
     unknown_keys: list[str]  # structure keys not understood: when any, ``raw`` is the input unchanged

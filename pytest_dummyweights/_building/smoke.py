@@ -30,7 +30,7 @@ class NonFinite:
     bad: int  # non-finite elements
     total: int
 
-    def describe(self) -> str:
+    def where_and_how_many(self) -> str:
         where = f"sublayer {self.sublayer!r}" if self.sublayer else "the model's own forward"
         return f"{where} ({self.class_name}) gave {self.bad} non-finite of {self.total} values"
 
@@ -121,7 +121,7 @@ def run_smoke(model: paddle.nn.Layer, model_config: Any, spec: Any, hook: Callab
         return
     culprit = first_non_finite_sublayer(model, forward)
     origin = (
-        f"{culprit.describe()}, the first in execution order: check its weights and post-processing "
+        f"{culprit.where_and_how_many()}, the first in execution order: check its weights and post-processing "
         "(quantized scales: scales='neutral' or value_rules)"
         if culprit
         else "no sublayer's output was non-finite: check what the pytest_dummyweights_smoke hook computes"

@@ -47,7 +47,8 @@ def find_unset(model: paddle.nn.Layer) -> tuple[list[str], list[Unset]]:
     return unmaterialized, placeholders
 
 
-def _describe(unset: list[Unset]) -> str:
+def _by_sublayer(unset: list[Unset]) -> str:
+    """The unset attributes grouped by sublayer, one ``sublayer 'path' (Class): a, b`` part each."""
     by_layer: dict[tuple[str, str], list[str]] = {}
     for item in unset:
         by_layer.setdefault((item.sublayer, item.class_name), []).append(item.attribute)
@@ -70,7 +71,7 @@ def check_nothing_unset(model: paddle.nn.Layer, allow: Collection[str] = ()) -> 
         )
     if placeholders:
         raise DummyWeightsError(
-            f"weights left unset (None) after post-processing, which a checkpoint loader would fill: {_describe(placeholders)}; "
+            f"weights left unset (None) after post-processing, which a checkpoint loader would fill: {_by_sublayer(placeholders)}; "
             "derive them in process_weights_after_loading or a pytest_dummyweights_post_process hook, "
             f"or, if the model leaves them None on purpose, allow_unset={[item.path for item in placeholders]!r}"
         )

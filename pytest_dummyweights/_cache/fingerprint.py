@@ -39,7 +39,7 @@ SPEC_FIELDS_SEEN_ELSEWHERE = ("config", "overrides", "new_keys", "model", "fresh
 HOOK_NAMES = tuple(name for name in vars(hookspecs) if name.startswith("pytest_dummyweights_"))
 
 
-def describe(value: Any, seen: frozenset[int] = frozenset(), *, portable: bool = False) -> str | None:
+def key_text(value: Any, seen: frozenset[int] = frozenset(), *, portable: bool = False) -> str | None:
     """A text that differs whenever the value could build a different model, or None if there is none;
     ``portable``: without object identities, so every process describes the value alike."""
     if isinstance(value, PLAIN_TYPES):
@@ -48,19 +48,19 @@ def describe(value: Any, seen: frozenset[int] = frozenset(), *, portable: bool =
         return "<recursive>" if portable else f"<recursive {id(value)}>"
     seen = seen | {id(value)}
     if isinstance(value, (tuple, list, frozenset)):
-        items = [describe(item, seen, portable=portable) for item in value]
+        items = [key_text(item, seen, portable=portable) for item in value]
         return None if None in items else f"{type(value).__name__}({', '.join(map(str, items))})"
     if isinstance(value, dict):
-        pairs = [(describe(k, seen, portable=portable), describe(v, seen, portable=portable)) for k, v in value.items()]
+        pairs = [(key_text(k, seen, portable=portable), key_text(v, seen, portable=portable)) for k, v in value.items()]
         return None if any(None in pair for pair in pairs) else "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
     if isinstance(value, type):
         return _named(value, portable)
     if isinstance(value, functools.partial):
-        parts = [describe(part, seen, portable=portable) for part in (value.func, value.args, value.keywords)]
+        parts = [key_text(part, seen, portable=portable) for part in (value.func, value.args, value.keywords)]
         return None if None in parts else f"partial({', '.join(map(str, parts))})"
     if isinstance(value, types.FunctionType):
         cells = tuple(cell.cell_contents for cell in value.__closure__ or ())
-        parts = [describe(part, seen, portable=portable) for part in (value.__defaults__, value.__kwdefaults__, cells)]
+        parts = [key_text(part, seen, portable=portable) for part in (value.__defaults__, value.__kwdefaults__, cells)]
         return None if None in parts else f"{_named(value, portable)}(defaults={parts[0]}, kwdefaults={parts[1]}, closure={parts[2]})"
     if isinstance(value, types.BuiltinFunctionType):
         return _named(value, portable)
@@ -84,7 +84,7 @@ def _ordered(value: Any) -> Any:
     return list(value.items()) if isinstance(value, Mapping) else value
 
 
-def describe_hooks(hooks: Any) -> list[str] | None:
+def hook_implementations(hooks: Any) -> list[str] | None:
     """The implementations of this plugin's hooks that ``hooks`` (a test's ``node.ihook``) calls, or None when
     that cannot be told (an object that is not pytest's hook relay)."""
     hooks = getattr(hooks, "relay", hooks)  # a wrapper (interception's per-call relay) names the relay it calls
@@ -109,10 +109,10 @@ def fingerprint(
     """The cache key of a planned build (``spec`` with every default filled in), or None: do not cache it.
 
     ``checkpoint_identity`` (``contract.CheckpointPlan.identity``) changes whenever the checkpoint's files do;
-    ``hooks`` are the hooks the build calls (see ``describe_hooks``); ``portable``: the fleet key (see the module's
+    ``hooks`` are the hooks the build calls (see ``hook_implementations``); ``portable``: the fleet key (see the module's
     docstring), the caller passing the manifest's digest as identity."""
-    factory_description = describe(factory, portable=portable)
-    hooks_description = describe_hooks(hooks)
+    factory_description = key_text(factory, portable=portable)
+    hooks_description = hook_implementations(hooks)
     if factory_description is None or hooks_description is None:
         return None
     settings = {f.name: _ordered(getattr(spec, f.name)) for f in dataclasses.fields(spec) if f.name not in SPEC_FIELDS_SEEN_ELSEWHERE}
@@ -134,4 +134,4 @@ def fingerprint(
 def fleet_key(plan: Any) -> str | None:
     """The fleet key of a planned build (a ``pipeline.Plan``), or None when its factory cannot be described."""
     manifest = None if plan.checkpoint is None else hashlib.sha256(plan.checkpoint.manifest.to_text().encode()).hexdigest()
-    return fingerprint(plan.spec, plan.config.raw, plan.factory, manifest, portable=True)
+    return fingerprint(plan.spec, plan.loaded_config.raw, plan.factory, manifest, portable=True)

@@ -12,13 +12,13 @@ import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import paddle
 
-from pytest_dummyweights._building.construct import BuildHooks
+from pytest_dummyweights._building.context import BuildContext
 from pytest_dummyweights._building.pipeline import BuildResult, Plan, execute, plan_build
 from pytest_dummyweights._building.shrink import describe_inline
 from pytest_dummyweights._cache.build_lock import build_lock, writes_little
@@ -65,71 +65,56 @@ class ModelCache:
         self._entries: collections.OrderedDict[str, Entry] = collections.OrderedDict()
         self._loans: list[Loan] = []
 
-    def get(
-        self,
-        spec: DummySpec,
-        *,
-        search_dirs: Iterable[str | os.PathLike] = (),
-        hooks: BuildHooks | None = None,
-        worker_id: str | None = None,
-    ) -> paddle.nn.Layer:
-        """The model for ``spec``: from the cache when built before, else built (under the device's build lock)."""
-        plan, key = self._plan(spec, search_dirs, hooks, worker_id)
-        if key is None or not self.enabled or spec.fresh:
-            result = self._build(plan, hooks, key, worker_id)
-        elif key in self._entries:
-            self._entries.move_to_end(key)
-            self.stats.record_hit(key)
-            result = self._entries[key].result
-            self._loans.append(Loan(key, result.model))
-        else:
-            result = self._build(plan, hooks, key, worker_id)
-            self._store(key, Entry(result, Snapshot.of(result.model, self.isolation), plan.factory))
-            self._loans.append(Loan(key, result.model))
-        self.stats.served_bytes += result.nbytes
-        return result.model
+    def get(self, spec: DummySpec, context: BuildContext | None = None) -> paddle.nn.Layer:
+        """The model for ``spec``, lent to the running test: from the cache when built before, else built (under the
+        device's build lock)."""
+        return self._serve(spec, context, lend=True)
 
-    def get_unshared(
-        self,
-        spec: DummySpec,
-        *,
-        search_dirs: Iterable[str | os.PathLike] = (),
-        hooks: BuildHooks | None = None,
-        worker_id: str | None = None,
-    ) -> paddle.nn.Layer:
+    def get_unshared(self, spec: DummySpec, context: BuildContext | None = None) -> paddle.nn.Layer:
         """The model for ``spec``, held by nobody else: nothing is loaned, the caller owns what it gets, as after a real
         load. A cached model is handed out again only once every reference to it and its parts is gone (``ownership``),
         after the isolation check has restored what its last holder changed (or dropped it); otherwise a fresh build."""
-        plan, key = self._plan(spec, search_dirs, hooks, worker_id)
-        entry = self._entries.get(key) if key is not None and self.enabled and not spec.fresh else None
-        if key is not None and entry is not None and entry.references == reference_counts(entry.result.model):
-            entry.result.model.eval()  # as built: the mode its holder left it in is the holder's, not a repair
-            verdict = entry.snapshot.check(entry.result.model)
-            what = "; ".join(verdict.rebuild + verdict.restored)
-            if what:
-                self.stats.repairs.append(RepairRecord("its previous holder", type(entry.result.model).__name__, what))
-            if not verdict.rebuild:
-                self._entries.move_to_end(key)
-                self.stats.record_hit(key)
-                self.stats.served_bytes += entry.result.nbytes
-                return entry.result.model
-            del self._entries[key]
-            entry = None
-        result = self._build(plan, hooks, key, worker_id)
-        if key is not None and self.enabled and not spec.fresh and entry is None:
-            self._store(key, Entry(result, Snapshot.of(result.model, self.isolation), plan.factory))
-            if key in self._entries:
-                self._entries[key].references = reference_counts(self._entries[key].result.model)
+        return self._serve(spec, context, lend=False)
+
+    def _serve(self, spec: DummySpec, context: BuildContext | None, *, lend: bool) -> paddle.nn.Layer:
+        """``get`` and ``get_unshared``: a lent model is checked when the test ends, an unshared one when asked for again."""
+        plan = plan_build(spec, context)
+        key = fingerprint(
+            plan.spec, plan.loaded_config.raw, plan.factory, plan.checkpoint.identity if plan.checkpoint else None, plan.context.hooks
+        )
+        kept = key if self.enabled and not spec.fresh else None  # the key to look up and keep the model under, if any
+        entry = None if kept is None else self._entries.get(kept)
+        if kept is not None and entry is not None and not lend:
+            entry = self._reclaim(kept, entry)
+        if kept is not None and entry is not None:
+            self._entries.move_to_end(kept)
+            self.stats.record_hit(kept)
+            result = entry.result
+        else:
+            result = self._build(plan, key)
+            if kept is not None and kept not in self._entries:  # an unshared model still held keeps its place
+                self._store(kept, Entry(result, Snapshot.of(result.model, self.isolation), plan.factory))
+                if not lend and kept in self._entries:
+                    self._entries[kept].references = reference_counts(result.model)
+        if kept is not None and lend:
+            self._loans.append(Loan(kept, result.model))
         self.stats.served_bytes += result.nbytes
         return result.model
 
-    @staticmethod
-    def _plan(
-        spec: DummySpec, search_dirs: Iterable[str | os.PathLike], hooks: BuildHooks | None, worker_id: str | None
-    ) -> tuple[Plan, str | None]:
-        """The build's plan and its cache key (None: not to be cached)."""
-        plan = plan_build(spec, search_dirs=search_dirs, hooks=hooks, worker_id=worker_id)
-        return plan, fingerprint(plan.spec, plan.config.raw, plan.factory, plan.checkpoint.identity if plan.checkpoint else None, hooks)
+    def _reclaim(self, key: str, entry: Entry) -> Entry | None:
+        """A model handed out unshared before, once nobody holds it: restored as built; None while it is held, or when
+        it cannot be restored (then it is dropped)."""
+        if entry.references != reference_counts(entry.result.model):
+            return None
+        entry.result.model.eval()  # as built: the mode its holder left it in is the holder's, not a repair
+        verdict = entry.snapshot.check(entry.result.model)
+        what = "; ".join(verdict.rebuild + verdict.restored)
+        if what:
+            self.stats.repairs.append(RepairRecord("its previous holder", type(entry.result.model).__name__, what))
+        if verdict.rebuild:
+            del self._entries[key]
+            return None
+        return entry
 
     def check_loans(self, test_id: str) -> list[str]:
         """After a test: restore or drop each model it borrowed; returns one line per repaired model."""
@@ -154,17 +139,17 @@ class ModelCache:
         self._loans.clear()
         return repaired
 
-    def _build(self, plan: Plan, hooks: BuildHooks | None, key: str | None, worker_id: str | None) -> BuildResult:
+    def _build(self, plan: Plan, key: str | None) -> BuildResult:
         with self._build_lock(plan):
             started = time.perf_counter()
             try:
-                result = execute(plan, hooks)
+                result = execute(plan)
             except CheckpointMismatch:
                 self.stats.checks_failed += 1
                 raise
         self.stats.record_checkpoint(result.check, result.real_bytes)
-        shrunk = f" ({describe_inline(plan.config.shrink)})" if plan.config.shrink else ""
-        rules = f" ({result.rules_applied.describe()})" if result.rules_applied.rules else ""
+        shrunk = f" ({describe_inline(plan.loaded_config.shrink)})" if plan.loaded_config.shrink else ""
+        rules = f" ({result.rules_applied.summary_line()})" if result.rules_applied.rules else ""
         real = " (real weights)" if plan.spec.real_weights else ""
         description = f"{type(result.model).__name__} {plan.resolved.dtype}{shrunk}{rules}{real}"
         if key is None:
@@ -172,7 +157,7 @@ class ModelCache:
             description += " (not cached: its factory carries values that cannot be described safely)"
         memory = result.memory
         record = ModelRecord(description, result.nbytes, resident=memory.resident, shared=memory.shared, fleet_key=fleet_key(plan))
-        self.stats.record_build(key, record, time.perf_counter() - started, result.init.messages, worker_id)
+        self.stats.record_build(key, record, time.perf_counter() - started, result.init.messages, plan.context.worker_id)
         return result
 
     @contextlib.contextmanager

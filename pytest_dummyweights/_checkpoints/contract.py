@@ -102,7 +102,7 @@ def structure_report(model: Any, model_config: Any, spec: Any, manifest: Manifes
         return check_model(model, manifest)
     if not isinstance(layout, Layout):
         raise DummyWeightsError(
-            f"pytest_dummyweights_checkpoint_layout returned {type(layout).__name__}, not a checkpoint.Layout (or None)"
+            f"pytest_dummyweights_checkpoint_layout returned {type(layout).__name__}, not a pytest_dummyweights.Layout (or None)"
         )
     return compare(layout, manifest)
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pytest_dummyweights._building.context import BuildContext
 from pytest_dummyweights.spec import DummySpec
 
 KEYS_FILE = "keys-{worker}.json"
@@ -40,7 +41,7 @@ class KeyPlanner:
         from pytest_dummyweights._cache.fingerprint import fleet_key
 
         try:
-            return fleet_key(plan_build(spec, search_dirs=search_dirs, hooks=self.hooks))
+            return fleet_key(plan_build(spec, BuildContext(search_dirs=tuple(map(Path, search_dirs)), hooks=self.hooks)))
         except Exception:  # the test's setup reports it, with the build's own message
             return None
 

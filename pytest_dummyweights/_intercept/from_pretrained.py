@@ -28,6 +28,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from pytest_dummyweights._building.context import BuildContext
 from pytest_dummyweights._intercept import patches
 from pytest_dummyweights._intercept.sources import Source, locate_source
 
@@ -163,7 +164,7 @@ def build_pretrained(cls: Any, name: Any, keywords: dict[str, Any], source: Sour
     generation_dir = None if source.config_file is None else str(source.config_file.parent)
     factory = functools.partial(construct_pretrained, cls, raw, keywords, dtype, generation_dir, check, given_config=given_object)
     spec = settings.spec(config=raw, dtype=dtype, model=factory, checkpoint=source.checkpoint)
-    model = cache.get_unshared(spec, hooks=CallHooks(interception.hooks, check), worker_id=worker_id())
+    model = cache.get_unshared(spec, BuildContext(hooks=CallHooks(interception.hooks, check), worker_id=worker_id()))
     model.train()  # from_pretrained leaves the model in training mode
     return model, f"{type(model).__name__} {dtype} with dummy weights"
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pytest_dummyweights._building.context import BuildContext
 from pytest_dummyweights._intercept import patches
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.spec import DTYPES
@@ -83,7 +84,7 @@ def load_model(target: InterceptTarget, original: Callable[..., Any], args: tupl
         raw = source.raw_config()
         config = str(source.config_file) if source.config_file is not None else raw
         spec = settings.spec(config=config, model=target.model, dtype=declared_dtype(raw), checkpoint=source.checkpoint)
-        model = cache.get_unshared(spec, hooks=interception.hooks, worker_id=worker_id())
+        model = cache.get_unshared(spec, BuildContext(hooks=interception.hooks, worker_id=worker_id()))
         return model, f"{type(model).__name__} with dummy weights"
 
     return interception.serve(f"{target.function}({os.fspath(path)!r})", build)

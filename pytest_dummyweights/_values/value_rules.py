@@ -74,7 +74,7 @@ class RulesApplied:
     def parameters(self) -> int:
         return sum(rule.parameters for rule in self.rules)
 
-    def describe(self) -> str:
+    def summary_line(self) -> str:
         """One line for a summary, e.g. ``value rules: *_scale=neutral (scales='neutral') 12; *.k_scale=1.0 (value_rules) 2``."""
         shown = [r for r in self.rules if r.parameters or r.source == "value_rules"]  # a value rule matching nothing may be a typo
         if not shown:
