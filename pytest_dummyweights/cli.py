@@ -14,9 +14,9 @@ from typing import TypeVar
 from pytest_dummyweights._building.shrink import describe_changes
 from pytest_dummyweights._gate.measure import parse_threshold
 from pytest_dummyweights._runtime.requirements import require_paddle
-from pytest_dummyweights._values.value_rules import PRESETS
 from pytest_dummyweights.errors import DummyWeightsError
-from pytest_dummyweights.spec import DTYPES, STORAGES, DummySpec
+from pytest_dummyweights.spec import DummySpec
+from pytest_dummyweights.vocabulary import DTYPES, SCALE_PRESETS, STORAGES
 
 T = TypeVar("T")
 
@@ -148,7 +148,7 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--storage", choices=STORAGES, help="mapped (copy-on-write value store) or filled (default: mapped for CPU on Linux)"
     )
-    build.add_argument("--scales", choices=PRESETS, help="values of scale-like parameters (default: the published rule)")
+    build.add_argument("--scales", choices=SCALE_PRESETS, help="values of scale-like parameters (default: the published rule)")
     build.add_argument("--smoke", action="store_true", help="run one tiny forward pass and check every output is finite")
     build.add_argument("--model", help="package.module:Class, instead of looking the class up")
     build.add_argument(

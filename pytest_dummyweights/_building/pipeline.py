@@ -25,10 +25,16 @@ from pytest_dummyweights._values.fill import InitReport, initialize_dummy_weight
 from pytest_dummyweights._values.mapped import MemoryUsage, memory_usage
 from pytest_dummyweights._values.value_rules import RulesApplied, apply_value_rules, warn_not_applied
 from pytest_dummyweights.errors import DummyWeightsError
-from pytest_dummyweights.spec import DTYPES, DummySpec
-
-DEFAULT_SEED = 0
-DEFAULT_STD = 0.02
+from pytest_dummyweights.spec import DummySpec
+from pytest_dummyweights.vocabulary import (
+    DEFAULT_CHECKPOINT_CHECK,
+    DEFAULT_DEVICE,
+    DEFAULT_DTYPE,
+    DEFAULT_SCALES,
+    DEFAULT_SEED,
+    DEFAULT_STD,
+    DTYPES,
+)
 MAX_ABS_SAMPLE = 8.0  # a bound on |normal sample| / std that the dummy values never exceed in practice
 
 
@@ -66,11 +72,11 @@ def choose_dtype(spec_dtype: str | None, raw: Mapping[str, Any], device: str) ->
         declared = raw.get("torch_dtype") or raw.get("dtype")
         if declared in DTYPES:
             return declared
-    return "float32"
+    return DEFAULT_DTYPE
 
 
 def choose_std(spec_std: float | None, model_config: Any, dtype: str) -> float:
-    """The spec's std; else the config's ``initializer_range``; else 0.02. It must leave every value finite in ``dtype``."""
+    """The spec's std; else the config's ``initializer_range``; else ``vocabulary.DEFAULT_STD``. It must leave every value finite in ``dtype``."""
     initializer_range = getattr(model_config, "initializer_range", None)
     if spec_std is not None:
         std, where = float(spec_std), "std"
@@ -145,7 +151,7 @@ def plan_build(
         checkpoint = contract.plan_checkpoint(spec.checkpoint, bool(spec.real_weights), [Path(d) for d in search_dirs])
     with _timed(seconds, "config"):
         loaded = load_config(spec.config, spec.overrides, spec.new_keys, [Path(d) for d in search_dirs], spec.shrink)
-        device = resolve_device(spec.device or "auto", worker_id)
+        device = resolve_device(spec.device or DEFAULT_DEVICE, worker_id)
         dtype = choose_dtype(spec.dtype, loaded.raw, device)
         resolved = Resolved(
             device, dtype, DEFAULT_SEED if spec.seed is None else int(spec.seed), choose_std(spec.std, loaded.model_config, dtype)
@@ -157,10 +163,10 @@ def plan_build(
             device=device,
             seed=resolved.seed,
             std=resolved.std,
-            scales=spec.scales or "default",
+            scales=spec.scales or DEFAULT_SCALES,
             smoke=bool(spec.smoke),
             checkpoint=None if checkpoint is None else str(checkpoint.path),
-            checkpoint_check=spec.checkpoint_check or "error",
+            checkpoint_check=spec.checkpoint_check or DEFAULT_CHECKPOINT_CHECK,
             real_weights=bool(spec.real_weights),
         )
     with _timed(seconds, "resolve"), on_device(device):

@@ -26,7 +26,7 @@ from typing import Any
 
 from pytest_dummyweights._intercept import patches
 from pytest_dummyweights.errors import DummyWeightsError
-from pytest_dummyweights.spec import DTYPES
+from pytest_dummyweights.vocabulary import DTYPES
 
 KINDS = ("model", "weights")
 
