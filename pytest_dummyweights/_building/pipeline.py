@@ -35,6 +35,7 @@ from pytest_dummyweights.vocabulary import (
     DEFAULT_STD,
     DTYPES,
 )
+
 MAX_ABS_SAMPLE = 8.0  # a bound on |normal sample| / std that the dummy values never exceed in practice
 
 
@@ -76,7 +77,8 @@ def choose_dtype(spec_dtype: str | None, raw: Mapping[str, Any], device: str) ->
 
 
 def choose_std(spec_std: float | None, model_config: Any, dtype: str) -> float:
-    """The spec's std; else the config's ``initializer_range``; else ``vocabulary.DEFAULT_STD``. It must leave every value finite in ``dtype``."""
+    """The spec's std; else the config's ``initializer_range``; else ``DEFAULT_STD``. It must leave every value finite
+    in ``dtype``."""
     initializer_range = getattr(model_config, "initializer_range", None)
     if spec_std is not None:
         std, where = float(spec_std), "std"

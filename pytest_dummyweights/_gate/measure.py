@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pytest_dummyweights._runtime.private_apis import coverage_omits
+from pytest_dummyweights._runtime.private_coverage import coverage_omits
 from pytest_dummyweights.errors import DummyWeightsError
 
 DEFAULT_COMPARE_REF = "origin/main"

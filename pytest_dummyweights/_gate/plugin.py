@@ -18,7 +18,7 @@ from pytest_dummyweights._gate.measure import (
     require_diff_cover,
     resolve_compare_ref,
 )
-from pytest_dummyweights._runtime.private_apis import coverage_of
+from pytest_dummyweights._runtime.private_coverage import coverage_of
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.settings import checked, read_setting, worker_id
 

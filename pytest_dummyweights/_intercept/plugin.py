@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 
 from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.marker import MARKER
+from pytest_dummyweights.settings import SETTINGS, read_setting, read_settings
 
-MARKER = "dummy_load"
 RUN = pytest.StashKey["InterceptRun"]()
 WORKER_REPORTS = pytest.StashKey[list[dict[str, Any]]]()
 ACTIVE = pytest.StashKey[contextlib.ExitStack]()
@@ -87,8 +88,6 @@ class InterceptRun:
     def __init__(self, config: pytest.Config, options: Any, *, whole_run: bool) -> None:
         from pytest_dummyweights._intercept.session import InterceptSettings, Recorder
         from pytest_dummyweights._intercept.subprocesses import install_run_hook, new_report_dir
-        from pytest_dummyweights.plugin import read_settings
-        from pytest_dummyweights.settings import read_setting
 
         settings = read_settings(options)
         manifest_dir = read_setting(options, "--dummy-manifest-dir", "dummyweights_manifest_dir")
@@ -185,8 +184,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def intercepting(item: pytest.Item) -> InterceptRun | None:
     """The run to intercept ``item`` with: the whole run's, else (a marked test) this process's, made at first use."""
-    from pytest_dummyweights.plugin import SETTINGS
-
     run = item.config.stash.get(RUN, None)
     if run is not None and run.whole:
         return run

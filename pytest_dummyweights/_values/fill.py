@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import paddle
 
-from pytest_dummyweights._runtime.private_apis import (
+from pytest_dummyweights._runtime.private_paddle import (
     copy_into,
     element_count,
     forget_initializer,

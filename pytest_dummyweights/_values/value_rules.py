@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import paddle
 
-from pytest_dummyweights._runtime.private_apis import copy_into
+from pytest_dummyweights._runtime.private_paddle import copy_into
 from pytest_dummyweights._values.fill import FLOAT8_DTYPES
 from pytest_dummyweights.errors import DummyWeightsError, DummyWeightsWarning
 from pytest_dummyweights.vocabulary import NEUTRAL, check_rule_arguments
