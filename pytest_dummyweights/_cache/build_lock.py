@@ -27,7 +27,7 @@ def writes_little(plan: Any) -> bool:
 def build_lock(path: Path, *, shared: bool) -> Iterator[None]:
     """Hold the lock at ``path``: ``shared`` with other shared holders, else alone. Without ``fcntl``
     (Windows), every build takes it alone."""
-    try:
+    try:  # by platform: fcntl on POSIX, filelock's lock elsewhere
         import fcntl
     except ImportError:
         from filelock import FileLock

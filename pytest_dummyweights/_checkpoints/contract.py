@@ -141,6 +141,7 @@ class RealTensorReader:
         self._files.close()
 
     def __call__(self, name: str, entry: TensorEntry) -> paddle.Tensor:
+        # lazy: safetensors is needed only by real-weights loads
         from safetensors import safe_open
 
         if entry.shard not in self._open:

@@ -77,6 +77,7 @@ def _failed(reference: str, what: str, error: Exception) -> DummyWeightsError:
 
 def read_hub_config(repo_id: str, revision: str | None) -> dict[str, Any] | None:
     """The repository's ``config.json`` (downloaded into the local Hugging Face cache), or None when it has none."""
+    # lazy: huggingface_hub is optional (read_hub_manifest checks it first) and slow to import
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 

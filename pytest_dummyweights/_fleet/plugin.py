@@ -219,6 +219,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     fleet = config.stash[FLEET]
     if not fleet.schedules:
         return None
+    # lazy: the scheduler subclasses xdist's, and xdist is imported only by runs that distribute
     from pytest_dummyweights._fleet.scheduler import ModelScheduling
 
     durations = _learned(config, fleet.file_durations)

@@ -100,6 +100,7 @@ class DiffCoverGate:
         self.report_lines, self.passed = [f"diff coverage gate FAILED: {why}"], False
 
     def _measure(self, session: pytest.Session) -> None:
+        # lazy: coverage is the gate's optional extra (see measure)
         from coverage.exceptions import CoverageException
 
         coverage = coverage_of(session.config)

@@ -20,6 +20,10 @@ from typing import Any
 
 import pytest
 
+from pytest_dummyweights._intercept import patches
+from pytest_dummyweights._intercept.session import Interception, InterceptSettings, Recorder, summary_lines
+from pytest_dummyweights._intercept.subprocesses import exported, install_run_hook, new_report_dir, read_reports, remove_run_hook
+from pytest_dummyweights._intercept.targets import InterceptTarget
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.marker import MARKER
 from pytest_dummyweights.settings import SETTINGS, read_setting, read_settings
@@ -67,8 +71,6 @@ class EarlyOptions:
 
 def collect_targets(hook: Any) -> tuple[Any, ...]:
     """The targets the ``pytest_dummyweights_intercept`` implementations name, checked, each once."""
-    from pytest_dummyweights._intercept.targets import InterceptTarget
-
     found: list[InterceptTarget] = []
     for answer in hook.pytest_dummyweights_intercept():
         for target in answer or ():
@@ -86,9 +88,6 @@ class InterceptRun:
     """One pytest process's interception: settings, recorder, start-up hook and subprocess reports."""
 
     def __init__(self, config: pytest.Config, options: Any, *, whole_run: bool) -> None:
-        from pytest_dummyweights._intercept.session import InterceptSettings, Recorder
-        from pytest_dummyweights._intercept.subprocesses import install_run_hook, new_report_dir
-
         settings = read_settings(options)
         manifest_dir = read_setting(options, "--dummy-manifest-dir", "dummyweights_manifest_dir")
         base = config.rootpath if manifest_dir.source.startswith("ini") else config.invocation_params.dir
@@ -117,10 +116,6 @@ class InterceptRun:
     @contextlib.contextmanager
     def active(self, test: str | None, targets: tuple[Any, ...]) -> Iterator[None]:
         """Intercept here and, through the environment variable, in the processes started meanwhile."""
-        from pytest_dummyweights._intercept import patches
-        from pytest_dummyweights._intercept.session import Interception
-        from pytest_dummyweights._intercept.subprocesses import exported
-
         settings = dataclasses.replace(self.settings, test=test, targets=targets)
         interception = Interception(settings, self.recorder, test, self.hooks)
         patches.activate(interception, interception.patches())
@@ -132,8 +127,6 @@ class InterceptRun:
 
     def report(self) -> dict[str, Any]:
         """This process's records and cache counts, with those of the subprocesses it started."""
-        from pytest_dummyweights._intercept.subprocesses import read_reports
-
         reports = [self.recorder.report(), *read_reports(self.report_dir)]
         return {
             "records": [record for report in reports for record in report["records"]],
@@ -141,8 +134,6 @@ class InterceptRun:
         }
 
     def close(self) -> None:
-        from pytest_dummyweights._intercept.subprocesses import remove_run_hook
-
         self.whole_run.close()
         remove_run_hook(self.hook_file)
         shutil.rmtree(self.report_dir, ignore_errors=True)
@@ -240,8 +231,6 @@ def summary(config: pytest.Config) -> tuple[list[dict[str, Any]], list[str]]:
         reports.append(run.report())
     if not reports:
         return [], []
-    from pytest_dummyweights._intercept.session import summary_lines
-
     records = [record for report in reports for record in report["records"]]
     return [stats for report in reports for stats in report["stats"]], summary_lines(records, config.option.verbose)
 
