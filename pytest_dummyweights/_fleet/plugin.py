@@ -31,7 +31,7 @@ from pytest_dummyweights._fleet.durations import Durations, measured, read_durat
 from pytest_dummyweights._fleet.keys import KeyPlanner, read_keys, write_keys
 from pytest_dummyweights._fleet.shards import Shard, parse_shard, tests_of_shard
 from pytest_dummyweights._fleet.units import Unit, make_units, models_of, workers_worth_starting
-from pytest_dummyweights._runtime.private_pytest import basetemp_of, pytest_cache_of
+from pytest_dummyweights._runtime import private_pytest  # the module: a pytest_* name imported here would be taken for a hook
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.marker import spec_of_item
 from pytest_dummyweights.settings import Setting, checked, one_of, read_setting, run_reports, run_spec, worker_id
@@ -164,7 +164,7 @@ def _cached(cache: pytest.Cache | None) -> Durations:
 
 def _learned(config: pytest.Config, file_durations: Durations) -> Durations:
     """The durations file's costs, updated by this machine's cache."""
-    return file_durations.updated(_cached(pytest_cache_of(config)))
+    return file_durations.updated(_cached(private_pytest.pytest_cache_of(config)))
 
 
 # --- -n auto and the scheduler, on the xdist controller ------------------------------------------------
@@ -209,7 +209,7 @@ def pytest_configure_node(node: Any) -> None:
     if not fleet.schedules:
         return
     if fleet.run_dir is None:
-        fleet.run_dir = basetemp_of(node.config) / "dummyweights-fleet"
+        fleet.run_dir = private_pytest.basetemp_of(node.config) / "dummyweights-fleet"
         fleet.run_dir.mkdir(exist_ok=True)
     node.workerinput[RUN_DIR_INPUT] = str(fleet.run_dir)
 
