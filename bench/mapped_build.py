@@ -42,7 +42,7 @@ def run_case(config: str, case: str) -> dict:
 
     from pytest_dummyweights import DummySpec, execute, plan_build
     from pytest_dummyweights._building.construct import construct
-    from pytest_dummyweights._runtime import private_apis as internals
+    from pytest_dummyweights._runtime import private_paddle as internals
 
     storage = None if case == "construct" else case
     spec = DummySpec(str(CONFIGS / config), dtype="bfloat16", device="cpu", overrides=MODELS[config] or None, storage=storage)
@@ -76,7 +76,7 @@ def run_case(config: str, case: str) -> dict:
 def isolation_cost(model, params: list) -> dict:
     """What a test's isolation costs: write one element of the largest mapped parameter, then find the
     model's written pages (one scan), and restore them."""
-    from pytest_dummyweights._runtime import private_apis as internals
+    from pytest_dummyweights._runtime import private_paddle as internals
     from pytest_dummyweights._values import mapped
 
     largest = max(params, key=lambda param: param.numel())

@@ -11,13 +11,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from pytest_dummyweights._building.config import read_raw_config
 from pytest_dummyweights._building.context import BuildContext
 from pytest_dummyweights._building.shrink import describe_changes
-from pytest_dummyweights._gate.measure import parse_threshold
+from pytest_dummyweights._checkpoints.hub import read_hub_manifest
+from pytest_dummyweights._checkpoints.manifest import load_manifest
+from pytest_dummyweights._gate.measure import configured_coverage, measure, parse_threshold, resolve_compare_ref
 from pytest_dummyweights._runtime.requirements import require_paddle
-from pytest_dummyweights._values.value_rules import PRESETS
 from pytest_dummyweights.errors import CheckpointMismatchWarning, DummyWeightsError
-from pytest_dummyweights.spec import DTYPES, STORAGES, DummySpec
+from pytest_dummyweights.spec import DummySpec
+from pytest_dummyweights.vocabulary import DTYPES, SCALE_PRESETS, STORAGES
 
 T = TypeVar("T")
 
@@ -54,6 +57,7 @@ def shrink_request(args: argparse.Namespace) -> bool | dict[str, int]:
 def run_build(args: argparse.Namespace) -> int:
     """Exit status 0, or with ``--checkpoint`` 1 when the model and the checkpoint disagree."""
     require_paddle()
+    # lazy: the build imports Paddle, which the manifest and gate commands never need
     from pytest_dummyweights._building.pipeline import build
 
     spec = DummySpec(
@@ -98,14 +102,9 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_manifest(args: argparse.Namespace) -> int:
-    from pytest_dummyweights._building.config import read_raw_config
-    from pytest_dummyweights._checkpoints.manifest import load_manifest
-
     if (args.checkpoint is None) == (args.hub is None):
         raise DummyWeightsError("manifest: give a CHECKPOINT directory or manifest file, or --hub REPO_ID[@REVISION] (one of them)")
     if args.hub is not None:
-        from pytest_dummyweights._checkpoints.hub import read_hub_manifest
-
         manifest = read_hub_manifest(args.hub)
     else:
         manifest = load_manifest(args.checkpoint)
@@ -125,8 +124,6 @@ def run_manifest(args: argparse.Namespace) -> int:
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    from pytest_dummyweights._gate.measure import configured_coverage, measure, resolve_compare_ref
-
     report = measure(args.coverage_xml, resolve_compare_ref(args.compare_branch), args.fail_under, configured_coverage())
     print("\n".join(report.lines()))
     return 0 if report.passed else 1
@@ -148,7 +145,7 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--storage", choices=STORAGES, help="mapped (copy-on-write value store) or filled (default: mapped for CPU on Linux)"
     )
-    build.add_argument("--scales", choices=PRESETS, help="values of scale-like parameters (default: the published rule)")
+    build.add_argument("--scales", choices=SCALE_PRESETS, help="values of scale-like parameters (default: the published rule)")
     build.add_argument("--smoke", action="store_true", help="run one tiny forward pass and check every output is finite")
     build.add_argument("--model", help="package.module:Class, instead of looking the class up")
     build.add_argument(

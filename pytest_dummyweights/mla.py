@@ -44,6 +44,7 @@ def pad_value(value: Any, qk_head_dim: int) -> Any:
     v_head_dim = int(value.shape[-1])
     if not needs_value_padding(v_head_dim, qk_head_dim):
         return value
+    # lazy: the MLA helpers import without Paddle (they are public API, re-exported by the package)
     import paddle
 
     zeros = paddle.zeros([*value.shape[:-1], qk_head_dim - v_head_dim], dtype=value.dtype)

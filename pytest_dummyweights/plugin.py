@@ -9,75 +9,44 @@ interception (``--dummy-weights``, the marker around its test) has its own modul
 A build calls the ``pytest_dummyweights_*`` hooks through the test's own ``node.ihook``, as pytest calls its
 own hooks: a conftest.py's implementations apply to the tests under its directory only (the cache key names
 them, see ``fingerprint``). The test's ``dummy_load`` marker is the one of the nearest level that has one
-(see ``closest_marker``).
+(see ``marker.closest_marker``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
 import pytest
 
+from pytest_dummyweights import hookspecs
 from pytest_dummyweights._building.context import BuildContext
+from pytest_dummyweights._cache.stats import CacheStats
 from pytest_dummyweights._gate import plugin as gate_plugin
 from pytest_dummyweights._intercept import plugin as intercept_plugin
 from pytest_dummyweights._runtime.requirements import require_paddle
-from pytest_dummyweights._values.value_rules import check_rule_arguments
 from pytest_dummyweights.errors import DummyWeightsError, RealWeightsUnavailable
-from pytest_dummyweights.settings import (
+from pytest_dummyweights.marker import MARKER, MARKER_DOC, requested_spec
+from pytest_dummyweights.settings import CACHE, SETTINGS, WORKER_REPORTS, read_settings, run_reports, run_spec, worker_id
+from pytest_dummyweights.spec import DummySpec, describe_config, spec_from_call
+from pytest_dummyweights.vocabulary import (
+    CHECKPOINT_CHECKS,
+    DEFAULT_CHECKPOINT_CHECK,
+    DEFAULT_DEVICE,
+    DEFAULT_ISOLATION,
+    DEFAULT_SCALES,
+    DEFAULT_SEED,
     ISOLATION_MODES,
-    OptionSource,
-    checked,
-    one_of,
-    parse_bytes,
-    parse_seed,
-    read_flag,
-    read_setting,
-    worker_id,
+    STORAGES,
 )
-from pytest_dummyweights.spec import CHECKPOINT_CHECKS, STORAGES, DummySpec, check_device, describe_config, spec_from_call
 
-MARKER = "dummy_load"
-MARKER_DOC = (
-    f"dummy_load(config, *, {', '.join(f'{f.name}={f.default!r}' for f in dataclasses.fields(DummySpec)[1:])}): "
-    "build the real model class from config with dummy weights for the dummy_model fixture (see DummySpec); "
-    "with or without a config, checkpoint loads (from_pretrained) get dummy weights while the test runs"
-)
-SETTINGS = pytest.StashKey["Settings"]()
-CACHE = pytest.StashKey[Any]()
-WORKER_REPORTS = pytest.StashKey[list[dict[str, Any]]]()
 # Registered with this module: the fleet's hooks must be there before pytest_configure (xdist's -n auto), and
 # interception's from start-up on (conftest imports), around each test and on xdist workers.
 pytest_plugins = ("pytest_dummyweights._fleet.plugin", intercept_plugin.__name__)
 
 
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """The run's options, read once."""
-
-    seed: int
-    device: str
-    cache_bytes: int | None  # None: the default share of the device's memory
-    cache_enabled: bool
-    isolation: str
-    scales: str
-    smoke: bool
-    storage: str | None  # None: mapped for CPU builds on Linux, else filled
-    store_dir: str | None  # None: store.default_directory()
-    checkpoint_check: str  # error, warn or off: what a model disagreeing with its checkpoint does
-    real_weights: bool  # load named checkpoints' real weights; tests without one are skipped
-
-
-# The settings a spec may leave unset (None) and the run fills in: the fields Settings and DummySpec share.
-RUN_DEFAULTS = tuple(f.name for f in dataclasses.fields(Settings) if f.name in {g.name for g in dataclasses.fields(DummySpec)})
-
-
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    from pytest_dummyweights import hookspecs
-
     pluginmanager.add_hookspecs(hookspecs)
 
 
@@ -128,54 +97,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="load the real weights of each test's checkpoint= instead of dummy ones; tests without a checkpoint holding data are skipped",
     )
-    parser.addini("dummyweights_checkpoint_check", "checkpoint check: error, warn or off", default="error")
+    parser.addini("dummyweights_checkpoint_check", "checkpoint check: error, warn or off", default=DEFAULT_CHECKPOINT_CHECK)
     parser.addini("dummyweights_real_weights", "load checkpoints' real weights (the nightly switch)", type="bool", default=False)
     parser.addini("dummyweights_storage", "storage of dummy weights: mapped or filled (empty: mapped for CPU builds on Linux)", default="")
     parser.addini("dummyweights_store_dir", "directory in which the value store keeps its own subdirectory", default="")
-    parser.addini("dummyweights_seed", "seed of the dummy weights", default="0")
-    parser.addini("dummyweights_device", "device of dummy builds: auto, cpu, gpu or gpu:N", default="auto")
+    parser.addini("dummyweights_seed", "seed of the dummy weights", default=str(DEFAULT_SEED))
+    parser.addini("dummyweights_device", "device of dummy builds: auto, cpu, gpu or gpu:N", default=DEFAULT_DEVICE)
     parser.addini("dummyweights_cache_bytes", "memory budget of each worker's model cache, e.g. 4GiB", default="")
-    parser.addini("dummyweights_isolation", "isolation check after each test: fast or strict", default="fast")
-    parser.addini("dummyweights_scales", "values of scale-like parameters: default (the published rule) or neutral", default="default")
+    parser.addini("dummyweights_isolation", "isolation check after each test: fast or strict", default=DEFAULT_ISOLATION)
+    parser.addini("dummyweights_scales", "values of scale-like parameters: default (the published rule) or neutral", default=DEFAULT_SCALES)
     parser.addini("dummyweights_smoke", "run a finiteness smoke forward pass after each build", type="bool", default=False)
     intercept_plugin.add_options(group, parser)
     gate_plugin.add_options(parser)
-
-
-def _check_scales(scales: str) -> str:
-    check_rule_arguments(scales, None)
-    return scales
-
-
-def _check_device(device: str) -> str:
-    check_device(device)
-    if device.startswith("gpu"):
-        require_paddle()
-        from pytest_dummyweights._runtime.device import check_device_exists
-
-        check_device_exists(device)
-    return device
-
-
-def read_settings(config: OptionSource) -> Settings:
-    """The run's settings, each checked (a bad value is a usage error naming its option or ini key)."""
-    cache_bytes = read_setting(config, "--dummy-cache-bytes", "dummyweights_cache_bytes")
-    storage = read_setting(config, "--dummy-storage", "dummyweights_storage")
-    return Settings(
-        seed=checked(read_setting(config, "--dummy-seed", "dummyweights_seed"), parse_seed),
-        device=checked(read_setting(config, "--dummy-device", "dummyweights_device"), _check_device),
-        cache_bytes=checked(cache_bytes, parse_bytes) if cache_bytes.text else None,
-        cache_enabled=not config.getoption("--no-dummy-cache"),
-        isolation=checked(read_setting(config, "--dummy-isolation", "dummyweights_isolation"), one_of(*ISOLATION_MODES)),
-        scales=checked(read_setting(config, "--dummy-scales", "dummyweights_scales"), _check_scales),
-        smoke=read_flag(config, "dummyweights_smoke"),
-        storage=checked(storage, one_of(*STORAGES)) if storage.text else None,
-        store_dir=read_setting(config, "--dummy-store-dir", "dummyweights_store_dir").text,
-        checkpoint_check=checked(
-            read_setting(config, "--dummy-checkpoint-check", "dummyweights_checkpoint_check"), one_of(*CHECKPOINT_CHECKS)
-        ),
-        real_weights=read_flag(config, "dummyweights_real_weights", "--real-weights"),
-    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -190,6 +123,7 @@ def _cache(request: pytest.FixtureRequest) -> Any:
     config = request.config
     if CACHE not in config.stash:
         require_paddle()
+        # lazy: the cache, its budget and the device import Paddle, which a run without builds never needs
         from pytest_dummyweights._cache.budget import default_budget_bytes, workers_per_device
         from pytest_dummyweights._cache.model_cache import ModelCache
         from pytest_dummyweights._runtime.device import resolve_device
@@ -210,12 +144,6 @@ def _fail(request: pytest.FixtureRequest, config_description: str, error: Except
     raise pytest.fail.Exception(message, pytrace=False) from None
 
 
-def run_spec(config: pytest.Config, spec: DummySpec) -> DummySpec:
-    """``spec`` with what it leaves unset taken from the run's options."""
-    settings = config.stash[SETTINGS]
-    return dataclasses.replace(spec, **{key: getattr(settings, key) for key in RUN_DEFAULTS if getattr(spec, key) is None})
-
-
 def _serve(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
     """The model for ``spec`` from this worker's cache; after the test, its isolation is checked."""
     spec = run_spec(request.config, spec)
@@ -233,67 +161,11 @@ def _serve(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
         _fail(request, spec.describe(), error)
 
 
-_NO_PARAM = object()
-
-
-def closest_marker(node: pytest.Item) -> pytest.Mark | None:
-    """The ``dummy_load`` marker of the nearest level that has one: the function (its decorators and a
-    ``pytest.param``'s marks), then its class (with the class's bases), then the module. Two on that level are
-    ambiguous, so an error naming both, never one of them silently."""
-    found = list(node.iter_markers_with_node(MARKER))
-    if not found:
-        return None
-    level = found[0][0]
-    nearest = [mark for where, mark in found if where is level]
-    if len(nearest) > 1:
-        markers = " and ".join(
-            f"{MARKER}({describe_config(mark.args[0] if mark.args else mark.kwargs.get('config'))!r})" for mark in nearest
-        )
-        raise DummyWeightsError(
-            f"{len(nearest)} {MARKER} markers on {type(level).__name__.lower()} {level.name}: {markers}; keep one "
-            "(the nearest level wins: function, class, module; one level takes one). For several models in one test use "
-            "dummy_model_factory; for one test per config, parametrize('dummy_model', [...], indirect=True)"
-        )
-    return nearest[0]
-
-
-def _requested_spec(request: pytest.FixtureRequest) -> DummySpec:
-    return _spec_from(closest_marker(request.node), getattr(request, "param", _NO_PARAM))
-
-
-def spec_of_item(item: pytest.Item) -> DummySpec | None:
-    """The spec ``dummy_model`` will build for a collected test, or None when it does not use ``dummy_model``."""
-    if "dummy_model" not in getattr(item, "fixturenames", ()):
-        return None
-    callspec = getattr(item, "callspec", None)
-    return _spec_from(closest_marker(item), callspec.params.get("dummy_model", _NO_PARAM) if callspec else _NO_PARAM)
-
-
-def _spec_from(marker: pytest.Mark | None, param: Any) -> DummySpec:
-    if param is not _NO_PARAM and marker is not None:
-        raise DummyWeightsError("the test has both a dummy_load marker and an indirect parametrization of dummy_model; keep one")
-    if isinstance(param, DummySpec):
-        return param
-    if isinstance(param, (str, os.PathLike)):
-        return DummySpec(param)
-    if param is not _NO_PARAM:
-        raise DummyWeightsError(
-            f"an indirect parameter of dummy_model must be a config path or a DummySpec; got {type(param).__name__} {param!r} "
-            "(for a dict config or keywords, write DummySpec(config_dict, ...))"
-        )
-    if marker is not None:
-        return spec_from_call(marker.args, marker.kwargs, "@pytest.mark.dummy_load")
-    raise DummyWeightsError(
-        "dummy_model needs @pytest.mark.dummy_load(config, ...) on the test, its class or module, "
-        "or an indirect parametrization: @pytest.mark.parametrize('dummy_model', [DummySpec(...)], indirect=True)"
-    )
-
-
 @pytest.fixture
 def dummy_model(request: pytest.FixtureRequest) -> Any:
     """The real model class built from the test's ``dummy_load`` config (or indirect parameter), with dummy weights."""
     try:
-        spec = _requested_spec(request)
+        spec = requested_spec(request)
     except DummyWeightsError as error:
         marker = request.node.get_closest_marker(MARKER)
         given = marker.args[0] if marker is not None and marker.args else getattr(request, "param", "<none>")
@@ -334,15 +206,12 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
 
 def run_stats(config: pytest.Config, extra_reports: Iterable[dict[str, Any]] = ()) -> Any:
     """The run's ``CacheStats``: this process's, every worker's and ``extra_reports`` (intercepting subprocesses'), merged."""
-    from pytest_dummyweights._cache.stats import CacheStats
-
-    reports = config.stash[WORKER_REPORTS].copy()
-    if CACHE in config.stash:
-        reports.append(config.stash[CACHE].stats.to_report())
-    return CacheStats.from_reports([*reports, *extra_reports])
+    return CacheStats.from_reports([*run_reports(config), *extra_reports])
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    # lazy: imported at the top, the fleet's plugin module would be imported before pytest_plugins registers it,
+    # and pytest's assertion rewriting then warns that it cannot rewrite it (PytestAssertRewriteWarning)
     from pytest_dummyweights._fleet.plugin import spread_notes
 
     if worker_id(config) is not None:

@@ -1,5 +1,9 @@
 """The run's settings: each read once at start-up from its command-line option, else its ini key, and
-checked there, so a bad value stops the run with one usage error that names where it came from."""
+checked there, so a bad value stops the run with one usage error that names where it came from.
+
+What the run keeps in pytest's stash lives here too (the settings, this process's model cache, the xdist
+workers' reports), so every piece of pytest glue reads them from one place. The words, defaults and checks
+of each option are the vocabulary's; pytest is the only thing this adds."""
 
 from __future__ import annotations
 
@@ -10,11 +14,44 @@ from typing import Any, Protocol, TypeVar
 
 import pytest
 
+from pytest_dummyweights._runtime.requirements import require_paddle
 from pytest_dummyweights.errors import DummyWeightsError
-from pytest_dummyweights.spec import check_seed
+from pytest_dummyweights.spec import DummySpec
+from pytest_dummyweights.vocabulary import (
+    CHECKPOINT_CHECKS,
+    ISOLATION_MODES,
+    STORAGES,
+    check_device,
+    check_rule_arguments,
+    check_seed,
+    parse_bytes,
+)
 
 T = TypeVar("T")
-ISOLATION_MODES = ("fast", "strict")  # see isolation.py
+SETTINGS = pytest.StashKey["Settings"]()
+CACHE = pytest.StashKey[Any]()  # this process's model_cache.ModelCache, made by the first build
+WORKER_REPORTS = pytest.StashKey[list[dict[str, Any]]]()  # the xdist workers' CacheStats reports, on the controller
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The run's options, read once."""
+
+    seed: int
+    device: str
+    cache_bytes: int | None  # None: the default share of the device's memory
+    cache_enabled: bool
+    isolation: str
+    scales: str
+    smoke: bool
+    storage: str | None  # None: mapped for CPU builds on Linux, else filled
+    store_dir: str | None  # None: store.default_directory()
+    checkpoint_check: str  # error, warn or off: what a model disagreeing with its checkpoint does
+    real_weights: bool  # load named checkpoints' real weights; tests without one are skipped
+
+
+# The settings a spec may leave unset (None) and the run fills in: the fields Settings and DummySpec share.
+RUN_DEFAULTS = tuple(f.name for f in dataclasses.fields(Settings) if f.name in {g.name for g in dataclasses.fields(DummySpec)})
 
 
 class OptionSource(Protocol):
@@ -68,16 +105,6 @@ def parse_seed(text: str) -> int:
     return check_seed(int(text))
 
 
-def parse_bytes(text: str) -> int:
-    """``4GiB``, ``500MB``, ``1000000`` -> bytes."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)B?\s*", text, re.IGNORECASE)
-    if not match:
-        raise ValueError("not a size; write e.g. 4GiB, 500MB or 1000000")
-    number, prefix, binary = match.groups()
-    base = 1024 if binary or not prefix else 1000
-    return int(float(number) * base ** " KMGT".index(prefix.upper() or " "))
-
-
 def one_of(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in choices:
@@ -91,3 +118,54 @@ def worker_id(config: pytest.Config) -> str | None:
     """``gw0``, ``gw1``... on an xdist worker; None on the controller or without xdist."""
     workerinput = getattr(config, "workerinput", None)
     return None if workerinput is None else str(workerinput["workerid"])
+
+
+def _check_scales(scales: str) -> str:
+    check_rule_arguments(scales, None)
+    return scales
+
+
+def _check_device(device: str) -> str:
+    check_device(device)
+    if device.startswith("gpu"):
+        require_paddle()
+        # lazy: device imports Paddle, which a run that names no GPU never needs
+        from pytest_dummyweights._runtime.device import check_device_exists
+
+        check_device_exists(device)
+    return device
+
+
+def read_settings(config: OptionSource) -> Settings:
+    """The run's settings, each checked (a bad value is a usage error naming its option or ini key)."""
+    cache_bytes = read_setting(config, "--dummy-cache-bytes", "dummyweights_cache_bytes")
+    storage = read_setting(config, "--dummy-storage", "dummyweights_storage")
+    return Settings(
+        seed=checked(read_setting(config, "--dummy-seed", "dummyweights_seed"), parse_seed),
+        device=checked(read_setting(config, "--dummy-device", "dummyweights_device"), _check_device),
+        cache_bytes=checked(cache_bytes, parse_bytes) if cache_bytes.text else None,
+        cache_enabled=not config.getoption("--no-dummy-cache"),
+        isolation=checked(read_setting(config, "--dummy-isolation", "dummyweights_isolation"), one_of(*ISOLATION_MODES)),
+        scales=checked(read_setting(config, "--dummy-scales", "dummyweights_scales"), _check_scales),
+        smoke=read_flag(config, "dummyweights_smoke"),
+        storage=checked(storage, one_of(*STORAGES)) if storage.text else None,
+        store_dir=read_setting(config, "--dummy-store-dir", "dummyweights_store_dir").text,
+        checkpoint_check=checked(
+            read_setting(config, "--dummy-checkpoint-check", "dummyweights_checkpoint_check"), one_of(*CHECKPOINT_CHECKS)
+        ),
+        real_weights=read_flag(config, "dummyweights_real_weights", "--real-weights"),
+    )
+
+
+def run_spec(config: pytest.Config, spec: DummySpec) -> DummySpec:
+    """``spec`` with what it leaves unset taken from the run's options."""
+    settings = config.stash[SETTINGS]
+    return dataclasses.replace(spec, **{key: getattr(settings, key) for key in RUN_DEFAULTS if getattr(spec, key) is None})
+
+
+def run_reports(config: pytest.Config) -> list[dict[str, Any]]:
+    """The ``CacheStats`` reports of the run so far: every xdist worker's, then this process's cache's."""
+    reports = config.stash[WORKER_REPORTS].copy()
+    if CACHE in config.stash:
+        reports.append(config.stash[CACHE].stats.to_report())
+    return reports

@@ -10,15 +10,16 @@ import reprlib
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-from pytest_dummyweights._building.shrink import parse_request
-from pytest_dummyweights._values.value_rules import check_rule_arguments
 from pytest_dummyweights.errors import DummyWeightsError
-
-DTYPES = ("bfloat16", "float16", "float32")
-DEVICE_WORDS = ("auto", "cpu", "gpu")
-STORAGES = ("mapped", "filled")
-CHECKPOINT_CHECKS = ("error", "warn", "off")
-SEED_LIMIT = 2**64  # seeds are packed as unsigned 64-bit integers (the store's header, the windows' streams)
+from pytest_dummyweights.vocabulary import (
+    CHECKPOINT_CHECKS,
+    DTYPES,
+    check_device,
+    check_rule_arguments,
+    check_seed,
+    check_storage,
+    parse_shrink,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +38,7 @@ class DummySpec:
     model: str | type | Callable[..., Any] | None = None
     new_keys: Collection[str] = ()
     fresh: bool = False
-    shrink: bool | Mapping[str, Any] = False  # see shrink.shrink_config; applied before overrides
+    shrink: bool | Mapping[str, Any] = False  # see vocabulary.parse_shrink and shrink.shrink_config; applied before overrides
     scales: str | None = None  # "default" (the published rule) or "neutral"; see value_rules
     value_rules: Mapping[str, float | int | str] | None = None
     smoke: bool | None = None
@@ -78,7 +79,7 @@ class DummySpec:
             raise DummyWeightsError(f"fresh must be True or False; got {type(self.fresh).__name__} {self.fresh!r}")
         if not all(isinstance(key, str) for key in self.new_keys):
             raise DummyWeightsError(f"new_keys must hold key names (strings); got {list(self.new_keys)!r}")
-        parse_request(self.shrink)
+        parse_shrink(self.shrink)
         check_rule_arguments(self.scales, self.value_rules)
         if self.smoke is not None and not isinstance(self.smoke, bool):
             raise DummyWeightsError(f"smoke must be True or False; got {self.smoke!r}")
@@ -90,8 +91,7 @@ class DummySpec:
             raise DummyWeightsError(
                 f"allow_unset must be a collection of name patterns, e.g. ['layers.0.attn.k_scale']; got {self.allow_unset!r}"
             )
-        if self.storage is not None and self.storage not in STORAGES:
-            raise DummyWeightsError(f"unknown storage {self.storage!r}: use 'mapped' or 'filled' (or leave it unset)")
+        check_storage(self.storage)
         if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
             raise DummyWeightsError(
                 "checkpoint must be a checkpoint directory or a manifest JSON file path; "
@@ -114,22 +114,6 @@ def describe_config(config: Any) -> str:
     if isinstance(config, Mapping):
         return "<dict>"
     return os.fspath(config) if isinstance(config, (str, os.PathLike)) else reprlib.repr(config)
-
-
-def check_seed(seed: object) -> int:
-    """A seed as an ``int``: an integer (NumPy's too) in [0, 2**64), the range the value store keeps."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or int(seed) < 0:
-        raise DummyWeightsError(f"seed must be a non-negative integer; got {seed!r}")
-    if int(seed) >= SEED_LIMIT:
-        raise DummyWeightsError(f"seed must be below 2**64 (the value store keeps 64 bits of it); got {seed!r}")
-    return int(seed)
-
-
-def check_device(device: str) -> None:
-    """Accept ``auto``, ``cpu``, ``gpu`` and ``gpu:N``."""
-    kind, _, index = str(device).partition(":")
-    if not isinstance(device, str) or kind not in DEVICE_WORDS or (index and (kind != "gpu" or not index.isdigit())):
-        raise DummyWeightsError(f"unknown device {device!r}: use 'auto', 'cpu', 'gpu' or 'gpu:N'")
 
 
 def spec_from_call(args: tuple, kwargs: Mapping[str, Any], what: str) -> DummySpec:

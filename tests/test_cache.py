@@ -29,7 +29,7 @@ from cache_support import (
 from pytest_dummyweights import hookspecs
 from pytest_dummyweights._building.pipeline import build, plan_build
 from pytest_dummyweights._cache.fingerprint import fingerprint
-from pytest_dummyweights._cache.stats import human_bytes
+from pytest_dummyweights.vocabulary import human_bytes
 from pytest_dummyweights._runtime.device import gpu_count, resolve_device, worker_index
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.spec import DummySpec

@@ -17,7 +17,7 @@ from safetensors.paddle import save_file
 
 from pytest_dummyweights import DummySpec
 from pytest_dummyweights._building.pipeline import build
-from pytest_dummyweights._cache.stats import human_bytes
+from pytest_dummyweights.vocabulary import human_bytes
 from pytest_dummyweights._checkpoints.loader_feed import dummy_tensor
 from pytest_dummyweights._checkpoints.manifest import FORMAT_VERSION, MANIFEST_KIND, TensorEntry, load_manifest
 from pytest_dummyweights.errors import DummyWeightsError

@@ -47,7 +47,7 @@ def test_the_copy_path_for_devices_writes_the_same_bits_as_the_host_path():
     """GPUs fill through copy_ from widened values; run that path on CPU and compare it bit for bit."""
     import paddle
 
-    from pytest_dummyweights._runtime import private_apis as internals
+    from pytest_dummyweights._runtime import private_paddle as internals
     from pytest_dummyweights._values import fill
 
     def layer_of(dtypes):

@@ -27,7 +27,7 @@ GIANT = """
 
     from pytest_dummyweights._values import mapped
     from pytest_dummyweights._values.fill import fill_values
-    from pytest_dummyweights._runtime.private_apis import host_view
+    from pytest_dummyweights._runtime.private_paddle import host_view
 
     READ = ("model.layers.30.mlp.experts.100.up_proj.weight", "model.layers.60.mlp.experts.255.down_proj.weight")
 

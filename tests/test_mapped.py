@@ -19,7 +19,7 @@ from engine_models import SHRINK, zoo_config
 from engine_models.layers import ParamZoo, parameter_digests
 
 from pytest_dummyweights import DummyWeightsError, build_dummy_model
-from pytest_dummyweights._runtime import private_apis as internals
+from pytest_dummyweights._runtime import private_paddle as internals
 from pytest_dummyweights._values import fill, mapped, pages, store
 
 MIB = 1 << 20

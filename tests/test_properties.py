@@ -112,7 +112,7 @@ import paddle
 import pytest
 
 from cache_support import save_view
-from pytest_dummyweights._runtime.private_apis import host_view
+from pytest_dummyweights._runtime.private_paddle import host_view
 
 STEPS = {steps!r}
 qwen3 = pytest.mark.dummy_load({config!r}, overrides={overrides!r})

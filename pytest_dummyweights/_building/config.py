@@ -22,6 +22,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from pytest_dummyweights._building.shrink import ShrinkResult, describe_changes, shrink_config
+from pytest_dummyweights._runtime.paths import locate
 from pytest_dummyweights.errors import DummyWeightsError, ShrinkWarning, reraised_as
 
 
@@ -38,17 +39,6 @@ class LoadedConfig:
     source: str  # where it came from, for messages
     model_config: Any  # what the model class is constructed from
     shrink: ShrinkResult | None = None  # what a shrink request changed, before the overrides
-
-
-def locate(given: str | os.PathLike, search_dirs: Iterable[Path], what: str, hint: str) -> Path:
-    """An absolute path is taken as it is; a relative one is looked for in ``search_dirs``, first found wins."""
-    path = Path(given).expanduser()
-    candidates = [path] if path.is_absolute() else list(dict.fromkeys(Path(d) / path for d in search_dirs)) or [path]
-    found = next((candidate for candidate in candidates if candidate.exists()), None)
-    if found is None:
-        looked = ", ".join(str(candidate) for candidate in candidates)
-        raise DummyWeightsError(f"{what} {os.fspath(given)!r} not found (looked at: {looked}); {hint}")
-    return found
 
 
 def read_raw_config(config: str | os.PathLike | Mapping[str, Any], search_dirs: Iterable[Path]) -> tuple[dict, str]:

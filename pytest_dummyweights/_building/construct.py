@@ -12,13 +12,12 @@ import paddle
 
 from pytest_dummyweights import mla
 from pytest_dummyweights._building.context import BuildHooks
-from pytest_dummyweights._cache.budget import device_memory_bytes
-from pytest_dummyweights._cache.stats import human_bytes
 from pytest_dummyweights._checkpoints.loader_feed import has_load_weights
-from pytest_dummyweights._runtime.device import default_dtype
+from pytest_dummyweights._runtime.device import default_dtype, device_memory_bytes
 from pytest_dummyweights._values.fill import bytes_needing_memory
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.spec import DummySpec
+from pytest_dummyweights.vocabulary import human_bytes
 
 
 @contextlib.contextmanager

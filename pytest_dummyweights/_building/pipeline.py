@@ -25,10 +25,17 @@ from pytest_dummyweights._values.fill import InitReport, initialize_dummy_weight
 from pytest_dummyweights._values.mapped import MemoryUsage, memory_usage
 from pytest_dummyweights._values.value_rules import RulesApplied, apply_value_rules, warn_not_applied
 from pytest_dummyweights.errors import DummyWeightsError, folded
-from pytest_dummyweights.spec import DTYPES, DummySpec
+from pytest_dummyweights.spec import DummySpec
+from pytest_dummyweights.vocabulary import (
+    DEFAULT_CHECKPOINT_CHECK,
+    DEFAULT_DEVICE,
+    DEFAULT_DTYPE,
+    DEFAULT_SCALES,
+    DEFAULT_SEED,
+    DEFAULT_STD,
+    DTYPES,
+)
 
-DEFAULT_SEED = 0
-DEFAULT_STD = 0.02
 MAX_ABS_SAMPLE = 8.0  # a bound on |normal sample| / std that the dummy values never exceed in practice
 
 
@@ -68,11 +75,12 @@ def choose_dtype(spec_dtype: str | None, raw: Mapping[str, Any], device: str) ->
         declared = raw.get("torch_dtype") or raw.get("dtype")
         if declared in DTYPES:
             return declared
-    return "float32"
+    return DEFAULT_DTYPE
 
 
 def choose_std(spec_std: float | None, model_config: Any, dtype: str) -> float:
-    """The spec's std; else the config's ``initializer_range``; else 0.02. It must leave every value finite in ``dtype``."""
+    """The spec's std; else the config's ``initializer_range``; else ``DEFAULT_STD``. It must leave every value finite
+    in ``dtype``."""
     initializer_range = getattr(model_config, "initializer_range", None)
     if spec_std is not None:
         std, where = float(spec_std), "std"
@@ -140,7 +148,7 @@ def plan_build(spec: DummySpec, context: BuildContext | None = None) -> Plan:
         checkpoint = contract.plan_checkpoint(spec.checkpoint, bool(spec.real_weights), context.search_dirs)
     with _timed(seconds, "config"):
         loaded = load_config(spec.config, spec.overrides, spec.new_keys, context.search_dirs, spec.shrink)
-        device = resolve_device(spec.device or "auto", context.worker_id)
+        device = resolve_device(spec.device or DEFAULT_DEVICE, context.worker_id)
         dtype = choose_dtype(spec.dtype, loaded.raw, device)
         resolved = Resolved(
             device, dtype, DEFAULT_SEED if spec.seed is None else int(spec.seed), choose_std(spec.std, loaded.model_config, dtype)
@@ -152,10 +160,10 @@ def plan_build(spec: DummySpec, context: BuildContext | None = None) -> Plan:
             device=device,
             seed=resolved.seed,
             std=resolved.std,
-            scales=spec.scales or "default",
+            scales=spec.scales or DEFAULT_SCALES,
             smoke=bool(spec.smoke),
             checkpoint=None if checkpoint is None else str(checkpoint.path),
-            checkpoint_check=spec.checkpoint_check or "error",
+            checkpoint_check=spec.checkpoint_check or DEFAULT_CHECKPOINT_CHECK,
             real_weights=bool(spec.real_weights),
         )
     with _timed(seconds, "resolve"), on_device(device):

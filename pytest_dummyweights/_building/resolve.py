@@ -44,6 +44,7 @@ def paddleformers_class(architecture: str) -> tuple[Any | None, str]:
     problem = missing("paddleformers")
     if problem is not None:
         return None, problem
+    # lazy: PaddleFormers is optional, and serves only configs that name its classes
     import paddleformers
     import paddleformers.transformers as transformers
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
-import numbers
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from pytest_dummyweights._building.layer_kinds import EXPERT_COUNT_KEYS, expert_key, layer_kinds, sliding_by_depth
 from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.vocabulary import parse_shrink
 
 TOKEN_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id")
 # keys whose meaning for the layer structure is understood: shrunk here, or kept on purpose (widths)
@@ -41,7 +41,6 @@ KNOWN_KEYS = {
     "shared_expert_intermediate_size",
     *EXPERT_COUNT_KEYS,
 }
-REQUEST_KEYS = ("layers", "experts", "vocab")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,35 +58,6 @@ class ShrinkResult:
     changes: list[Change]
     unknown_keys: list[str]  # structure keys not understood: when any, ``raw`` is the input unchanged
     layer_kinds: list[str]  # the kind of each layer of the result, e.g. "dense/full_attention"
-
-
-@dataclasses.dataclass(frozen=True)
-class ShrinkRequest:
-    """``None`` targets mean "the smallest value that keeps the structure"."""
-
-    layers: int | None = None
-    experts: int | None = None
-    vocab: int | None = None  # None: the real vocabulary
-
-
-def parse_request(request: bool | Mapping[str, Any]) -> ShrinkRequest | None:
-    """``True``: defaults; ``False``: no shrink; a mapping: targets among ``layers``, ``experts``, ``vocab``."""
-    if isinstance(request, bool):
-        return ShrinkRequest() if request else None
-    if not isinstance(request, Mapping):
-        raise DummyWeightsError(
-            f"shrink must be True, False or a dict such as {{'layers': 4, 'experts': 16}}; got {type(request).__name__}: {request!r}"
-        )
-    unknown = sorted(set(map(str, request)) - set(REQUEST_KEYS))
-    if unknown:
-        raise DummyWeightsError(f"shrink got unknown key(s) {', '.join(unknown)}; it takes: {', '.join(REQUEST_KEYS)}")
-    for key, value in request.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
-            raise DummyWeightsError(f"shrink {key} must be a positive integer; got {type(value).__name__} {value!r}")
-    return ShrinkRequest(**{key: None if value is None else int(value) for key, value in request.items()})  # numpy integers too
-
-
-# --- layer kinds -------------------------------------------------------------------------------
 
 
 # --- depth ---------------------------------------------------------------------------------------
@@ -231,7 +201,7 @@ def unknown_structure_keys(raw: Mapping[str, Any]) -> list[str]:
 
 def shrink_config(original: Mapping[str, Any], request: bool | Mapping[str, Any] = True) -> ShrinkResult:
     """A smaller config with every layer kind of ``original``, valid expert routing and real widths."""
-    parsed = parse_request(request)
+    parsed = parse_shrink(request)
     raw: dict[str, Any] = copy.deepcopy(dict(original))
     layers = raw.get("num_hidden_layers")
     if parsed is None:

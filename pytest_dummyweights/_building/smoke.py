@@ -14,7 +14,7 @@ from typing import Any
 
 import paddle
 
-from pytest_dummyweights._runtime.private_apis import element_count
+from pytest_dummyweights._runtime.private_paddle import element_count
 from pytest_dummyweights.errors import DummyWeightsError, reraised_as
 
 DEFAULT_TOKENS = (1, 2, 3, 4)

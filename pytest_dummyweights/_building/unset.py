@@ -15,7 +15,7 @@ from collections.abc import Collection
 
 import paddle
 
-from pytest_dummyweights._runtime.private_apis import is_materialized, registered_slots
+from pytest_dummyweights._runtime.private_paddle import is_materialized, registered_slots
 from pytest_dummyweights.errors import DummyWeightsError
 
 PLACEHOLDER_SUFFIXES = ("_weight", "_scale", "_scale_inv")  # k_b_proj_weight, weight_scale, weight_scale_inv, k_scale

@@ -1,22 +1,11 @@
-"""Memory: what a device has, and the budget of each worker's model cache, a share of it."""
+"""The budget of each worker's model cache: a share of its device's memory."""
 
 from __future__ import annotations
 
-import os
-
-import paddle
-
-from pytest_dummyweights._runtime.device import gpu_count
+from pytest_dummyweights._runtime.device import device_memory_bytes, gpu_count
 
 CPU_MEMORY_FRACTION = 0.25
 GPU_MEMORY_FRACTION = 0.5
-
-
-def device_memory_bytes(device: str) -> int:
-    """All the memory of a concrete device (``cpu``, ``gpu:N``)."""
-    if device.startswith("gpu"):
-        return int(paddle.device.cuda.get_device_properties(int(device.partition(":")[2] or 0)).total_memory)
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def default_budget_bytes(device: str, workers_on_device: int = 1) -> int:

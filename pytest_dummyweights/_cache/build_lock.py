@@ -9,24 +9,25 @@ shared, so they run at the same time as each other, and only wait for (or hold o
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from pytest_dummyweights.vocabulary import default_storage
 
 
 def writes_little(plan: Any) -> bool:
     """Whether a planned build (a ``pipeline.Plan``) maps its parameters instead of filling them: mapped storage
     (the default for CPU builds on Linux), on the CPU, with dummy values."""
-    storage = plan.spec.storage or ("mapped" if sys.platform.startswith("linux") else "filled")
-    return storage == "mapped" and plan.resolved.device == "cpu" and not plan.spec.real_weights
+    on_cpu = plan.resolved.device == "cpu"
+    return (plan.spec.storage or default_storage(on_cpu)) == "mapped" and on_cpu and not plan.spec.real_weights
 
 
 @contextlib.contextmanager
 def build_lock(path: Path, *, shared: bool) -> Iterator[None]:
     """Hold the lock at ``path``: ``shared`` with other shared holders, else alone. Without ``fcntl``
     (Windows), every build takes it alone."""
-    try:
+    try:  # by platform: fcntl on POSIX, filelock's lock elsewhere
         import fcntl
     except ImportError:
         from filelock import FileLock

@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 import paddle
 
-from pytest_dummyweights._cache.stats import human_bytes
 from pytest_dummyweights._cache.value_state import Describer, Unknown, equal, is_plain_data
-from pytest_dummyweights._runtime.private_apis import element_count, forward_hooks, host_view, inplace_version, registered_slots
+from pytest_dummyweights._runtime.private_paddle import element_count, forward_hooks, host_view, inplace_version, registered_slots
 from pytest_dummyweights._values import mapped
+from pytest_dummyweights.vocabulary import human_bytes
 
 PROBES_PER_TENSOR = 8
 KEPT_COPY_MAX_BYTES = 1 << 20  # CPU tensors up to this size are restored from a copy (larger parameters are mapped)

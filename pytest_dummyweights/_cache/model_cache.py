@@ -28,6 +28,7 @@ from pytest_dummyweights._cache.ownership import reference_counts
 from pytest_dummyweights._cache.stats import CacheStats, ModelRecord, RepairRecord
 from pytest_dummyweights.errors import CheckpointMismatch
 from pytest_dummyweights.spec import DummySpec
+from pytest_dummyweights.vocabulary import DEFAULT_ISOLATION
 
 
 @dataclasses.dataclass
@@ -55,7 +56,7 @@ class ModelCache:
         *,
         enabled: bool = True,
         lock_dir: str | os.PathLike | None = None,
-        isolation: str = "fast",
+        isolation: str = DEFAULT_ISOLATION,
     ):
         self.budget_bytes = budget_bytes
         self.enabled = enabled

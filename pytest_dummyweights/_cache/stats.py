@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+from pytest_dummyweights.vocabulary import human_bytes
+
 
 @dataclasses.dataclass
 class ModelRecord:
@@ -156,11 +158,3 @@ class CacheStats:
         if self.real_loaded:
             lines.append(f"real weights: {self.real_loaded} models loaded real, {human_bytes(self.real_bytes)} read from checkpoints")
         return lines
-
-
-def human_bytes(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if count < 1024 or unit == "TiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")

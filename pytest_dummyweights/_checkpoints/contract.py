@@ -22,10 +22,10 @@ from typing import Any
 
 import paddle
 
-from pytest_dummyweights._building.config import locate
 from pytest_dummyweights._checkpoints.loader_feed import dummy_tensor, feed_load_weights, has_load_weights
 from pytest_dummyweights._checkpoints.manifest import Manifest, TensorEntry, load_manifest
 from pytest_dummyweights._checkpoints.structure import CheckReport, Layout, check_model, compare
+from pytest_dummyweights._runtime.paths import locate
 from pytest_dummyweights.errors import CheckpointMismatch, CheckpointMismatchWarning, DummyWeightsError, RealWeightsUnavailable
 
 
@@ -125,6 +125,7 @@ class RealTensorReader:
         self._files.close()
 
     def __call__(self, name: str, entry: TensorEntry) -> paddle.Tensor:
+        # lazy: safetensors is needed only by real-weights loads
         from safetensors import safe_open
 
         if entry.shard not in self._open:

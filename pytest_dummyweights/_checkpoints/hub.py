@@ -68,6 +68,7 @@ def header_pairs(metadata: Any) -> list[tuple[str, Any]]:
 
 def read_hub_config(repo_id: str, revision: str | None) -> dict[str, Any] | None:
     """The repository's ``config.json`` (downloaded into the local Hugging Face cache), or None when it has none."""
+    # lazy: huggingface_hub is optional (read_hub_manifest checks it first) and slow to import
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 

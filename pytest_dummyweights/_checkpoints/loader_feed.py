@@ -25,9 +25,10 @@ from pytest_dummyweights import mla
 from pytest_dummyweights._checkpoints.manifest import Manifest, TensorEntry
 from pytest_dummyweights._checkpoints.structure import CheckReport, LoaderError
 from pytest_dummyweights._runtime import dtypes
-from pytest_dummyweights._runtime.private_apis import element_count, host_view
+from pytest_dummyweights._runtime.private_paddle import element_count, host_view
 from pytest_dummyweights._values import fill
 from pytest_dummyweights.errors import DummyWeightsError, folded
+from pytest_dummyweights.vocabulary import DEFAULT_SEED, DEFAULT_STD
 
 PADDLE_DTYPES = {code: dtype.paddle for code, dtype in dtypes.BY_SAFETENSORS.items() if dtype.paddle}
 # all-ones but the top bit, per element width: NaN in every float dtype (float8 too), the largest signed integer
@@ -58,7 +59,9 @@ def paddle_dtype(safetensors_dtype: str) -> str:
         ) from None
 
 
-def dummy_tensor(name: str, entry: TensorEntry, *, seed: int = 0, std: float = 0.02, store_dir: Any = None) -> paddle.Tensor:
+def dummy_tensor(
+    name: str, entry: TensorEntry, *, seed: int = DEFAULT_SEED, std: float = DEFAULT_STD, store_dir: Any = None
+) -> paddle.Tensor:
     """A CPU tensor of the header's dtype and shape, with the dummy values of a parameter called ``name``."""
     dtype = getattr(paddle, paddle_dtype(entry.dtype))
     floating = dtype in fill.NORMAL_DTYPES or dtype in fill.FLOAT8_DTYPES

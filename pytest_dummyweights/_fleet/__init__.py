@@ -6,5 +6,5 @@ May import: ``_cache`` (the fleet key), ``_building`` (planning a build, to comp
 vocabulary, ``errors``. ``scheduler`` imports pytest-xdist and is imported only when xdist runs the session;
 ``plugin`` is pytest glue, registered by the dummy-weights plugin; it imports Paddle only where keys are
 computed (the workers of the model scheduler, and a run with ``--dummy-shard``), and reads the tests' specs
-and the run's statistics from the dummy-weights plugin (imported where used: that module registers this one).
+(``marker``) and the run's settings and statistics (``settings``) as every piece of pytest glue does.
 """

@@ -37,6 +37,7 @@ class KeyPlanner:
         return self._known[memo]
 
     def _plan(self, spec: DummySpec, search_dirs: Sequence[str | os.PathLike]) -> str | None:
+        # lazy: planning imports Paddle, which a run whose tests use no dummy_model never needs
         from pytest_dummyweights._building.pipeline import plan_build
         from pytest_dummyweights._cache.fingerprint import fleet_key
 

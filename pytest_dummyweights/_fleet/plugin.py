@@ -26,14 +26,17 @@ from typing import Any
 
 import pytest
 
+from pytest_dummyweights._cache.stats import CacheStats
 from pytest_dummyweights._fleet.durations import Durations, measured, read_durations, write_durations
 from pytest_dummyweights._fleet.keys import KeyPlanner, read_keys, write_keys
 from pytest_dummyweights._fleet.shards import Shard, parse_shard, tests_of_shard
 from pytest_dummyweights._fleet.units import Unit, make_units, models_of, workers_worth_starting
+from pytest_dummyweights._runtime import private_pytest  # the module: a pytest_* name imported here would be taken for a hook
 from pytest_dummyweights.errors import DummyWeightsError
-from pytest_dummyweights.settings import Setting, checked, one_of, read_setting, worker_id
+from pytest_dummyweights.marker import spec_of_item
+from pytest_dummyweights.settings import Setting, checked, one_of, read_setting, run_reports, run_spec, worker_id
+from pytest_dummyweights.vocabulary import DEFAULT_DIST, DIST_MODES
 
-DIST_MODES = ("model", "off")
 CACHE_KEY = "dummyweights/fleet"
 RUN_DIR_INPUT = "dummyweights_run_dir"  # workerinput: where workers write their keys
 SHARD_OUTPUT = "dummyweights_shard"  # workeroutput: what the worker's shard kept
@@ -83,7 +86,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--dummy-write-durations", action="store_true", help="write this run's measured build seconds into the --dummy-durations file"
     )
-    parser.addini("dummyweights_dist", "xdist scheduling with -n and no --dist: model or off", default="model")
+    parser.addini("dummyweights_dist", "xdist scheduling with -n and no --dist: model or off", default=DEFAULT_DIST)
     parser.addini("dummyweights_durations", "durations file of learned build seconds (relative to the ini file)", default="")
 
 
@@ -161,9 +164,7 @@ def _cached(cache: pytest.Cache | None) -> Durations:
 
 def _learned(config: pytest.Config, file_durations: Durations) -> Durations:
     """The durations file's costs, updated by this machine's cache."""
-    from pytest_dummyweights._runtime.private_apis import pytest_cache_of
-
-    return file_durations.updated(_cached(pytest_cache_of(config)))
+    return file_durations.updated(_cached(private_pytest.pytest_cache_of(config)))
 
 
 # --- -n auto and the scheduler, on the xdist controller ------------------------------------------------
@@ -208,9 +209,7 @@ def pytest_configure_node(node: Any) -> None:
     if not fleet.schedules:
         return
     if fleet.run_dir is None:
-        from pytest_dummyweights._runtime.private_apis import basetemp_of
-
-        fleet.run_dir = basetemp_of(node.config) / "dummyweights-fleet"
+        fleet.run_dir = private_pytest.basetemp_of(node.config) / "dummyweights-fleet"
         fleet.run_dir.mkdir(exist_ok=True)
     node.workerinput[RUN_DIR_INPUT] = str(fleet.run_dir)
 
@@ -220,6 +219,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     fleet = config.stash[FLEET]
     if not fleet.schedules:
         return None
+    # lazy: the scheduler subclasses xdist's, and xdist is imported only by runs that distribute
     from pytest_dummyweights._fleet.scheduler import ModelScheduling
 
     durations = _learned(config, fleet.file_durations)
@@ -250,8 +250,6 @@ def _workers_keys(run_dir: Path, nodeids: Sequence[str]) -> tuple[dict[str, str 
 
 
 def _keys_of(config: pytest.Config, items: Sequence[pytest.Item]) -> dict[str, str | None]:
-    from pytest_dummyweights.plugin import run_spec, spec_of_item
-
     fleet = config.stash[FLEET]
     for item in items:
         if item.nodeid in fleet.keys:
@@ -308,8 +306,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Keep this run's measured build seconds in pytest's cache, and in the durations file when asked; an xdist
     worker hands what its shard kept to the controller, which does not collect."""
-    from pytest_dummyweights.plugin import run_stats
-
     config = session.config
     fleet = config.stash[FLEET]
     workeroutput = getattr(config, "workeroutput", None)
@@ -317,7 +313,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         workeroutput[SHARD_OUTPUT] = list(fleet.kept)
     if worker_id(config) is not None or config.option.collectonly:
         return
-    stats = run_stats(config)
+    stats = CacheStats.from_reports(run_reports(config))
     now = measured(stats.models.values(), stats.test_models, fleet.scheduler.unit_durations() if fleet.scheduler else [])
     if not now.build_seconds and not now.units:
         return

@@ -12,6 +12,9 @@ changed files the XML does not hold, which diff-cover skips and the gate does no
 - Unless the user's coverage configuration omits it (a ``[run]`` or ``[report]`` ``omit`` pattern): then it
   is not gated, on purpose, and the report names the pattern.
 - Test files (pytest's ``python_files``, and ``conftest.py``) are never gated.
+
+coverage and diff-cover are the gate's optional extra: each is imported where it is used, so the plugin and
+the CLI load without them, and a missing one is an ``INSTALL_GATE_EXTRA`` line, not an ``ImportError``.
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ import io
 import math
 import os
 import subprocess
+import xml.etree.ElementTree as etree
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pytest_dummyweights._runtime.private_apis import coverage_omits
+from pytest_dummyweights._runtime.private_coverage import coverage_omits
 from pytest_dummyweights.errors import GateError
 
 DEFAULT_COMPARE_REF = "origin/main"
@@ -175,8 +179,6 @@ def configured_coverage() -> Any:
 
 def read_coverage_xml(path: Path) -> Any:
     """The parsed Cobertura report; anything else is an error (it would measure nothing, and pass)."""
-    import xml.etree.ElementTree as etree
-
     try:
         root = etree.parse(path).getroot()
     except (OSError, etree.ParseError) as error:

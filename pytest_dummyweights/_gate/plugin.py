@@ -1,25 +1,23 @@
 """pytest glue of the diff coverage gate: its options, its start-up checks, and the ``DiffCoverGate`` plugin
-object that runs ``gate.measure`` once pytest-cov has combined the coverage of every xdist worker."""
+object that runs ``gate.measure`` once pytest-cov has combined the coverage of every xdist worker.
+
+``measure`` is imported by a run that turns the gate on, not at the top: every pytest run in an environment that
+has the plugin installed loads this module, and most never gate (``bench/startup.py`` measures it)."""
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_dummyweights._gate.measure import (
-    INSTALL_GATE_EXTRA,
-    ComparePoint,
-    measure,
-    parse_threshold,
-    require_diff_cover,
-    resolve_compare_ref,
-)
-from pytest_dummyweights._runtime.private_apis import coverage_of
+from pytest_dummyweights._runtime.private_coverage import coverage_of
 from pytest_dummyweights.errors import DummyWeightsError, GateError
 from pytest_dummyweights.settings import checked, read_setting, worker_id
+
+if TYPE_CHECKING:
+    from pytest_dummyweights._gate.measure import ComparePoint
 
 PLUGIN_NAME = "dummyweights-diff-cover-gate"
 
@@ -45,6 +43,8 @@ def add_options(parser: pytest.Parser) -> None:
 
 
 def _require_coverage(config: pytest.Config) -> None:
+    from pytest_dummyweights._gate.measure import INSTALL_GATE_EXTRA  # lazy: see the module docstring
+
     if not config.pluginmanager.hasplugin("pytest_cov"):
         raise GateError(
             f"the diff coverage gate needs pytest-cov, which is not loaded: {INSTALL_GATE_EXTRA} "
@@ -61,6 +61,8 @@ def configure(config: pytest.Config) -> None:
     fail_under = read_setting(config, "--diff-cover-fail-under", "dummyweights_diff_cover_fail_under")
     if fail_under.text is None or worker_id(config) is not None:
         return
+    from pytest_dummyweights._gate.measure import parse_threshold, require_diff_cover, resolve_compare_ref  # lazy: see the module docstring
+
     threshold = checked(fail_under, parse_threshold)
     try:
         _require_coverage(config)
@@ -99,7 +101,10 @@ class DiffCoverGate:
         self.report_lines, self.passed = [f"diff coverage gate FAILED: {why}"], False
 
     def _measure(self, session: pytest.Session) -> None:
+        # lazy: coverage is the gate's optional extra (see measure), and measure is imported by runs that gate
         from coverage.exceptions import CoverageException
+
+        from pytest_dummyweights._gate.measure import measure
 
         coverage = coverage_of(session.config)
         if coverage is None:

@@ -15,6 +15,7 @@ dummy weights; so do the Python processes started meanwhile.
   hook runs in a new process;
 - ``plugin``: the pytest glue.
 
-May import: ``_cache`` and everything below it. Only ``plugin`` knows pytest; ``startup`` and ``subprocesses``
-import neither NumPy nor Paddle (they run in every process the run starts).
+May import: ``_cache`` and everything below it; ``plugin``, the pytest glue, also reads ``settings`` and
+``marker``. ``startup`` and ``subprocesses`` import neither NumPy nor Paddle (they run in every process the run
+starts).
 """

@@ -29,8 +29,10 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from pytest_dummyweights._building.context import BuildContext
+from pytest_dummyweights._checkpoints.structure import expected_layout
 from pytest_dummyweights._intercept import patches
 from pytest_dummyweights._intercept.sources import Source, locate_source
+from pytest_dummyweights._intercept.subprocesses import worker_id
 
 PRETRAINED = "paddleformers.transformers.model_utils:PretrainedModel.from_pretrained"
 AUTO = "paddleformers.transformers.auto.modeling:_BaseAutoModelClass._from_pretrained"
@@ -83,6 +85,7 @@ def construct_pretrained(
     config.dtype = dtype
     model = cls(config, **model_kwargs)
     if generation_dir is not None and model.can_generate():
+        # lazy: PaddleFormers, imported by intercepted loads only
         from paddleformers.generation import GenerationConfig
 
         with contextlib.suppress(Exception):  # as from_pretrained: without a generation_config.json, the one of the config
@@ -120,8 +123,6 @@ class CallHooks:
         return None if self.project is None else self.project.pytest_dummyweights_smoke(**arguments)
 
     def pytest_dummyweights_checkpoint_layout(self, **arguments: Any) -> Any:
-        from pytest_dummyweights._checkpoints.structure import expected_layout
-
         found = None if self.project is None else self.project.pytest_dummyweights_checkpoint_layout(**arguments)
         if found is not None:
             return found
@@ -136,10 +137,9 @@ def dtype_name(dtype: Any) -> str:
 
 def build_pretrained(cls: Any, name: Any, keywords: dict[str, Any], source: Source | None, cache: Any) -> tuple[Any, str]:
     """What ``cls.from_pretrained(name, **keywords)`` returns, with dummy weights; and a description of it."""
+    # lazy: Paddle and PaddleFormers, imported when a load is intercepted (a process that loads none never imports them)
     import paddle
     from paddleformers.transformers.configuration_utils import PretrainedConfig
-
-    from pytest_dummyweights._intercept.session import worker_id
 
     interception = patches.active()
     settings = interception.settings

@@ -6,6 +6,10 @@ conftest files until it unconfigures; each test also gets its own interception, 
 marked ``dummy_load`` (on it, its class or module; with or without a config) intercepts while it runs, in any
 run but a ``--real-weights`` one; ``--dummy-weights`` with ``--real-weights`` is a usage error. A process's
 interception (settings, cache, records, the start-up hook, the subprocess reports) is made at its first use.
+
+Interception's machinery (``session``, ``targets``, ``patches``, and through them the config
+and manifest readers) is imported where it is first used, not at the top: every pytest run in an environment
+that has the plugin installed loads this module, and most never intercept (``bench/startup.py`` measures it).
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from typing import Any
 
 import pytest
 
+from pytest_dummyweights._intercept import subprocesses
 from pytest_dummyweights.errors import DummyWeightsError, InterceptPluginWarning
+from pytest_dummyweights.marker import MARKER
+from pytest_dummyweights.settings import SETTINGS, read_setting, read_settings
 
-MARKER = "dummy_load"
 RUN = pytest.StashKey["InterceptRun"]()
 WORKER_REPORTS = pytest.StashKey[list[dict[str, Any]]]()
 ACTIVE = pytest.StashKey[contextlib.ExitStack]()
@@ -62,7 +68,7 @@ class EarlyOptions:
 
 def collect_targets(hook: Any) -> tuple[Any, ...]:
     """The targets the ``pytest_dummyweights_intercept`` implementations name, checked, each once."""
-    from pytest_dummyweights._intercept.targets import InterceptTarget
+    from pytest_dummyweights._intercept.targets import InterceptTarget  # lazy: see the module docstring
 
     found: list[InterceptTarget] = []
     for answer in hook.pytest_dummyweights_intercept():
@@ -81,15 +87,13 @@ class InterceptRun:
     """One pytest process's interception: settings, recorder, start-up hook and subprocess reports."""
 
     def __init__(self, config: pytest.Config, options: Any, *, whole_run: bool) -> None:
+        # lazy: see the module docstring
         from pytest_dummyweights._intercept.session import InterceptSettings, Recorder
-        from pytest_dummyweights._intercept.subprocesses import install_run_hook, new_report_dir
-        from pytest_dummyweights.plugin import read_settings
-        from pytest_dummyweights.settings import read_setting
 
         settings = read_settings(options)
         manifest_dir = read_setting(options, "--dummy-manifest-dir", "dummyweights_manifest_dir")
         base = config.rootpath if manifest_dir.source.startswith("ini") else config.invocation_params.dir
-        self.report_dir = new_report_dir()
+        self.report_dir = subprocesses.new_report_dir()
         shared = {
             field.name: getattr(settings, field.name) for field in dataclasses.fields(InterceptSettings) if hasattr(settings, field.name)
         }
@@ -106,7 +110,7 @@ class InterceptRun:
         self.whole = whole_run  # --dummy-weights: every test intercepts, not only marked ones
         self.whole_run = contextlib.ExitStack()
         try:
-            self.hook_file = install_run_hook()
+            self.hook_file = subprocesses.install_run_hook()
         except DummyWeightsError as error:
             self.hook_file = None
             warnings.warn(InterceptPluginWarning(str(error)), stacklevel=1)
@@ -114,34 +118,30 @@ class InterceptRun:
     @contextlib.contextmanager
     def active(self, test: str | None, targets: tuple[Any, ...]) -> Iterator[None]:
         """Intercept here and, through the environment variable, in the processes started meanwhile."""
+        # lazy: see the module docstring
         from pytest_dummyweights._intercept import patches
         from pytest_dummyweights._intercept.session import Interception
-        from pytest_dummyweights._intercept.subprocesses import exported
 
         settings = dataclasses.replace(self.settings, test=test, targets=targets)
         interception = Interception(settings, self.recorder, test, self.hooks)
         patches.activate(interception, interception.patches())
         try:
-            with exported(settings.to_json()):
+            with subprocesses.exported(settings.to_json()):
                 yield
         finally:
             patches.deactivate(interception)
 
     def report(self) -> dict[str, Any]:
         """This process's records and cache counts, with those of the subprocesses it started."""
-        from pytest_dummyweights._intercept.subprocesses import read_reports
-
-        reports = [self.recorder.report(), *read_reports(self.report_dir)]
+        reports = [self.recorder.report(), *subprocesses.read_reports(self.report_dir)]
         return {
             "records": [record for report in reports for record in report["records"]],
             "stats": [report["stats"] for report in reports if report["stats"] is not None],
         }
 
     def close(self) -> None:
-        from pytest_dummyweights._intercept.subprocesses import remove_run_hook
-
         self.whole_run.close()
-        remove_run_hook(self.hook_file)
+        subprocesses.remove_run_hook(self.hook_file)
         shutil.rmtree(self.report_dir, ignore_errors=True)
 
 
@@ -181,8 +181,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def intercepting(item: pytest.Item) -> InterceptRun | None:
     """The run to intercept ``item`` with: the whole run's, else (a marked test) this process's, made at first use."""
-    from pytest_dummyweights.plugin import SETTINGS
-
     run = item.config.stash.get(RUN, None)
     if run is not None and run.whole:
         return run
@@ -239,7 +237,7 @@ def summary(config: pytest.Config) -> tuple[list[dict[str, Any]], list[str]]:
         reports.append(run.report())
     if not reports:
         return [], []
-    from pytest_dummyweights._intercept.session import summary_lines
+    from pytest_dummyweights._intercept.session import summary_lines  # lazy: see the module docstring
 
     records = [record for report in reports for record in report["records"]]
     return [stats for report in reports for stats in report["stats"]], summary_lines(records, config.option.verbose)

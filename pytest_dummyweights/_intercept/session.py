@@ -19,8 +19,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from pytest_dummyweights._intercept import patches
-from pytest_dummyweights._intercept.subprocesses import write_report
+from pytest_dummyweights._cache.stats import CacheStats
+from pytest_dummyweights._intercept import from_pretrained, patches
+from pytest_dummyweights._intercept.subprocesses import worker_id, write_report
 from pytest_dummyweights._intercept.targets import InterceptTarget
 from pytest_dummyweights.errors import folded
 from pytest_dummyweights.spec import DummySpec
@@ -87,6 +88,7 @@ class Recorder:
     def cache(self) -> Any:
         """The ``ModelCache`` of this process's interceptions, made on first use (Paddle is imported then)."""
         if self._cache is None:
+            # lazy: the cache, its budget and the device import Paddle, which a process that never loads a model never needs
             from pytest_dummyweights._cache.budget import default_budget_bytes, workers_per_device
             from pytest_dummyweights._cache.model_cache import ModelCache
             from pytest_dummyweights._runtime.device import resolve_device
@@ -127,8 +129,6 @@ class Recorder:
         return {"records": list(self.records), "stats": None if self._cache is None else self._cache.stats.to_report()}
 
     def after_fork(self) -> None:
-        from pytest_dummyweights._cache.stats import CacheStats
-
         self.reports, self.records, self._lock = True, [], threading.RLock()
         if self._cache is not None:
             self._cache.stats = CacheStats()
@@ -145,11 +145,6 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def worker_id() -> str | None:
-    """The xdist worker this process is, or was started by (xdist sets the variable; children inherit it)."""
-    return os.environ.get("PYTEST_XDIST_WORKER")
-
-
 @dataclasses.dataclass
 class Interception:
     """What ``patches`` activates: the settings, where builds and records go, the test served, the project's hooks."""
@@ -163,8 +158,6 @@ class Interception:
         return self.recorder.serve(call, self.test, build)
 
     def patches(self) -> list[patches.Patch]:
-        from pytest_dummyweights._intercept import from_pretrained
-
         return [*from_pretrained.PATCHES, *(target.patch() for target in self.settings.targets)]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
+from pytest_dummyweights._intercept.subprocesses import ENV
 from pytest_dummyweights.errors import folded
 
 _started = False
@@ -20,9 +21,8 @@ def run() -> None:
     if _started:
         return
     _started = True
-    from pytest_dummyweights._intercept.subprocesses import ENV
-
     try:
+        # lazy, and inside the try: a session that cannot be imported here is one line on stderr, not a crashed process
         from pytest_dummyweights._intercept.session import start_in_subprocess
 
         start_in_subprocess(os.environ[ENV])

@@ -131,3 +131,8 @@ def read_reports(report_dir: Path) -> list[dict[str, Any]]:
         except (OSError, json.JSONDecodeError) as error:
             sys.stderr.write(f"pytest-dummyweights: subprocess report {path} is unreadable ({error}); its interceptions are not counted\n")
     return reports
+
+
+def worker_id() -> str | None:
+    """The xdist worker this process is, or was started by (xdist sets the variable; children inherit it)."""
+    return os.environ.get("PYTEST_XDIST_WORKER")

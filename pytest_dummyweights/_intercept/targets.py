@@ -24,10 +24,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pytest_dummyweights._building.config import make_model_config, read_raw_config
 from pytest_dummyweights._building.context import BuildContext
+from pytest_dummyweights._checkpoints.manifest import manifest_of_headers, read_header
 from pytest_dummyweights._intercept import patches
+from pytest_dummyweights._intercept.sources import locate_source
+from pytest_dummyweights._intercept.subprocesses import worker_id
 from pytest_dummyweights.errors import DummyWeightsError
-from pytest_dummyweights.spec import DTYPES
+from pytest_dummyweights.vocabulary import DEFAULT_DTYPE, DTYPES
 
 KINDS = ("model", "weights")
 
@@ -72,9 +76,6 @@ def declared_dtype(raw: dict[str, Any]) -> str | None:
 
 
 def load_model(target: InterceptTarget, original: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-    from pytest_dummyweights._intercept.session import worker_id
-    from pytest_dummyweights._intercept.sources import locate_source
-
     path = first_argument(target.function, original, args, kwargs)
     interception = patches.active()
     settings = interception.settings
@@ -103,8 +104,6 @@ def checkpoint_files(given: Any) -> list[Path]:
 
 
 def feed_weights(target: InterceptTarget, original: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-    from pytest_dummyweights._checkpoints.manifest import manifest_of_headers, read_header
-
     files = checkpoint_files(first_argument(target.function, original, args, kwargs))
     interception = patches.active()
 
@@ -118,16 +117,17 @@ def feed_weights(target: InterceptTarget, original: Callable[..., Any], args: tu
 
 def std_beside(directory: Path) -> float:
     """The ``initializer_range`` of a ``config.json`` beside the files, else the build's default."""
-    from pytest_dummyweights._building.config import make_model_config, read_raw_config
+    # lazy: the pipeline imports Paddle, which a target is not given until it is called
     from pytest_dummyweights._building.pipeline import choose_std
 
     if not (directory / "config.json").is_file():
-        return choose_std(None, None, "float32")
+        return choose_std(None, None, DEFAULT_DTYPE)
     raw, source = read_raw_config(directory, [])
-    return choose_std(None, make_model_config(raw, source), "float32")
+    return choose_std(None, make_model_config(raw, source), DEFAULT_DTYPE)
 
 
 def dummy_tensors(entries: dict[str, Any], settings: Any, std: float) -> Iterator[tuple[str, Any]]:
+    # lazy: the loader feed imports Paddle
     from pytest_dummyweights._checkpoints.loader_feed import dummy_tensor
 
     for name, entry in entries.items():

@@ -1,8 +1,10 @@
-"""Which device a build runs on: ``auto`` picks a GPU when Paddle has CUDA and one is visible."""
+"""Which device a build runs on (``auto`` picks a GPU when Paddle has CUDA and one is visible), and how much
+memory a device has."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterator
 
@@ -15,6 +17,13 @@ def gpu_count() -> int:
     if not paddle.is_compiled_with_cuda():
         return 0
     return paddle.device.cuda.device_count()
+
+
+def device_memory_bytes(device: str) -> int:
+    """All the memory of a concrete device (``cpu``, ``gpu:N``)."""
+    if device.startswith("gpu"):
+        return int(paddle.device.cuda.get_device_properties(int(device.partition(":")[2] or 0)).total_memory)
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def worker_index(worker_id: str | None) -> int:

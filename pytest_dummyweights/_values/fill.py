@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,7 +21,7 @@ import numpy as np
 import paddle
 
 from pytest_dummyweights._runtime import dtypes
-from pytest_dummyweights._runtime.private_apis import (
+from pytest_dummyweights._runtime.private_paddle import (
     copy_into,
     element_count,
     forget_initializer,
@@ -32,7 +31,7 @@ from pytest_dummyweights._runtime.private_apis import (
 )
 from pytest_dummyweights._values import mapped, store
 from pytest_dummyweights.errors import DummyWeightsError
-from pytest_dummyweights.spec import STORAGES
+from pytest_dummyweights.vocabulary import DEFAULT_SEED, DEFAULT_STD, check_storage, default_storage
 
 COPY_BYTES = 4 << 20  # source bytes per copy_ on the copy path: the scratch bound (divides store.WINDOW_BYTES)
 MAPPED_MIN_BYTES = 1 << 20  # smaller parameters are copied: cheaper than a mapping, and no count against vm.max_map_count
@@ -114,22 +113,21 @@ def materialize(param: paddle.Tensor, zeros: bool) -> None:
 def bytes_needing_memory(model: paddle.nn.Layer, storage: str | None) -> int:
     """Parameter bytes a build writes (mapped ones cost address space, not memory, until a test writes them)."""
     params = list(model.parameters())
-    if (storage or default_storage(params)) == "mapped":
+    if (storage or default_storage(_all_on_cpu(params))) == "mapped":
         params = [param for param in params if not _mappable(param)]
     return sum(_nbytes(param) for param in params)
 
 
-def default_storage(params: list[paddle.Tensor]) -> str:
-    """Mapped on Linux when every parameter lives on the CPU, else filled."""
-    on_cpu = all(param.place.is_cpu_place() if is_materialized(param) else paddle.get_device() == "cpu" for param in params)
-    return "mapped" if sys.platform.startswith("linux") and on_cpu else "filled"
+def _all_on_cpu(params: list[paddle.Tensor]) -> bool:
+    """Whether every parameter lives on the CPU (one not yet materialized: where Paddle would put it)."""
+    return all(param.place.is_cpu_place() if is_materialized(param) else paddle.get_device() == "cpu" for param in params)
 
 
 def initialize_dummy_weights(
     model: paddle.nn.Layer,
     *,
-    seed: int = 0,
-    std: float = 0.02,
+    seed: int = DEFAULT_SEED,
+    std: float = DEFAULT_STD,
     storage: str | None = None,
     store_dir: str | os.PathLike | None = None,
     map_limit: int | None = None,
@@ -143,9 +141,8 @@ def initialize_dummy_weights(
     """
     params = [(name, param) for name, param in model.named_parameters() if name not in skip]
     store_dir = store.default_directory() if store_dir is None else store_dir
-    if storage is not None and storage not in STORAGES:
-        raise DummyWeightsError(f"unknown storage {storage!r}: use 'mapped' or 'filled' (or leave it unset)")
-    report = InitReport(storage or default_storage([param for _, param in params]))
+    check_storage(storage)
+    report = InitReport(storage or default_storage(_all_on_cpu([param for _, param in params])))
     mappable = [(name, param) for name, param in params if _mappable(param)] if report.storage == "mapped" else []
     needed = sum(mapped.mappings_needed(_nbytes(param)) for _, param in mappable)
     budget = mapped.mapping_budget(map_limit) if mappable else 0

@@ -25,7 +25,7 @@ import paddle
 from numpy.typing import DTypeLike
 
 from pytest_dummyweights._runtime import dtypes
-from pytest_dummyweights._runtime.private_apis import is_materialized, share_storage
+from pytest_dummyweights._runtime.private_paddle import is_materialized, share_storage
 from pytest_dummyweights._values import pages
 from pytest_dummyweights._values.store import HEADER_BYTES, PAGE, WINDOW_BYTES, Store, Window
 

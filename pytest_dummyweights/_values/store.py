@@ -54,7 +54,7 @@ import xxhash
 
 from pytest_dummyweights._runtime import dtypes
 from pytest_dummyweights.errors import DummyWeightsError
-from pytest_dummyweights.spec import check_seed
+from pytest_dummyweights.vocabulary import check_seed
 
 PAGE = mmap.PAGESIZE
 WINDOW_BYTES = 32 << 20

@@ -20,7 +20,7 @@ suite runs both ways (dummy weights in CI, ``--real-weights`` in the nightly run
 the nightly run, every test that needs neutral scales to stay finite on dummy values; the warning keeps
 it running and says why a value a test may assert on is now the checkpoint's.
 
-Importable without Paddle: the plugin checks the arguments at start-up.
+The presets and the check of these arguments are the vocabulary's (``vocabulary.check_rule_arguments``).
 """
 
 from __future__ import annotations
@@ -28,22 +28,18 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import math
-import numbers
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import paddle
 
 from pytest_dummyweights._runtime import dtypes
-from pytest_dummyweights._runtime.private_apis import copy_into
+from pytest_dummyweights._runtime.private_paddle import copy_into
 from pytest_dummyweights.errors import DummyWeightsError, ValueRulesIgnoredWarning
+from pytest_dummyweights.vocabulary import NEUTRAL, check_rule_arguments
 
-if TYPE_CHECKING:
-    import paddle
-
-PRESETS = ("default", "neutral")
-NEUTRAL = "neutral"
 # weight_scale, weight_scale_inv, k_scale, v_scale, q_scale, input_scale, activation_scale, NVFP4's weight_scale_2
 SCALE_PATTERNS = ("*_scale", "*_scale_inv", "*_scale_2")
 CALIBRATION_SCALARS = "<0-d floating point>"
@@ -80,26 +76,6 @@ class RulesApplied:
         if not shown:
             return "value rules: none (published rule)"
         return "value rules: " + "; ".join(f"{r.pattern}={r.value} ({r.source}) {r.parameters}" for r in shown)
-
-
-def check_rule_arguments(scales: Any, value_rules: Any) -> None:
-    """Reject an unknown preset or a rule that is not ``{pattern: number or "neutral"}``; one line each."""
-    if scales is not None and scales not in PRESETS:
-        raise DummyWeightsError(f"unknown scales preset {scales!r}: use one of {', '.join(map(repr, PRESETS))} (or leave it unset)")
-    if value_rules is None:
-        return
-    if not isinstance(value_rules, Mapping):
-        raise DummyWeightsError(
-            f"value_rules must be a dict of name patterns to values, e.g. {{'*.k_scale': 1.0}}; got {type(value_rules).__name__}"
-        )
-    for pattern, value in value_rules.items():
-        if not isinstance(pattern, str) or not pattern:
-            raise DummyWeightsError(f"value_rules key {pattern!r} is not a name pattern: use a string such as '*.k_scale'")
-        numeric = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        if not (numeric or value == NEUTRAL):
-            raise DummyWeightsError(f"value_rules[{pattern!r}] = {value!r} is not a number or 'neutral': give e.g. 1.0")
-        if numeric and not math.isfinite(value):
-            raise DummyWeightsError(f"value_rules[{pattern!r}] = {value!r} is not finite: give a finite number")
 
 
 def warn_not_applied(scales: str | None, value_rules: Mapping[str, Any] | None, where: str) -> None:
@@ -145,8 +121,6 @@ def is_floating(param: paddle.Tensor) -> bool:
 
 def neutral_value(param: paddle.Tensor) -> float | int:
     """1.0 for floating point, 127 for a uint8 exponent scale (1.0 in UE8M0), 1 for other integers."""
-    import paddle
-
     if param.dtype == paddle.uint8:
         return UE8M0_ONE
     return 1.0 if is_floating(param) else 1
@@ -154,8 +128,6 @@ def neutral_value(param: paddle.Tensor) -> float | int:
 
 def _checked_value(name: str, param: paddle.Tensor, value: float | int | str) -> float | int:
     """The value to write, checked to survive the cast to the parameter's dtype."""
-    import paddle
-
     number = neutral_value(param) if value == NEUTRAL else value
     assert not isinstance(number, str)  # check_rule_arguments let no other text through
     dtype_name = str(param.dtype).replace("paddle.", "")
@@ -179,8 +151,6 @@ def _checked_value(name: str, param: paddle.Tensor, value: float | int | str) ->
 
 def write_constant(param: paddle.Tensor, value: float | int) -> None:
     """Set every element, on the parameter's device, through ``copy_`` (float8 and 0-d parameters included)."""
-    import paddle
-
     if math.prod(param.shape) == 0:
         return
     wide = np.float64 if param.dtype == paddle.float64 else (np.float32 if is_floating(param) else np.int64)

@@ -1,7 +1,7 @@
-"""The one home of private APIs: Paddle's, pytest's, pytest-cov's and coverage's internals, each behind a named function.
+"""The one home of Paddle's private APIs, each behind a named function.
 
-When Paddle or pytest-cov changes one of these, this is the only file to fix. Each function notes the
-versions it was checked on; the project's compatibility matrix (``noxfile.py``) runs them all.
+When Paddle changes one of these, this is the only file to fix. Each function notes the versions it was
+checked on; the project's compatibility matrix (``noxfile.py``) runs them all.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import ctypes
 import math
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +17,6 @@ from pytest_dummyweights._runtime import dtypes
 
 if TYPE_CHECKING:
     import paddle
-    import pytest
 
 
 def element_count(shape: Sequence[int]) -> int:
@@ -76,35 +74,3 @@ def copy_into(target: paddle.Tensor, source: paddle.Tensor) -> None:
     """``target.copy_(source)``, in place on ``target``'s device (float8 included, which ``set_value`` is not on every
     device). Paddle's type stubs declare ``copy_`` without its ``src`` argument, hence the one ignore."""
     target.copy_(source)  # type: ignore[call-arg]
-
-
-def coverage_of(config: pytest.Config) -> Any:
-    """pytest-cov's ``coverage.Coverage`` object of this run, or None. Checked on pytest-cov 5.0-7.1."""
-    plugin = config.pluginmanager.getplugin("_cov")
-    controller = getattr(plugin, "cov_controller", None)
-    return getattr(controller, "cov", None)
-
-
-def coverage_omits(pattern: str, filename: str) -> bool:
-    """Whether coverage's ``omit`` ``pattern`` matches ``filename`` by coverage's own glob rules (a relative pattern is
-    from the working directory). Checked on coverage 7.17."""
-    from coverage.files import GlobMatcher, abs_file, prep_patterns
-
-    return GlobMatcher(prep_patterns([pattern])).match(abs_file(filename))
-
-
-def basetemp_of(config: pytest.Config) -> Path:
-    """The run's base temporary directory, made if need be (as xdist reads it too). Checked on pytest 8.4-9.2."""
-    return Path(config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
-
-
-def pytest_cache_of(config: pytest.Config) -> pytest.Cache | None:
-    """pytest's cache before ``pytest_configure`` sets ``config.cache`` (xdist sizes ``-n auto`` earlier), or None when
-    the cache plugin is off. Checked on pytest 8.4-9.2."""
-    import pytest
-
-    if not config.pluginmanager.has_plugin("cacheprovider") or config.getoption("cacheclear"):
-        return None
-    return getattr(config, "cache", None) or pytest.Cache(
-        pytest.Cache.cache_dir_from_config(config, _ispytest=True), config, _ispytest=True
-    )
