@@ -522,3 +522,68 @@ def test_the_sharding_workflow_is_valid_for_github_and_gates_once_over_every_sha
         for word in ("coverage combine", "coverage xml", "pytest_dummyweights gate")
     ]
     assert order == sorted(order)
+
+
+# --- pytest-cov: a late worker's start must not erase what an early one measured ------------------------
+
+# -p plugin of the inner session: gw1 starts (pytest-cov erases the data files) only after gw0 has finished, or
+# 3 s after gw0 ran all but its last test (a worker runs its last test once told that nothing follows it), while
+# the scheduler holds gw0 for gw1
+LATE_START = """
+import os
+import time
+from pathlib import Path
+
+LOGS = Path(os.environ["DUMMYWEIGHTS_TEST_LOGS"])
+BEFORE_THE_LAST = {before_the_last}
+
+def pytest_runtest_logfinish(nodeid):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        with open(LOGS / "done.txt", "a") as done:
+            done.write(nodeid + "\\n")
+
+def pytest_sessionfinish(session):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        (LOGS / ("finished-" + os.environ["PYTEST_XDIST_WORKER"])).touch()
+
+def _start_late():
+    done, give_up, grace_ends = LOGS / "done.txt", time.monotonic() + 60, None
+    while not (LOGS / "finished-gw0").exists() and time.monotonic() < give_up:
+        if grace_ends is None and done.exists() and len(done.read_text().splitlines()) >= BEFORE_THE_LAST:
+            grace_ends = time.monotonic() + 3
+        if grace_ends is not None and time.monotonic() > grace_ends:
+            return
+        time.sleep(0.05)
+
+if os.environ.get("PYTEST_XDIST_WORKER") == "gw1":
+    _start_late()
+"""
+COVERED_TESTS = """
+import pytest
+from covered import a, b
+
+@pytest.mark.dummy_load({"name": "a", "width": 4, "depth": 2}, model="cache_support:Tiny")
+@pytest.mark.parametrize("i", range(2))
+def test_a(dummy_model, i):
+    assert a.used(i) == i
+
+@pytest.mark.parametrize("i", range(2))
+def test_b(i):
+    assert b.used(i) == i
+"""
+
+
+def test_a_worker_that_starts_late_does_not_erase_the_coverage_of_one_that_ran_everything(inner, logs) -> None:
+    """pytest-cov erases the coverage data files when a worker starts: the scheduler stops no worker (which then
+    writes its data) before every worker has started, also when work began with the first worker's collection."""
+    inner.write("late_start.py", LATE_START.format(before_the_last=3))
+    inner.write("covered/__init__.py", "")
+    for name in ("a", "b"):
+        inner.write(f"covered/{name}.py", "def used(value):\n    return value\n")
+    inner.write("test_covered.py", COVERED_TESTS)
+    result = run_xdist(inner, "-p", "late_start", "-p", "pytest_cov", "--cov=covered", "--cov-report=json:coverage.json")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*4 passed*"])
+    assert {r["worker"] for r in read_log(logs, "ran")} == {"gw0"}  # gw0 ran everything while gw1 was starting
+    files = json.loads((inner.path / "coverage.json").read_text())["files"]
+    assert {name: files[f"covered/{name}.py"]["missing_lines"] for name in ("a", "b")} == {"a": [], "b": []}

@@ -60,6 +60,7 @@ class Fleet:
     kept: tuple[int, int, int] | None = None  # shard: tests kept, tests collected, models kept
     header: str | None = None  # a line for the session header
     keys: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    starting: set[Any] = dataclasses.field(default_factory=set)  # controller: workers started, not yet ready
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -102,14 +103,6 @@ def _dist_mode(config: pytest.Config) -> str:
     return checked(read_setting(config, "--dummy-dist", "dummyweights_dist"), one_of(*DIST_MODES))
 
 
-def _schedules_by_model(config: pytest.Config) -> bool:
-    """Model scheduling asked for, by --dummy-dist=model or by default. The default yields to xdist's own under
-    pytest-cov (``--cov``): combined with it, a worker's coverage was seen lost once in two runs (open defect)."""
-    if _dist_mode(config) != "model":
-        return False
-    return config.getoption("--dummy-dist") == "model" or not getattr(config.option, "cov_source", None)
-
-
 def _durations_file(config: pytest.Config) -> Path | None:
     setting = read_setting(config, "--dummy-durations", "dummyweights_durations")
     if setting.text is None:
@@ -134,7 +127,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("pytest-dummyweights: --dummy-write-durations needs --dummy-durations FILE, the file to write")
     workerinput = getattr(config, "workerinput", {})
     config.stash[FLEET] = Fleet(
-        schedules=_schedules_by_model(config) and not dist_given and _xdist_distributes(config) and worker_id(config) is None,
+        schedules=_dist_mode(config) == "model" and not dist_given and _xdist_distributes(config) and worker_id(config) is None,
         shard=checked(Setting(shard_text, "--dummy-shard"), parse_shard) if shard_text is not None else None,
         durations_file=durations_file,
         file_durations=_file_durations(durations_file),
@@ -179,7 +172,7 @@ def _workers_worth_starting(config: pytest.Config, file_durations: Durations, mo
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> Any:
     """xdist's count, lowered to the workers the last run's units could use (see the module docstring)."""
     count = yield
-    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or config.stash.get(DIST_GIVEN, False) or not _schedules_by_model(config):
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or config.stash.get(DIST_GIVEN, False) or _dist_mode(config) != "model":
         return count
     return _workers_worth_starting(config, _file_durations(_durations_file(config)), count)
 
@@ -204,10 +197,12 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """Name the run directory to each worker, where it writes its tests' keys."""
+    """Name the run directory to each worker, where it writes its tests' keys; the scheduler holds its shutdowns
+    until the worker is ready (see ``scheduler``)."""
     fleet = node.config.stash[FLEET]
     if not fleet.schedules:
         return
+    fleet.starting.add(node)
     if fleet.run_dir is None:
         fleet.run_dir = private_pytest.basetemp_of(node.config) / "dummyweights-fleet"
         fleet.run_dir.mkdir(exist_ok=True)
@@ -230,7 +225,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         keys, groups = _workers_keys(run_dir, nodeids)
         return make_units(nodeids, models_of(nodeids, keys, durations), groups, durations)
 
-    fleet.scheduler = ModelScheduling(config, log, units_of)
+    fleet.scheduler = ModelScheduling(config, log, units_of, fleet.starting)
     return fleet.scheduler
 
 

@@ -6,9 +6,11 @@ does). Units go out most costly first; a worker is given its next unit when it h
 (a worker needs one queued test beyond the running one to keep going), so the least-loaded worker takes the
 next one. Work starts as soon as the first worker has collected: each worker joins when its own collection
 is done (and matches the first one's; one that differs is reported as a collection error and gets no work),
-instead of all waiting for the slowest start. A worker that joins when no unit is left is shut down. A
-crashed worker's test is reported by xdist; its other pending tests go back to the queue as units of their
-own model, so another worker builds that model and runs them.
+instead of all waiting for the slowest start. Workers left without a unit are shut down, but only once every
+worker started has reported ready: a worker's start may clear what finished workers left behind (pytest-cov
+erases the coverage data files when a worker starts, so a worker that finished before another started would
+lose its coverage). A crashed worker's test is reported by xdist; its other pending tests go back to the
+queue as units of their own model, so another worker builds that model and runs them.
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ class Crash:
 class ModelScheduling:
     """xdist's ``Scheduling`` protocol over model-aware work units; ``make_units(nodeids)`` groups the collection."""
 
-    def __init__(self, config: pytest.Config, log: Producer, make_units: Callable[[list[str]], list[Unit]]) -> None:
+    def __init__(
+        self, config: pytest.Config, log: Producer, make_units: Callable[[list[str]], list[Unit]], starting: set[WorkerController]
+    ) -> None:
         self.config = config
+        self.starting = starting  # workers started but not yet ready, kept up to date by the plugin and add_node
         self.log = log.modelsched
         self.make_units = make_units
         self.collection: list[str] | None = None
@@ -60,7 +65,7 @@ class ModelScheduling:
 
     @property
     def tests_finished(self) -> bool:
-        if not self.collection_is_completed or self.queue:
+        if not self.collection_is_completed or self.queue or self.starting:
             return False
         return all(len(pending) < MIN_PENDING for pending in self.pending.values())
 
@@ -71,6 +76,10 @@ class ModelScheduling:
     def add_node(self, node: WorkerController) -> None:
         assert node not in self.pending
         self.pending[node] = []
+        self.starting.discard(node)
+        if not self.starting:  # the shutdowns held while a worker was starting
+            for other in self.nodes:
+                self._refill(other)
 
     def add_node_collection(self, node: WorkerController, collection: Sequence[str]) -> None:
         assert node in self.pending
@@ -106,7 +115,8 @@ class ModelScheduling:
 
     def remove_node(self, node: WorkerController) -> str | None:
         """Forget a worker; when it crashed, return its running test and requeue the rest by unit."""
-        pending = self.pending.pop(node)
+        self.starting.discard(node)
+        pending = self.pending.pop(node)  # KeyError for one that died before it was ready, as xdist expects
         if not pending:
             return None
         assert self.collection is not None
@@ -146,7 +156,8 @@ class ModelScheduling:
         if node.shutting_down or node not in self.registered:
             return
         if not self.queue:
-            node.shutdown()
+            if not self.starting:
+                node.shutdown()
             return
         while self.queue and len(self.pending[node]) <= MIN_PENDING:
             self._send_unit(node)
@@ -159,7 +170,7 @@ class ModelScheduling:
                 workers.append(node.gateway.id)
         self.pending[node].extend(unit.tests)
         node.send_runtest_some(unit.tests)
-        if not self.queue:  # idle workers leave now, and free their memory
+        if not self.queue and not self.starting:  # idle workers leave now, and free their memory
             for idle in self.nodes:
                 if not self.pending[idle] and not idle.shutting_down:
                     idle.shutdown()
