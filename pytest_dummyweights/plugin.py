@@ -3,8 +3,8 @@
 The work is done by plain functions (``build``) and the per-worker ``cache``; the diff coverage gate
 has its own plugin object (``gate_plugin``), registered from ``pytest_configure`` when it is turned on;
 the fleet (xdist scheduling, CI shards) is the plugin module ``_fleet.plugin``, registered with this one;
-interception (``--dummy-weights``, the marker around its test) has its own module of hooks
-(``intercept_plugin``), registered through ``pytest_plugins``.
+interception (``--dummy-weights``, the marker around its test) is the plugin module ``_intercept.plugin``,
+registered with this one too.
 
 A build calls the ``pytest_dummyweights_*`` hooks through the test's own ``node.ihook``, as pytest calls its
 own hooks: a conftest.py's implementations apply to the tests under its directory only (the cache key names
@@ -24,7 +24,6 @@ from pytest_dummyweights import hookspecs
 from pytest_dummyweights._building.context import BuildContext
 from pytest_dummyweights._cache.stats import CacheStats
 from pytest_dummyweights._gate import plugin as gate_plugin
-from pytest_dummyweights._intercept import plugin as intercept_plugin
 from pytest_dummyweights._runtime.requirements import require_paddle
 from pytest_dummyweights.errors import DummyWeightsError, RealWeightsUnavailable
 from pytest_dummyweights.marker import MARKER, MARKER_DOC, requested_spec
@@ -43,7 +42,7 @@ from pytest_dummyweights.vocabulary import (
 
 # Registered with this module: the fleet's hooks must be there before pytest_configure (xdist's -n auto), and
 # interception's from start-up on (conftest imports), around each test and on xdist workers.
-pytest_plugins = ("pytest_dummyweights._fleet.plugin", intercept_plugin.__name__)
+pytest_plugins = ("pytest_dummyweights._fleet.plugin", "pytest_dummyweights._intercept.plugin")
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -107,7 +106,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dummyweights_isolation", "isolation check after each test: fast or strict", default=DEFAULT_ISOLATION)
     parser.addini("dummyweights_scales", "values of scale-like parameters: default (the published rule) or neutral", default=DEFAULT_SCALES)
     parser.addini("dummyweights_smoke", "run a finiteness smoke forward pass after each build", type="bool", default=False)
-    intercept_plugin.add_options(group, parser)
     gate_plugin.add_options(parser)
 
 
@@ -210,13 +208,14 @@ def run_stats(config: pytest.Config, extra_reports: Iterable[dict[str, Any]] = (
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    # lazy: imported at the top, the fleet's plugin module would be imported before pytest_plugins registers it,
-    # and pytest's assertion rewriting then warns that it cannot rewrite it (PytestAssertRewriteWarning)
+    # lazy: imported at the top, these plugin modules would be imported before pytest_plugins registers them,
+    # and pytest's assertion rewriting then warns that it cannot rewrite them (PytestAssertRewriteWarning)
     from pytest_dummyweights._fleet.plugin import spread_notes
+    from pytest_dummyweights._intercept.plugin import summary as intercepted_summary
 
     if worker_id(config) is not None:
         return
-    intercepted_reports, intercepted_lines = intercept_plugin.summary(config)
+    intercepted_reports, intercepted_lines = intercepted_summary(config)
     stats = run_stats(config, intercepted_reports)
     lines = stats.summary_lines(config.option.verbose) + intercepted_lines + spread_notes(config, stats)
     if lines:

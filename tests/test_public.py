@@ -73,12 +73,17 @@ def test_a_former_module_path_still_imports_or_the_changelog_names_its_new_home(
         assert re.search(rf"`(pytest_dummyweights)?\.{name}` \(`\w+`", unreleased), f"pytest_dummyweights.{name} is gone unnamed"
 
 
+def plain_environment() -> dict[str, str]:
+    """This environment without the outer run's pytest and coverage variables; the plugin loads only when asked
+    for (``-p dummyweights``)."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "COV"))}
+    return {**environment, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+
+
 def heavy_modules_after(code: str) -> dict[str, bool]:
     """Which of numpy and Paddle a fresh interpreter has imported after running ``code``."""
-    environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "COV"))}
     probe = f"{code}\nimport json, sys\nprint(json.dumps({{name: name in sys.modules for name in ('numpy', 'paddle')}}))"
-    environment["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # the plugin loads only when asked for (-p dummyweights)
-    done = subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", probe], env=plain_environment(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -105,3 +110,12 @@ def test_importing_the_package_imports_neither_numpy_nor_paddle() -> None:
 
 def test_loading_the_plugin_imports_neither_numpy_nor_paddle(tmp_path: Path) -> None:
     assert heavy_modules_after(pytest_run(tmp_path, "-p", "dummyweights")) == NOTHING_HEAVY
+
+
+def test_loading_the_plugin_warns_nothing(tmp_path: Path) -> None:
+    """Its plugin modules are registered before anything imports them, so pytest can rewrite their asserts."""
+    (tmp_path / "test_one.py").write_text("def test_one():\n    assert True\n", encoding="utf-8")
+    command = [sys.executable, "-m", "pytest", "-p", "dummyweights", "-p", "no:cacheprovider", str(tmp_path)]
+    done = subprocess.run(command, env=plain_environment(), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "warning" not in (done.stdout + done.stderr).lower(), done.stdout + done.stderr

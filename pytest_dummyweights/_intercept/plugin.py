@@ -34,7 +34,8 @@ WORKER_REPORTS = pytest.StashKey[list[dict[str, Any]]]()
 ACTIVE = pytest.StashKey[contextlib.ExitStack]()
 
 
-def add_options(group: Any, parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dummyweights")
     group.addoption(
         "--dummy-weights",
         action="store_true",
