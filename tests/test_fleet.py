@@ -213,7 +213,7 @@ def test_h_without_model():
 
 
 def test_explicit_xdist_groups_stay_on_one_worker_with_their_models(inner, logs) -> None:
-    """Checked on pytest 9.2 here and on 8.4.2 by ci/matrix-cell: xdist's own loadgroup does not group on 9.2."""
+    """Checked on pytest 9.2 here and on 8.4.2 by the pytest-8 cell (ci/matrix pytest-8): xdist's own loadgroup does not group on 9.2."""
     inner.write("test_groups.py", GROUP_TESTS)
     result = run_xdist(inner, "-v")
     assert result.ret == 0, result.stdout.str()
