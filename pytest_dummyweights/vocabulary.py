@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pytest_dummyweights.errors import DummyWeightsError
@@ -69,6 +70,26 @@ def check_device(device: str) -> None:
 def check_storage(storage: str | None) -> None:
     if storage is not None and storage not in STORAGES:
         raise DummyWeightsError(f"unknown storage {storage!r}: use 'mapped' or 'filled' (or leave it unset)")
+
+
+def check_search_dirs(directories: object) -> tuple[str | os.PathLike[str], ...]:
+    """A collection of paths. One path alone is refused, not split into its letters (a ``str`` is iterable)."""
+    if isinstance(directories, (str, bytes, os.PathLike)) or not isinstance(directories, Iterable):
+        raise DummyWeightsError(
+            f"search_dirs must be a list of directories, such as ['.']; got {type(directories).__name__}: {directories!r}"
+        )
+    found = tuple(directories)
+    for directory in found:
+        if not isinstance(directory, (str, os.PathLike)):
+            raise DummyWeightsError(f"search_dirs must hold paths; got {type(directory).__name__}: {directory!r}")
+    return found
+
+
+def check_worker_id(worker_id: object) -> None:
+    if worker_id is not None and not isinstance(worker_id, str):
+        raise DummyWeightsError(
+            f"worker_id must be an xdist worker's name, such as 'gw1', or None; got {type(worker_id).__name__}: {worker_id!r}"
+        )
 
 
 def check_rule_arguments(scales: Any, value_rules: Any) -> None:

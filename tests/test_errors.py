@@ -15,7 +15,7 @@ import sys
 import pytest
 
 import pytest_dummyweights
-from pytest_dummyweights import errors
+from pytest_dummyweights import BuildContext, DummySpec, DummyWeightsError, errors, execute, plan_build
 
 ERRORS = """
     import pytest
@@ -250,3 +250,22 @@ def test_reraised_as_folds_foreign_errors_and_passes_its_own_through():
             raise errors.CheckpointMismatch(report)
     with pytest.raises(KeyError), errors.reraised_as(errors.DummyWeightsError, "never", catch=(OSError,)):  # not asked for
         raise KeyError("k")
+
+
+API_MISUSES = {
+    "one path as search_dirs": (lambda: BuildContext(search_dirs="configs"), "search_dirs must be a list of directories"),
+    "a number as search_dirs": (lambda: BuildContext(search_dirs=5), "search_dirs must be a list of directories"),
+    "a number in search_dirs": (lambda: BuildContext(search_dirs=[".", 1]), "search_dirs must hold paths; got int: 1"),
+    "a number as worker_id": (lambda: BuildContext(worker_id=1), "worker_id must be an xdist worker's name"),
+    "a path for a spec": (lambda: plan_build("configs/qwen3-0.6b"), "a build takes a DummySpec"),
+    "a dict for a context": (lambda: plan_build(DummySpec({}), {"search_dirs": ["."]}), "context must be a BuildContext or None"),
+    "a spec for a plan": (lambda: execute(DummySpec({})), "execute takes the Plan that plan_build returned"),
+}
+
+
+@pytest.mark.parametrize("misuse", API_MISUSES)
+def test_each_misuse_of_the_build_functions_is_one_line(misuse) -> None:
+    call, message = API_MISUSES[misuse]
+    with pytest.raises(DummyWeightsError, match=re.escape(message)) as raised:
+        call()
+    assert "\n" not in str(raised.value)

@@ -9,9 +9,10 @@ Importable without Paddle.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from pytest_dummyweights.vocabulary import check_search_dirs, check_worker_id
 
 if TYPE_CHECKING:
     from pytest_dummyweights.spec import DummySpec
@@ -44,5 +45,5 @@ class BuildContext:
     worker_id: str | None = None
 
     def __post_init__(self) -> None:
-        directories: Iterable[Any] = self.search_dirs
-        object.__setattr__(self, "search_dirs", tuple(Path(directory) for directory in directories))
+        check_worker_id(self.worker_id)
+        object.__setattr__(self, "search_dirs", tuple(Path(directory) for directory in check_search_dirs(self.search_dirs)))

@@ -141,6 +141,10 @@ class Plan:
 def plan_build(spec: DummySpec, context: BuildContext | None = None) -> Plan:
     """Read the config and the checkpoint's headers, choose device, dtype and std, and find the model class, without
     constructing anything; ``context`` (default: no hooks, no search directories, no xdist worker) says where."""
+    if not isinstance(spec, DummySpec):
+        raise DummyWeightsError(f"a build takes a DummySpec, such as DummySpec('path/to/config'); got {type(spec).__name__}: {spec!r}")
+    if context is not None and not isinstance(context, BuildContext):
+        raise DummyWeightsError(f"context must be a BuildContext or None; got {type(context).__name__}: {context!r}")
     context = context or BuildContext()
     spec.validate()
     seconds: dict[str, float] = {}
@@ -180,6 +184,8 @@ def plan_build(spec: DummySpec, context: BuildContext | None = None) -> Plan:
 
 def execute(plan: Plan) -> BuildResult:
     """Construct, load the checkpoint's contract (see ``contract``), dummy-init and post-process the planned model on its device."""
+    if not isinstance(plan, Plan):
+        raise DummyWeightsError(f"execute takes the Plan that plan_build returned; got {type(plan).__name__}: {plan!r}")
     spec, resolved, model_config, seconds = plan.spec, plan.resolved, plan.loaded_config.model_config, dict(plan.seconds)
     hooks = plan.context.hooks
     loaded = contract.LoadResult(None)
