@@ -64,7 +64,7 @@ def render(report: dict) -> str:
     m = report["machine"]
     lines = [f"machine: {m['cpus']} CPUs, {m['cpu']}, {m['ram_gib']} GiB RAM, python {m['python']}, commit {m['commit']}",
              f"load average at start: {report['load_start'][0]:.1f}, at end: {report['load_end'][0]:.1f}",
-             f"suite: {len(MODELS)} models, " + ", ".join(f"{name} {parameters / 1e9:,.1f} B" for name, (_, _, parameters) in MODELS.items()),
+             f"suite: {len(MODELS)} models, " + ", ".join(f"{name} {count / 1e9:,.1f} B" for name, (_, _, count) in MODELS.items()),
              "", f"{'run':<8}{'wall s':>8}{'builds':>8}{'workers':>9}  load before/after  outcome"]
     for name, result in report["runs"].items():
         lines.append(f"{name:<8}{result['wall_s']:>8.1f}{result['builds']:>8}{result['started']:>9}  "
