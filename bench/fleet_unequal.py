@@ -21,7 +21,6 @@ the end of the script: the machine may be shared.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -49,17 +48,6 @@ def models_json() -> dict:
             for name, (config, shrink, parameters) in MODELS.items()}
 
 
-def write_suite(suite_dir: Path) -> None:
-    for name in ("conftest.py", "test_structural.py"):
-        shutil.copy(suite.SUITE_FILES / name, suite_dir / name)
-    (suite_dir / "models.json").write_text(json.dumps(models_json(), indent=1))
-    (suite_dir / "pytest.ini").write_text("[pytest]\nfilterwarnings =\n    ignore::DeprecationWarning\n    ignore::UserWarning\n")
-
-
-def label(workers: int) -> str:
-    return f"-n {workers}"
-
-
 def render(report: dict) -> str:
     m = report["machine"]
     lines = [f"machine: {m['cpus']} CPUs, {m['cpu']}, {m['ram_gib']} GiB RAM, python {m['python']}, commit {m['commit']}",
@@ -83,20 +71,16 @@ def main() -> None:
     print(f"load average at start: {load_start[0]:.1f} {load_start[1]:.1f} {load_start[2]:.1f}", file=sys.stderr, flush=True)
     suite_dir = Path(args.keep or tempfile.mkdtemp(prefix="unequal-suite-"))
     suite_dir.mkdir(parents=True, exist_ok=True)
-    write_suite(suite_dir)
+    suite.write_suite(suite_dir, models_json())
     # untimed: value stores, imports, and the durations file (which model each test uses, build seconds)
     suite.run_pytest(suite.Run("warm-up", "unequal", "dummy", 1, "mapped", ("--dummy-write-durations",)), suite_dir)
-    report: dict = {"machine": suite.machine(), "models": models_json(), "load_start": load_start, "runs": {}}
-    for workers in WORKERS:
-        report["runs"][label(workers)] = suite.run_pytest(suite.Run(label(workers), "unequal", "dummy", workers, "mapped"), suite_dir)
-        print(f"{label(workers)}: {report['runs'][label(workers)]['wall_s']:.1f} s", file=sys.stderr, flush=True)
+    runs = [suite.Run(f"-n {workers}", "unequal", "dummy", workers, "mapped") for workers in WORKERS]
+    report = {"machine": suite.machine(), "models": models_json(), "load_start": load_start, "runs": suite.timed_runs(runs, suite_dir)}
     report["load_end"] = os.getloadavg()
     wall = {name: result["wall_s"] for name, result in report["runs"].items()}
     report["ratios"] = {"-n 4 / -n 2": wall["-n 4"] / wall["-n 2"], "-n 2 / -n 1": wall["-n 2"] / wall["-n 1"]}
     report["targets"] = {"-n 4 / -n 2": TARGET}
-    print(render(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1))
+    suite.publish(render(report), report, args.json)
     if not args.keep:
         shutil.rmtree(suite_dir)
 
