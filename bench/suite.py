@@ -139,6 +139,14 @@ def prepare() -> dict:
     return out
 
 
+def write_suite(suite_dir: Path, models: dict) -> None:
+    """The structural suite's files in ``suite_dir``, over ``models`` (its ``models.json``)."""
+    for name in ("conftest.py", "test_structural.py"):
+        shutil.copy(SUITE_FILES / name, suite_dir / name)
+    (suite_dir / "models.json").write_text(json.dumps(models, indent=1))
+    (suite_dir / "pytest.ini").write_text("[pytest]\nfilterwarnings =\n    ignore::DeprecationWarning\n    ignore::UserWarning\n")
+
+
 def warm_page_cache(models: dict) -> None:
     for entry in models.values():
         for file in Path(entry["checkpoint"]).iterdir():
@@ -180,6 +188,21 @@ def run_pytest(run: Run, suite_dir: Path) -> dict:
             "builds": int(built[1]) if built else None, "started": len(workers) if run.workers else 0,
             "load_before": load_before, "load_after": os.getloadavg(), "memory": memory,
             "workers_peak_rss": sum(c["peak_rss"] for c in workers.values()), "workers_pss": sum(c["pss"] for c in workers.values())}
+
+
+def timed_runs(runs: list[Run], suite_dir: Path) -> dict:
+    """Each run's result by label, in order; its wall time on stderr as it ends."""
+    out = {}
+    for run in runs:
+        out[run.label] = run_pytest(run, suite_dir)
+        print(f"{run.label}: {out[run.label]['wall_s']:.1f} s", file=sys.stderr, flush=True)
+    return out
+
+
+def publish(text: str, report: dict, json_path: str | None) -> None:
+    print(text)
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=1))
 
 
 def ratios(results: dict) -> dict:
@@ -248,21 +271,13 @@ def main() -> None:
     if done.returncode or not lines:
         raise SystemExit(f"preparing the models failed:\n{done.stderr[-4000:]}")
     models = json.loads(lines[-1][len(RESULT_PREFIX):])
-    for name in ("conftest.py", "test_structural.py"):
-        shutil.copy(SUITE_FILES / name, suite_dir / name)
-    (suite_dir / "models.json").write_text(json.dumps(models, indent=1))
-    (suite_dir / "pytest.ini").write_text("[pytest]\nfilterwarnings =\n    ignore::DeprecationWarning\n    ignore::UserWarning\n")
+    write_suite(suite_dir, models)
     # untimed: value stores, imports, and the durations file (which model each test uses, build seconds)
     run_pytest(Run("warm-up", "structural", "dummy", 1, "mapped", ("--dummy-write-durations",)), suite_dir)
     warm_page_cache(models)
-    report = {"machine": machine(), "models": models, "runs": {}}
-    for run in RUNS:
-        report["runs"][run.label] = run_pytest(run, suite_dir)
-        print(f"{run.label}: {report['runs'][run.label]['wall_s']:.1f} s", file=sys.stderr, flush=True)
+    report = {"machine": machine(), "models": models, "runs": timed_runs(RUNS, suite_dir)}
     report["ratios"] = ratios(report["runs"])
-    print(render(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1))
+    publish(render(report), report, args.json)
     if not args.keep:
         shutil.rmtree(suite_dir)
 
