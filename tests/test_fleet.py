@@ -169,8 +169,9 @@ def test_tests_that_build_through_the_factory_are_grouped_from_the_second_run_on
     durations = inner.path / "durations.json"
     first = run_xdist(inner, f"--dummy-durations={durations}", "--dummy-write-durations")
     assert first.ret == 0, first.stdout.str()
-    learned = json.loads(durations.read_text())["tests"]
-    assert len(learned) == 12 and len({tuple(keys) for keys in learned.values()}) == 3
+    learned = json.loads(durations.read_text())
+    assert len(learned["tests"]) == 12 and len({tuple(keys) for keys in learned["tests"].values()}) == 3
+    assert len(learned["units"]) == 3  # the units the next run forms, one per model, which size its worker count
     for old in logs.glob("*.jsonl"):
         old.unlink()
 

@@ -1,7 +1,7 @@
 """What earlier runs learned, kept in pytest's cache for this machine and in a durations file committed for
 CI machines: each model's measured build seconds (by fleet key), the models each test was served (so tests
 that build through ``dummy_model_factory``, invisible at collection, are grouped from the second run on),
-and the seconds each work unit took.
+and the seconds each work unit took, as the next run forms its units.
 
 Build seconds are measured inside the build, after the build lock is taken: a test report's duration would
 count imports and lock waits too. The file is JSON::
@@ -11,7 +11,8 @@ count imports and lock waits too. The file is JSON::
      "tests": {"tests/test_x.py::test_shapes[qwen3]": ["<fleet key>"]},
      "units": [12.5, 3.0, 0.4]}
 
-``units`` (seconds of each work unit in the run that wrote it) sizes ``-n auto``.
+``units`` (seconds of each work unit of the run that wrote it, joined where their tests were served one model,
+as the next run groups them) sizes ``-n auto`` and ``-n N``.
 """
 
 from __future__ import annotations

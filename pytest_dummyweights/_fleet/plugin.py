@@ -309,7 +309,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if worker_id(config) is not None or config.option.collectonly:
         return
     stats = CacheStats.from_reports(run_reports(config))
-    now = measured(stats.models.values(), stats.test_models, fleet.scheduler.unit_durations() if fleet.scheduler else [])
+    now = measured(stats.models.values(), stats.test_models, fleet.scheduler.unit_durations(stats.test_models) if fleet.scheduler else [])
     if not now.build_seconds and not now.units:
         return
     cache = getattr(config, "cache", None)

@@ -16,14 +16,14 @@ queue as units of their own model, so another worker builds that model and runs 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pytest
 from xdist.remote import Producer
 from xdist.report import report_collection_diff
 from xdist.workermanage import WorkerController
 
-from pytest_dummyweights._fleet.units import Unit
+from pytest_dummyweights._fleet.units import Unit, connected
 
 MIN_PENDING = 2  # as LoadScopeScheduling: a worker with more pending tests than this gets no new unit yet
 
@@ -51,7 +51,7 @@ class ModelScheduling:
         self.queue: list[Unit] = []
         self.unit_of: dict[int, Unit] = {}  # test index -> its unit, for the seconds each unit took
         self.placed: dict[str, list[str]] = {}  # fleet key -> workers its tests were sent to
-        self.unit_seconds: dict[int, float] = {}  # by id() of the unit
+        self.test_seconds: dict[int, float] = {}  # test index -> seconds, for the tests of a unit
         self.crashes: list[Crash] = []
 
     @property
@@ -95,9 +95,8 @@ class ModelScheduling:
 
     def mark_test_complete(self, node: WorkerController, item_index: int, duration: float = 0) -> None:
         self.pending[node].remove(item_index)
-        unit = self.unit_of.get(item_index)
-        if unit is not None:
-            self.unit_seconds[id(unit)] = self.unit_seconds.get(id(unit), 0.0) + duration
+        if item_index in self.unit_of:
+            self.test_seconds[item_index] = self.test_seconds.get(item_index, 0.0) + duration
         self._refill(node)
 
     def mark_test_pending(self, item: str) -> None:
@@ -175,6 +174,12 @@ class ModelScheduling:
                 if not self.pending[idle] and not idle.shutting_down:
                     idle.shutdown()
 
-    def unit_durations(self) -> list[float]:
-        """Seconds each unit's tests took, as the workers measured them."""
-        return list(self.unit_seconds.values())
+    def unit_durations(self, served: Mapping[str, Sequence[str]]) -> list[float]:
+        """Seconds of each work unit as the next run will form it, from the test times the workers measured: this
+        run's units, joined where their tests were ``served`` one model (a test that builds through the factory is a
+        unit of its own until a run has seen which model it builds)."""
+        if self.collection is None:
+            return []
+        collection, indices = self.collection, sorted(self.test_seconds)
+        labels = [[f"unit:{id(self.unit_of[i])}", *(f"model:{key}" for key in served.get(collection[i], ()))] for i in indices]
+        return [sum(self.test_seconds[indices[j]] for j in group) for group in connected(labels)]

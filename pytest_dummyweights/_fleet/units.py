@@ -37,11 +37,10 @@ def models_of(nodeids: Sequence[str], keys: Mapping[str, str | None], durations:
     return {nodeid: [key] if (key := keys.get(nodeid)) else durations.tests.get(nodeid, []) for nodeid in nodeids}
 
 
-def make_units(
-    nodeids: Sequence[str], models: Mapping[str, Sequence[str]], groups: Mapping[str, Sequence[str]], durations: Durations
-) -> list[Unit]:
-    """The units of a collection, most costly first (ties: collection order)."""
-    parent = list(range(len(nodeids)))
+def connected(labels: Sequence[Sequence[str]]) -> list[list[int]]:
+    """The indices of ``labels`` in groups, two indices that share a label (directly or through others) in one;
+    each group in index order, the groups by their first index."""
+    parent = list(range(len(labels)))
 
     def root(index: int) -> int:
         while parent[index] != index:
@@ -50,17 +49,25 @@ def make_units(
         return index
 
     first_of: dict[str, int] = {}
-    for index, nodeid in enumerate(nodeids):
-        labels = [f"model:{key}" for key in models.get(nodeid, ())]
-        labels += [f"group:{name}" for name in groups.get(nodeid, ())]
-        for label in labels:
-            other = first_of.setdefault(label, index)
+    for index, names in enumerate(labels):
+        for name in names:
+            other = first_of.setdefault(name, index)
             parent[root(index)] = root(other)
     members: dict[int, list[int]] = {}
-    for index in range(len(nodeids)):
+    for index in range(len(labels)):
         members.setdefault(root(index), []).append(index)
+    return list(members.values())
+
+
+def make_units(
+    nodeids: Sequence[str], models: Mapping[str, Sequence[str]], groups: Mapping[str, Sequence[str]], durations: Durations
+) -> list[Unit]:
+    """The units of a collection, most costly first (ties: collection order)."""
+    labels = [
+        [f"model:{key}" for key in models.get(nodeid, ())] + [f"group:{name}" for name in groups.get(nodeid, ())] for nodeid in nodeids
+    ]
     units = []
-    for tests in members.values():
+    for tests in connected(labels):
         keys = tuple(sorted({key for i in tests for key in models.get(nodeids[i], ())}))
         named = tuple(sorted({name for i in tests for name in groups.get(nodeids[i], ())}))
         cost = sum(durations.build_seconds_of(key) for key in keys) + TEST_SECONDS * len(tests)
