@@ -80,6 +80,7 @@ def test_any_overrides_give_a_model_or_one_error_line(overrides, sizes) -> None:
     ),
     positional=st.lists(st.one_of(st.just(str(QWEN3_DIR)), values), max_size=2),
 )
+@example(keywords={}, positional=["\n"])  # a path with a newline, named in the one-line "not found" message
 def test_any_marker_arguments_give_a_model_or_one_error_line(keywords, positional) -> None:
     keywords = {**keywords, "overrides": TINY} if "overrides" not in keywords else keywords
     outcome(lambda: spec_from_call(tuple(positional), keywords, "dummy_load"))

@@ -15,6 +15,12 @@ def locate(given: str | os.PathLike, search_dirs: Iterable[Path], what: str, hin
     candidates = [path] if path.is_absolute() else list(dict.fromkeys(Path(d) / path for d in search_dirs)) or [path]
     found = next((candidate for candidate in candidates if candidate.exists()), None)
     if found is None:
-        looked = ", ".join(str(candidate) for candidate in candidates)
+        looked = ", ".join(_shown(candidate) for candidate in candidates)
         raise DummyWeightsError(f"{what} {os.fspath(given)!r} not found (looked at: {looked}); {hint}")
     return found
+
+
+def _shown(path: Path) -> str:
+    """A path as written, or quoted when it holds a character that would break the one-line message (a newline)."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
