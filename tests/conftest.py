@@ -10,6 +10,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# The property tests gate every change, so they run the same examples on every run ("gate": derandomized, no
+# example database); HYPOTHESIS_PROFILE=explore searches new ones (keep what it finds as an @example).
+settings.register_profile("gate", derandomize=True, database=None)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gate"))
 
 TESTS_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS_DIR))  # engine_models, for the outer tests (the inner sessions get it below)
