@@ -1,50 +1,80 @@
-"""What loading the plugin costs every pytest run: a one-test file with the plugin and without it, in one run.
+"""What installing the plugin costs every pytest run: a one-test file in a venv with the plugin's wheel installed
+and in one without it, in one run.
 
     python bench/startup.py [--runs 20] [--json PATH]
 
-Installed, the plugin autoloads in every pytest run of its environment, ``--help`` included, so its import must
-stay cheap. Each run is a fresh ``python -m pytest -q`` of a one-test file in a temporary directory, the two
-variants interleaved so that load from other jobs falls on both alike: autoloaded (as installed), and
-``-p no:dummyweights`` (pytest then never imports it: the run without the plugin). Reports the medians, their
-difference, and which heavy modules loading the plugin imports (none is the goal: numpy and Paddle wait for the
-first build).
+Installed, the plugin autoloads in every pytest run of its environment, ``--help`` included, so loading it must
+stay cheap. The bench makes two fresh venvs with this environment's pytest and pytest-xdist (from the package
+index), and installs the checkout's wheel, with its dependencies, into one of them: as a user has it, so pytest
+rewrites the plugin's modules (it marks an installed plugin's package for assertion rewriting; an editable
+install is not marked) and the ``.pth`` start-up hook of interception is there. Each run is a fresh
+``python -m pytest -q`` of a one-test file, the two venvs interleaved so that load from other jobs falls on both
+alike. Two modes:
+
+- bytecode on (Python's default): pip compiled the modules and pytest keeps its rewritten ones after its first
+  run, as on a developer's machine or a CI runner;
+- ``PYTHONDONTWRITEBYTECODE=1`` (common in containers): pytest writes no rewritten modules, so every run
+  rewrites every plugin module it imports. Measured first, before anything is cached.
+
+Reports the medians and their difference, and which of the plugin's modules a run without builds imports (the
+fewer the better: numpy and Paddle wait for the first build, and the build's machinery for its first use).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import venv
 from pathlib import Path
 
-HEAVY = ("numpy", "paddle", "paddleformers", "diff_cover", "coverage", "filelock")
-VARIANTS = {"with the plugin": (), "without the plugin": ("-p", "no:dummyweights")}
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("numpy", "paddle", "paddleformers", "diff_cover", "coverage", "filelock", "xxhash")
+MODES = {"bytecode off (PYTHONDONTWRITEBYTECODE=1)": "1", "bytecode on": None}
+PROBE = (
+    "import sys, pytest; pytest.main(['-q', '-p', 'no:cacheprovider']); "
+    f"print(sorted(m for m in sys.modules if m.startswith('pytest_dummyweights') or m.split('.')[0] in {HEAVY!r}))"
+)
 
 
-def with_bytecode(bytecode_dir: Path) -> dict[str, str]:
-    """This environment with Python's bytecode cache on, kept in ``bytecode_dir``: an installed package has its
-    bytecode (pip compiles it), and a run without it would time the compiler (``PYTHONDONTWRITEBYTECODE`` is
-    set on some machines), not the import."""
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-    return {**environment, "PYTHONPYCACHEPREFIX": str(bytecode_dir)}
+def clean_environment(dont_write_bytecode: str | None) -> dict[str, str]:
+    """This environment without Python, pytest or coverage variables, which would reach into the fresh venvs."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "PYTEST", "COV"))}
+    return environment if dont_write_bytecode is None else {**environment, "PYTHONDONTWRITEBYTECODE": dont_write_bytecode}
 
 
-def one_run(directory: Path, extra: tuple[str, ...], environment: dict[str, str]) -> float:
+def make_venv(where: Path, requirements: list[str]) -> Path:
+    venv.create(where, with_pip=True)
+    python = where / "bin" / "python"
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements]
+    subprocess.run(pip, env=clean_environment(None), check=True)
+    return python
+
+
+def build_wheel(out: Path) -> Path:
+    """The checkout's wheel, built from a copy of what it is made of (a stale build/ cannot leak in)."""
+    source = out / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "MANIFEST.in", "pytest_dummyweights.pth"):
+        shutil.copy2(ROOT / name, source / name)
+    shutil.copytree(ROOT / "pytest_dummyweights", source / "pytest_dummyweights", ignore=shutil.ignore_patterns("__pycache__"))
+    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps", "-w", str(out), str(source)]
+    subprocess.run(command, check=True)
+    (wheel,) = out.glob("pytest_dummyweights-*.whl")
+    return wheel
+
+
+def one_run(python: Path, project: Path, environment: dict[str, str]) -> float:
     start = time.perf_counter()
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra]
-    subprocess.run(command, cwd=directory, env=environment, check=True, capture_output=True)
+    subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=environment, check=True, capture_output=True)
     return time.perf_counter() - start
-
-
-def heavy_imports() -> list[str]:
-    """The heavy modules that importing the plugin module (what autoloading does) brings in."""
-    probe = f"import sys, pytest_dummyweights.plugin; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
-    return subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout.split()
 
 
 def main() -> None:
@@ -52,25 +82,35 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as directory, tempfile.TemporaryDirectory() as bytecode_dir:
-        (Path(directory) / "test_one.py").write_text("def test_one():\n    assert True\n")
-        environment = with_bytecode(Path(bytecode_dir))
-        one_run(Path(directory), (), environment)  # untimed: warms the file cache and writes the bytecode
-        times: dict[str, list[float]] = {name: [] for name in VARIANTS}
-        for _ in range(args.runs):
-            for name, extra in VARIANTS.items():
-                times[name].append(one_run(Path(directory), extra, environment))
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    result = {
-        "runs": args.runs,
-        "median_seconds": medians,
-        "plugin_cost_ms": (medians["with the plugin"] - medians["without the plugin"]) * 1e3,
-        "heavy_imports": heavy_imports(),
-    }
-    for name, median in medians.items():
-        print(f"{name:>20}: median {median * 1e3:7.1f} ms over {args.runs} runs")
-    heavy = result["heavy_imports"] or "none"
-    print(f"{'plugin cost':>20}: {result['plugin_cost_ms']:+7.1f} ms; heavy modules imported by loading it: {heavy}")
+    stack = [f"pytest=={importlib.metadata.version('pytest')}", f"pytest-xdist=={importlib.metadata.version('pytest-xdist')}"]
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        pythons = {
+            "without the plugin": make_venv(work / "without", stack),
+            "with the plugin": make_venv(work / "with", [*stack, str(build_wheel(work))]),
+        }
+        project = work / "project"
+        project.mkdir()
+        (project / "test_one.py").write_text("def test_one():\n    assert True\n")
+        result: dict[str, object] = {"runs": args.runs, "stack": stack, "modes": {}}
+        for mode, dont_write_bytecode in MODES.items():
+            environment = clean_environment(dont_write_bytecode)
+            for python in pythons.values():
+                one_run(python, project, environment)  # untimed: warms the file cache (and, bytecode on, pytest's own)
+            times: dict[str, list[float]] = {name: [] for name in pythons}
+            for _ in range(args.runs):
+                for name, python in pythons.items():
+                    times[name].append(one_run(python, project, environment))
+            medians = {name: statistics.median(values) * 1e3 for name, values in times.items()}
+            cost = medians["with the plugin"] - medians["without the plugin"]
+            result["modes"][mode] = {"median_ms": medians, "plugin_cost_ms": cost}  # type: ignore[index]
+            print(f"{mode}: with {medians['with the plugin']:.1f} ms, without {medians['without the plugin']:.1f} ms, cost {cost:+.1f} ms")
+        probe = subprocess.run([str(pythons["with the plugin"]), "-c", PROBE], cwd=project, env=clean_environment(None), check=True, capture_output=True, text=True)
+        imported = json.loads(probe.stdout.splitlines()[-1].replace("'", '"'))
+    result["imported"] = imported
+    heavy = [name for name in imported if not name.startswith("pytest_dummyweights")]
+    print(f"a run without builds imports {len(imported) - len(heavy)} of the plugin's modules; heavy ones: {', '.join(heavy) or 'none'}")
+    print("  " + " ".join(name.removeprefix("pytest_dummyweights") or "pytest_dummyweights" for name in imported))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 
