@@ -11,8 +11,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from pytest_dummyweights import mla
-from pytest_dummyweights._runtime.requirements import require_paddle
 from pytest_dummyweights.errors import (
     CheckpointMismatch,
     CheckpointMismatchWarning,
@@ -25,9 +23,9 @@ from pytest_dummyweights.errors import (
     ShrinkWarning,
     ValueRulesIgnoredWarning,
 )
-from pytest_dummyweights.spec import DummySpec
 
 if TYPE_CHECKING:  # imported on first use (__getattr__); named here for type checkers and the API reference
+    from pytest_dummyweights import mla
     from pytest_dummyweights._building.context import BuildContext, BuildHooks
     from pytest_dummyweights._building.pipeline import BuildResult, Plan, build_dummy_model, execute, plan_build
     from pytest_dummyweights._building.shrink import ShrinkResult, describe_changes, shrink_config
@@ -36,13 +34,15 @@ if TYPE_CHECKING:  # imported on first use (__getattr__); named here for type ch
     from pytest_dummyweights._checkpoints.structure import CheckReport, Layout, TensorSpec, check_model
     from pytest_dummyweights._intercept.targets import InterceptTarget
     from pytest_dummyweights._values.fill import initialize_dummy_weights
+    from pytest_dummyweights.spec import DummySpec
 
 __version__ = "0.1.0"  # the one place the version is written: pyproject.toml reads it from here
-LAZY = {  # public name: the internal module that defines it, imported when the name is first asked for
+LAZY = {  # public name: the module that defines it (or, named alike, is it), imported when the name is first asked for
     "BuildContext": "._building.context",
     "BuildHooks": "._building.context",
     "BuildResult": "._building.pipeline",
     "CheckReport": "._checkpoints.structure",
+    "DummySpec": ".spec",
     "FeedResult": "._checkpoints.loader_feed",
     "InterceptTarget": "._intercept.targets",
     "Layout": "._checkpoints.structure",
@@ -57,6 +57,7 @@ LAZY = {  # public name: the internal module that defines it, imported when the 
     "feed_load_weights": "._checkpoints.loader_feed",
     "initialize_dummy_weights": "._values.fill",
     "load_manifest": "._checkpoints.manifest",
+    "mla": ".mla",
     "plan_build": "._building.pipeline",
     "shrink_config": "._building.shrink",
 }
@@ -104,8 +105,9 @@ def __getattr__(name: str) -> Any:
     if name not in LAZY:
         raise AttributeError(f"module 'pytest_dummyweights' has no attribute {name!r}")
     if LAZY[name] in NEEDS_PADDLE:
-        require_paddle()
-    return getattr(importlib.import_module(LAZY[name], __name__), name)
+        importlib.import_module("._runtime.requirements", __name__).require_paddle()
+    module = importlib.import_module(LAZY[name], __name__)
+    return module if LAZY[name] == f".{name}" else getattr(module, name)
 
 
 def __dir__() -> list[str]:

@@ -6,6 +6,10 @@ the fleet (xdist scheduling, CI shards) is the plugin module ``_fleet.plugin``, 
 interception (``--dummy-weights``, the marker around its test) is the plugin module ``_intercept.plugin``,
 registered with this one too.
 
+Installed, this module is loaded by every pytest run of its environment, most of which build nothing: it
+imports at the top what registering its options, marker and hooks needs, and the build's machinery (the cache,
+the build context, the run's counts) in the function that first uses it (``bench/startup.py`` measures it).
+
 A build calls the ``pytest_dummyweights_*`` hooks through the test's own ``node.ihook``, as pytest calls its
 own hooks: a conftest.py's implementations apply to the tests under its directory only (the cache key names
 them, see ``fingerprint``). The test's ``dummy_load`` marker is the one of the nearest level that has one
@@ -15,19 +19,15 @@ them, see ``fingerprint``). The test's ``dummy_load`` marker is the one of the n
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from typing import Any, NoReturn
 
 import pytest
 
 from pytest_dummyweights import hookspecs
-from pytest_dummyweights._building.context import BuildContext
-from pytest_dummyweights._cache.stats import CacheStats
 from pytest_dummyweights._gate import plugin as gate_plugin
-from pytest_dummyweights._runtime.requirements import require_paddle
 from pytest_dummyweights.errors import DummyWeightsError, RealWeightsUnavailable
 from pytest_dummyweights.marker import MARKER, MARKER_DOC, requested_spec
-from pytest_dummyweights.settings import CACHE, SETTINGS, WORKER_REPORTS, read_settings, run_reports, run_spec, worker_id
+from pytest_dummyweights.settings import CACHE, SETTINGS, WORKER_REPORTS, read_settings, run_spec, run_stats, worker_id
 from pytest_dummyweights.spec import DummySpec, describe_config, spec_from_call
 from pytest_dummyweights.vocabulary import (
     CHECKPOINT_CHECKS,
@@ -120,6 +120,8 @@ def _cache(request: pytest.FixtureRequest) -> Any:
     """This worker's model cache, made on first use (so Paddle is imported only by runs that build)."""
     config = request.config
     if CACHE not in config.stash:
+        from pytest_dummyweights._runtime.requirements import require_paddle  # lazy: see the module docstring
+
         require_paddle()
         # lazy: the cache, its budget and the device import Paddle, which a run without builds never needs
         from pytest_dummyweights._cache.budget import default_budget_bytes, workers_per_device
@@ -144,6 +146,8 @@ def _fail(request: pytest.FixtureRequest, config_description: str, error: Except
 
 def _serve(request: pytest.FixtureRequest, spec: DummySpec) -> Any:
     """The model for ``spec`` from this worker's cache; after the test, its isolation is checked."""
+    from pytest_dummyweights._building.context import BuildContext  # lazy: see the module docstring
+
     spec = run_spec(request.config, spec)
     try:
         cache = _cache(request)
@@ -202,11 +206,6 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         node.config.stash[WORKER_REPORTS].append(report)
 
 
-def run_stats(config: pytest.Config, extra_reports: Iterable[dict[str, Any]] = ()) -> Any:
-    """The run's ``CacheStats``: this process's, every worker's and ``extra_reports`` (intercepting subprocesses'), merged."""
-    return CacheStats.from_reports([*run_reports(config), *extra_reports])
-
-
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     # lazy: imported at the top, these plugin modules would be imported before pytest_plugins registers them,
     # and pytest's assertion rewriting then warns that it cannot rewrite them (PytestAssertRewriteWarning)
@@ -217,7 +216,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     intercepted_reports, intercepted_lines = intercepted_summary(config)
     stats = run_stats(config, intercepted_reports)
-    lines = stats.summary_lines(config.option.verbose) + intercepted_lines + spread_notes(config, stats)
+    counts = stats.summary_lines(config.option.verbose) if stats is not None else []
+    lines = counts + intercepted_lines + spread_notes(config, stats)
     if lines:
         terminalreporter.write_sep("=", "dummyweights")
         for line in lines:

@@ -3,18 +3,18 @@ checked there, so a bad value stops the run with one usage error that names wher
 
 What the run keeps in pytest's stash lives here too (the settings, this process's model cache, the xdist
 workers' reports), so every piece of pytest glue reads them from one place. The words, defaults and checks
-of each option are the vocabulary's; pytest is the only thing this adds."""
+of each option are the vocabulary's; pytest is the only thing this adds. Every pytest run with the plugin
+installed loads this module, so the run's counts (``_cache.stats``) are imported by the first run that has some."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pytest
 
-from pytest_dummyweights._runtime.requirements import require_paddle
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.spec import DummySpec
 from pytest_dummyweights.vocabulary import (
@@ -26,6 +26,9 @@ from pytest_dummyweights.vocabulary import (
     check_seed,
     parse_bytes,
 )
+
+if TYPE_CHECKING:
+    from pytest_dummyweights._cache.stats import CacheStats
 
 T = TypeVar("T")
 SETTINGS = pytest.StashKey["Settings"]()
@@ -128,10 +131,11 @@ def _check_scales(scales: str) -> str:
 def _check_device(device: str) -> str:
     check_device(device)
     if device.startswith("gpu"):
-        require_paddle()
         # lazy: device imports Paddle, which a run that names no GPU never needs
         from pytest_dummyweights._runtime.device import check_device_exists
+        from pytest_dummyweights._runtime.requirements import require_paddle
 
+        require_paddle()
         check_device_exists(device)
     return device
 
@@ -163,9 +167,15 @@ def run_spec(config: pytest.Config, spec: DummySpec) -> DummySpec:
     return dataclasses.replace(spec, **{key: getattr(settings, key) for key in RUN_DEFAULTS if getattr(spec, key) is None})
 
 
-def run_reports(config: pytest.Config) -> list[dict[str, Any]]:
-    """The ``CacheStats`` reports of the run so far: every xdist worker's, then this process's cache's."""
-    reports = config.stash[WORKER_REPORTS].copy()
+def run_stats(config: pytest.Config, extra_reports: Iterable[dict[str, Any]] = ()) -> CacheStats | None:
+    """The run's counts so far: every xdist worker's, this process's cache's and ``extra_reports`` (intercepting
+    processes'), merged; None when no process of the run made a model cache, so a run without builds imports
+    nothing of the cache."""
+    reports = [*config.stash[WORKER_REPORTS], *extra_reports]
     if CACHE in config.stash:
         reports.append(config.stash[CACHE].stats.to_report())
-    return reports
+    if not reports:
+        return None
+    from pytest_dummyweights._cache.stats import CacheStats  # lazy: see the module docstring
+
+    return CacheStats.from_reports(reports)

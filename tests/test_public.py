@@ -34,8 +34,9 @@ def test_every_public_name_resolves_to_its_definition() -> None:
     assert len(pytest_dummyweights.__all__) == len(set(pytest_dummyweights.__all__)) >= 20
     for name in pytest_dummyweights.__all__:
         value = getattr(pytest_dummyweights, name)
-        if name in pytest_dummyweights.LAZY:  # the very object of the internal module, not a copy
-            assert value is getattr(importlib.import_module(pytest_dummyweights.LAZY[name], "pytest_dummyweights"), name)
+        if name in pytest_dummyweights.LAZY:  # the very object of the internal module (or the module itself), not a copy
+            module = importlib.import_module(pytest_dummyweights.LAZY[name], "pytest_dummyweights")
+            assert value is (module if module.__name__ == f"pytest_dummyweights.{name}" else getattr(module, name))
     assert set(pytest_dummyweights.LAZY) <= set(pytest_dummyweights.__all__) <= set(dir(pytest_dummyweights))
 
 
@@ -80,12 +81,23 @@ def plain_environment() -> dict[str, str]:
     return {**environment, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
-def heavy_modules_after(code: str) -> dict[str, bool]:
-    """Which of numpy and Paddle a fresh interpreter has imported after running ``code``."""
-    probe = f"{code}\nimport json, sys\nprint(json.dumps({{name: name in sys.modules for name in ('numpy', 'paddle')}}))"
+def modules_after(code: str) -> list[str]:
+    """The modules a fresh interpreter has imported after running ``code``."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", probe], env=plain_environment(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout.splitlines()[-1])
+
+
+def heavy_modules_after(code: str) -> dict[str, bool]:
+    """Which of numpy and Paddle a fresh interpreter has imported after running ``code``."""
+    imported = set(modules_after(code))
+    return {name: name in imported for name in ("numpy", "paddle")}
+
+
+def plugin_modules_after(code: str) -> set[str]:
+    """The plugin's modules a fresh interpreter has imported after running ``code``, named from the package."""
+    return {name.removeprefix("pytest_dummyweights") for name in modules_after(code) if name.split(".")[0] == "pytest_dummyweights"}
 
 
 def pytest_run(tmp_path: Path, *plugin: str) -> str:
@@ -110,6 +122,38 @@ def test_importing_the_package_imports_neither_numpy_nor_paddle() -> None:
 
 def test_loading_the_plugin_imports_neither_numpy_nor_paddle(tmp_path: Path) -> None:
     assert heavy_modules_after(pytest_run(tmp_path, "-p", "dummyweights")) == NOTHING_HEAVY
+
+
+# What a pytest run that builds nothing imports of the plugin: the glue that registers its options, marker and
+# hooks, and what reading the options needs. Every module more is paid by every pytest run of every environment
+# that has the plugin installed (bench/startup.py); the build's rooms and the machinery of the fleet, the gate and
+# interception are imported by the first run that uses them.
+LOADED_BY_EVERY_RUN = {
+    "",
+    ".errors",
+    ".hookspecs",
+    ".marker",
+    ".plugin",
+    ".settings",
+    ".spec",
+    ".vocabulary",
+    "._fleet",
+    "._fleet.keys",
+    "._fleet.plugin",
+    "._gate",
+    "._gate.plugin",
+    "._intercept",
+    "._intercept.plugin",
+}
+
+
+def test_a_run_that_builds_nothing_imports_only_the_glue(tmp_path: Path) -> None:
+    assert plugin_modules_after(pytest_run(tmp_path, "-p", "dummyweights")) == LOADED_BY_EVERY_RUN
+
+
+def test_importing_the_package_imports_only_its_errors() -> None:
+    """Every other public name is imported when it is first asked for."""
+    assert plugin_modules_after("import pytest_dummyweights") == {"", ".errors"}
 
 
 def test_loading_the_plugin_warns_nothing(tmp_path: Path) -> None:

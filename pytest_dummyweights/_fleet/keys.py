@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_dummyweights._building.context import BuildContext
 from pytest_dummyweights.spec import DummySpec
 
 KEYS_FILE = "keys-{worker}.json"
@@ -38,6 +37,7 @@ class KeyPlanner:
 
     def _plan(self, spec: DummySpec, search_dirs: Sequence[str | os.PathLike]) -> str | None:
         # lazy: planning imports Paddle, which a run whose tests use no dummy_model never needs
+        from pytest_dummyweights._building.context import BuildContext
         from pytest_dummyweights._building.pipeline import plan_build
         from pytest_dummyweights._cache.fingerprint import fleet_key
 

@@ -14,6 +14,10 @@ Rules a user relies on:
 - Build seconds are learned in pytest's cache on every run; ``--dummy-durations FILE`` (ini
   ``dummyweights_durations``) adds a file, read by every machine, and ``--dummy-write-durations`` writes this
   run's measurements into it. Shards read the file only, so every machine splits alike.
+
+Every pytest run with the plugin installed loads this module, and most neither distribute, shard nor build: the
+fleet's machinery (durations, units, shards, the run's counts, the scheduler) is imported by the hook that first
+has work for it, not at the top (``bench/startup.py`` measures it).
 """
 
 from __future__ import annotations
@@ -22,20 +26,21 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_dummyweights._cache.stats import CacheStats
-from pytest_dummyweights._fleet.durations import Durations, measured, read_durations, write_durations
 from pytest_dummyweights._fleet.keys import KeyPlanner, read_keys, write_keys
-from pytest_dummyweights._fleet.shards import Shard, parse_shard, tests_of_shard
-from pytest_dummyweights._fleet.units import Unit, make_units, models_of, workers_worth_starting
-from pytest_dummyweights._runtime import private_pytest  # the module: a pytest_* name imported here would be taken for a hook
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.marker import spec_of_item
-from pytest_dummyweights.settings import Setting, checked, one_of, read_setting, run_reports, run_spec, worker_id
+from pytest_dummyweights.settings import Setting, checked, one_of, read_setting, run_spec, run_stats, worker_id
 from pytest_dummyweights.vocabulary import DEFAULT_DIST, DIST_MODES
+
+if TYPE_CHECKING:
+    from pytest_dummyweights._cache.stats import CacheStats
+    from pytest_dummyweights._fleet.durations import Durations
+    from pytest_dummyweights._fleet.shards import Shard
+    from pytest_dummyweights._fleet.units import Unit
 
 CACHE_KEY = "dummyweights/fleet"
 RUN_DIR_INPUT = "dummyweights_run_dir"  # workerinput: where workers write their keys
@@ -52,7 +57,7 @@ class Fleet:
     schedules: bool  # the controller runs the model scheduler
     shard: Shard | None
     durations_file: Path | None
-    file_durations: Durations  # what the durations file held at the start (read once: every shard alike)
+    file_durations: Durations | None  # what the durations file held at the start (read once: every shard alike); None: no file
     write_durations: bool
     planner: KeyPlanner
     run_dir: Path | None = None  # controller: made when the first worker starts; worker: given in workerinput
@@ -128,7 +133,7 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput = getattr(config, "workerinput", {})
     config.stash[FLEET] = Fleet(
         schedules=_dist_mode(config) == "model" and not dist_given and _xdist_distributes(config) and worker_id(config) is None,
-        shard=checked(Setting(shard_text, "--dummy-shard"), parse_shard) if shard_text is not None else None,
+        shard=_shard(shard_text),
         durations_file=durations_file,
         file_durations=_file_durations(durations_file),
         write_durations=bool(config.getoption("--dummy-write-durations")),
@@ -138,9 +143,19 @@ def pytest_configure(config: pytest.Config) -> None:
     _start_fewer_workers(config, config.stash[FLEET])
 
 
-def _file_durations(path: Path | None) -> Durations:
+def _shard(text: str | None) -> Shard | None:
+    if text is None:
+        return None
+    from pytest_dummyweights._fleet.shards import parse_shard  # lazy: see the module docstring
+
+    return checked(Setting(text, "--dummy-shard"), parse_shard)
+
+
+def _file_durations(path: Path | None) -> Durations | None:
     if path is None:
-        return Durations()
+        return None
+    from pytest_dummyweights._fleet.durations import read_durations  # lazy: see the module docstring
+
     try:
         return read_durations(path)
     except DummyWeightsError as error:
@@ -148,6 +163,8 @@ def _file_durations(path: Path | None) -> Durations:
 
 
 def _cached(cache: pytest.Cache | None) -> Durations:
+    from pytest_dummyweights._fleet.durations import Durations  # lazy: see the module docstring
+
     cached = cache.get(CACHE_KEY, None) if cache is not None else None
     try:
         return Durations.from_json(cached, CACHE_KEY) if cached else Durations()
@@ -155,15 +172,21 @@ def _cached(cache: pytest.Cache | None) -> Durations:
         return Durations()  # written by another version of the plugin: this run learns it again
 
 
-def _learned(config: pytest.Config, file_durations: Durations) -> Durations:
+def _learned(config: pytest.Config, file_durations: Durations | None) -> Durations:
     """The durations file's costs, updated by this machine's cache."""
-    return file_durations.updated(_cached(private_pytest.pytest_cache_of(config)))
+    # lazy (see the module docstring); the module, not its function: a pytest_* name here would be taken for a hook
+    from pytest_dummyweights._runtime import private_pytest
+
+    cached = _cached(private_pytest.pytest_cache_of(config))
+    return file_durations.updated(cached) if file_durations is not None else cached
 
 
 # --- -n auto and the scheduler, on the xdist controller ------------------------------------------------
 
 
-def _workers_worth_starting(config: pytest.Config, file_durations: Durations, most: int) -> int:
+def _workers_worth_starting(config: pytest.Config, file_durations: Durations | None, most: int) -> int:
+    from pytest_dummyweights._fleet.units import workers_worth_starting  # lazy: see the module docstring
+
     units = _learned(config, file_durations).units
     return workers_worth_starting(units, most) if units else most
 
@@ -204,6 +227,8 @@ def pytest_configure_node(node: Any) -> None:
         return
     fleet.starting.add(node)
     if fleet.run_dir is None:
+        from pytest_dummyweights._runtime import private_pytest  # lazy: see _learned
+
         fleet.run_dir = private_pytest.basetemp_of(node.config) / "dummyweights-fleet"
         fleet.run_dir.mkdir(exist_ok=True)
     node.workerinput[RUN_DIR_INPUT] = str(fleet.run_dir)
@@ -216,6 +241,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     # lazy: the scheduler subclasses xdist's, and xdist is imported only by runs that distribute
     from pytest_dummyweights._fleet.scheduler import ModelScheduling
+    from pytest_dummyweights._fleet.units import make_units, models_of
 
     durations = _learned(config, fleet.file_durations)
     run_dir = fleet.run_dir
@@ -276,8 +302,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     fleet = config.stash[FLEET]
     if fleet.shard is None:
         return
+    from pytest_dummyweights._fleet.durations import Durations  # lazy: see the module docstring
+    from pytest_dummyweights._fleet.shards import tests_of_shard
+    from pytest_dummyweights._fleet.units import make_units, models_of
+
     nodeids = [item.nodeid for item in items]
-    durations = fleet.file_durations
+    durations = fleet.file_durations or Durations()
     units = make_units(nodeids, models_of(nodeids, _keys_of(config, items), durations), _groups_of(items), durations)
     kept = tests_of_shard(units, nodeids, fleet.shard)
     fleet.kept = (len(kept), len(items), len({key for unit in units if unit.tests[0] in kept for key in unit.models}))
@@ -308,15 +338,20 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         workeroutput[SHARD_OUTPUT] = list(fleet.kept)
     if worker_id(config) is not None or config.option.collectonly:
         return
-    stats = CacheStats.from_reports(run_reports(config))
-    now = measured(stats.models.values(), stats.test_models, fleet.scheduler.unit_durations(stats.test_models) if fleet.scheduler else [])
+    stats = run_stats(config)
+    if stats is None and fleet.scheduler is None:
+        return  # nothing was built or scheduled: nothing to learn
+    from pytest_dummyweights._fleet.durations import Durations, measured, write_durations  # lazy: see the module docstring
+
+    models, served = (stats.models.values(), stats.test_models) if stats is not None else ((), {})
+    now = measured(models, served, fleet.scheduler.unit_durations(served) if fleet.scheduler else [])
     if not now.build_seconds and not now.units:
         return
     cache = getattr(config, "cache", None)
     if cache is not None:
         cache.set(CACHE_KEY, _cached(cache).updated(now).to_json())
     if fleet.write_durations and fleet.durations_file is not None:
-        write_durations(fleet.durations_file, fleet.file_durations.updated(now))
+        write_durations(fleet.durations_file, (fleet.file_durations or Durations()).updated(now))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -326,16 +361,17 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         node.config.stash[FLEET].kept = tuple(kept)
 
 
-def spread_notes(config: pytest.Config, stats: Any) -> list[str]:
+def spread_notes(config: pytest.Config, stats: CacheStats | None) -> list[str]:
     """The summary's fleet lines: the shard kept, and why a model was built on more than one worker (a crashed
-    worker reports no counts, so the workers the scheduler sent a model's tests to count too)."""
+    worker reports no counts, so the workers the scheduler sent a model's tests to count too). ``stats``: the
+    run's counts, None when nothing was built."""
     fleet = config.stash[FLEET]
     lines = []
     if fleet.kept is not None:
         kept, collected, models = fleet.kept
         lines.append(f"shard {fleet.shard}: {kept} of {collected} tests, {models} models (the rest deselected)")
     placed = fleet.scheduler.placed if fleet.scheduler else {}
-    for model in sorted(stats.models.values(), key=lambda model: model.description):
+    for model in sorted(stats.models.values() if stats is not None else (), key=lambda model: model.description):
         workers = sorted({*model.workers, *placed.get(model.fleet_key, ())})
         if len(workers) > 1:
             lines.append(

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_dummyweights._runtime.private_coverage import coverage_of
 from pytest_dummyweights.errors import DummyWeightsError, GateError
 from pytest_dummyweights.settings import checked, read_setting, worker_id
 
@@ -105,6 +104,7 @@ class DiffCoverGate:
         from coverage.exceptions import CoverageException
 
         from pytest_dummyweights._gate.measure import measure
+        from pytest_dummyweights._runtime.private_coverage import coverage_of
 
         coverage = coverage_of(session.config)
         if coverage is None:

@@ -13,9 +13,9 @@ dummy weights; so do the Python processes started meanwhile.
 - ``from_pretrained``: the PaddleFormers stand-ins; ``targets``: the hook-named engine targets;
 - ``subprocesses``: the environment variable, the start-up hook, the subprocesses' reports; ``startup``: what the
   hook runs in a new process;
-- ``plugin``: the pytest glue.
+- ``plugin``: the pytest glue; ``run``: one pytest process's interception, made by the glue at its first use.
 
-May import: ``_cache`` and everything below it; ``plugin``, the pytest glue, also reads ``settings`` and
-``marker``. ``startup`` and ``subprocesses`` import neither NumPy nor Paddle (they run in every process the run
+May import: ``_cache`` and everything below it; ``plugin`` and ``run``, the pytest glue, also read ``settings``
+and ``marker``. ``startup`` and ``subprocesses`` import neither NumPy nor Paddle (they run in every process the run
 starts).
 """

@@ -7,7 +7,7 @@ marked ``dummy_load`` (on it, its class or module; with or without a config) int
 run but a ``--real-weights`` one; ``--dummy-weights`` with ``--real-weights`` is a usage error. A process's
 interception (settings, cache, records, the start-up hook, the subprocess reports) is made at its first use.
 
-Interception's machinery (``session``, ``targets``, ``patches``, and through them the config
+Interception's machinery (``run``, ``session``, ``targets``, ``patches``, and through them the config
 and manifest readers) is imported where it is first used, not at the top: every pytest run in an environment
 that has the plugin installed loads this module, and most never intercept (``bench/startup.py`` measures it).
 """
@@ -15,19 +15,16 @@ that has the plugin installed loads this module, and most never intercept (``ben
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import shutil
-import warnings
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_dummyweights._intercept import subprocesses
-from pytest_dummyweights.errors import DummyWeightsError, InterceptPluginWarning
+from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.marker import MARKER
-from pytest_dummyweights.settings import SETTINGS, read_setting, read_settings
+from pytest_dummyweights.settings import SETTINGS
+
+if TYPE_CHECKING:
+    from pytest_dummyweights._intercept.run import InterceptRun
 
 RUN = pytest.StashKey["InterceptRun"]()
 WORKER_REPORTS = pytest.StashKey[list[dict[str, Any]]]()
@@ -84,68 +81,6 @@ def collect_targets(hook: Any) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(found))
 
 
-class InterceptRun:
-    """One pytest process's interception: settings, recorder, start-up hook and subprocess reports."""
-
-    def __init__(self, config: pytest.Config, options: Any, *, whole_run: bool) -> None:
-        # lazy: see the module docstring
-        from pytest_dummyweights._intercept.session import InterceptSettings, Recorder
-
-        settings = read_settings(options)
-        manifest_dir = read_setting(options, "--dummy-manifest-dir", "dummyweights_manifest_dir")
-        base = config.rootpath if manifest_dir.source.startswith("ini") else config.invocation_params.dir
-        self.report_dir = subprocesses.new_report_dir()
-        shared = {
-            field.name: getattr(settings, field.name) for field in dataclasses.fields(InterceptSettings) if hasattr(settings, field.name)
-        }
-        self.settings = InterceptSettings(
-            **{
-                **shared,
-                "store_dir": str(Path(settings.store_dir).resolve()) if settings.store_dir else None,  # a subprocess may run elsewhere
-                "manifest_dir": str(base / manifest_dir.text) if manifest_dir.text else None,
-                "report_dir": str(self.report_dir),
-            }
-        )
-        self.recorder = Recorder(self.settings, reports=False)
-        self.hooks = config.hook
-        self.whole = whole_run  # --dummy-weights: every test intercepts, not only marked ones
-        self.whole_run = contextlib.ExitStack()
-        try:
-            self.hook_file = subprocesses.install_run_hook()
-        except DummyWeightsError as error:
-            self.hook_file = None
-            warnings.warn(InterceptPluginWarning(str(error)), stacklevel=1)
-
-    @contextlib.contextmanager
-    def active(self, test: str | None, targets: tuple[Any, ...]) -> Iterator[None]:
-        """Intercept here and, through the environment variable, in the processes started meanwhile."""
-        # lazy: see the module docstring
-        from pytest_dummyweights._intercept import patches
-        from pytest_dummyweights._intercept.session import Interception
-
-        settings = dataclasses.replace(self.settings, test=test, targets=targets)
-        interception = Interception(settings, self.recorder, test, self.hooks)
-        patches.activate(interception, interception.patches())
-        try:
-            with subprocesses.exported(settings.to_json()):
-                yield
-        finally:
-            patches.deactivate(interception)
-
-    def report(self) -> dict[str, Any]:
-        """This process's records and cache counts, with those of the subprocesses it started."""
-        reports = [self.recorder.report(), *subprocesses.read_reports(self.report_dir)]
-        return {
-            "records": [record for report in reports for record in report["records"]],
-            "stats": [report["stats"] for report in reports if report["stats"] is not None],
-        }
-
-    def close(self) -> None:
-        self.whole_run.close()
-        subprocesses.remove_run_hook(self.hook_file)
-        shutil.rmtree(self.report_dir, ignore_errors=True)
-
-
 def whole_run_requested(options: Any) -> bool:
     return bool(options.getoption("--dummy-weights") or options.getini("dummyweights_dummy_weights"))
 
@@ -161,6 +96,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
             "pytest-dummyweights: --dummy-weights and --real-weights ask for opposite things (dummy weights everywhere, "
             "real weights for the tests that name a checkpoint); choose one"
         )
+    from pytest_dummyweights._intercept.run import InterceptRun  # lazy: see the module docstring
+
     run = early_config.stash[RUN] = InterceptRun(early_config, options, whole_run=True)
     run.whole_run.enter_context(run.active(None, ()))
 
@@ -188,6 +125,8 @@ def intercepting(item: pytest.Item) -> InterceptRun | None:
     if item.get_closest_marker(MARKER) is None or item.config.stash[SETTINGS].real_weights:
         return None
     if run is None:
+        from pytest_dummyweights._intercept.run import InterceptRun  # lazy: see the module docstring
+
         run = item.config.stash[RUN] = InterceptRun(item.config, item.config, whole_run=False)
     return run
 
