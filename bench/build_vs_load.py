@@ -78,8 +78,9 @@ class Context:
     def spec(self) -> Any:
         from pytest_dummyweights import DummySpec
 
-        return DummySpec(self.config, dtype=self.dtype, device="cpu", overrides=self.overrides or None, shrink=self.shrink,
-                         storage=self.storage)
+        return DummySpec(
+            self.config, dtype=self.dtype, device="cpu", overrides=self.overrides or None, shrink=self.shrink, storage=self.storage
+        )
 
     def model_config(self) -> tuple[type, Any]:
         """The PaddleFormers class and config object, as the build makes them (dtype set on the config)."""
@@ -256,7 +257,7 @@ def import_everything(ctx: Context) -> None:
     import numpy  # noqa: F401
     import paddle  # noqa: F401
 
-    import pytest_dummyweights._building.config  # noqa: F401
+    import pytest_dummyweights._building.config
     import pytest_dummyweights._building.pipeline  # noqa: F401
 
     ctx.model_config()  # imports the model's PaddleFormers modules
@@ -274,8 +275,14 @@ def run_child(name: str, ctx: Context) -> dict:
     result = case.run(ctx, state)
     wall = time.perf_counter() - start
     peak = peak_rss()
-    return {"case": name, "wall_s": wall, "peak_rss_mb": peak / MIB, "baseline_rss_mb": baseline / MIB,
-            "rss_over_baseline_mb": (peak - baseline) / MIB, **case.check(ctx, state, result)}
+    return {
+        "case": name,
+        "wall_s": wall,
+        "peak_rss_mb": peak / MIB,
+        "baseline_rss_mb": baseline / MIB,
+        "rss_over_baseline_mb": (peak - baseline) / MIB,
+        **case.check(ctx, state, result),
+    }
 
 
 def buffer_bytes(model: Any) -> int:
@@ -305,11 +312,19 @@ def prepare_checkpoint(ctx: Context) -> dict:
         shutil.rmtree(directory, ignore_errors=True)
         partial.rename(directory)
         written = True
-    return {"case": "prepare", "checkpoint": str(directory), "checkpoint_written": written,
-            "architecture": architecture, "class": f"{type(result.model).__module__}.{type(result.model).__qualname__}",
-            "parameters": result.parameters, "nbytes": result.nbytes, "buffer_bytes": buffer_bytes(result.model),
-            "shapes": [[list(param.shape), str(param.dtype).removeprefix("paddle.")] for _, param in result.model.named_parameters()],
-            "paddle": paddle.__version__, "paddleformers": paddleformers.__version__}
+    return {
+        "case": "prepare",
+        "checkpoint": str(directory),
+        "checkpoint_written": written,
+        "architecture": architecture,
+        "class": f"{type(result.model).__module__}.{type(result.model).__qualname__}",
+        "parameters": result.parameters,
+        "nbytes": result.nbytes,
+        "buffer_bytes": buffer_bytes(result.model),
+        "shapes": [[list(param.shape), str(param.dtype).removeprefix("paddle.")] for _, param in result.model.named_parameters()],
+        "paddle": paddle.__version__,
+        "paddleformers": paddleformers.__version__,
+    }
 
 
 # --------------------------------------------------------------------------- the parent: orchestrate, report
@@ -326,7 +341,7 @@ def spawn(args: argparse.Namespace, case: str, model_file: Path | None = None, c
     lines = [line for line in process.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if process.returncode != 0 or not lines:
         raise SystemExit(f"case {case} failed (exit {process.returncode}):\n{process.stderr[-4000:]}")
-    return json.loads(lines[-1][len(RESULT_PREFIX):])
+    return json.loads(lines[-1][len(RESULT_PREFIX) :])
 
 
 def machine() -> dict:
@@ -338,13 +353,18 @@ def machine() -> dict:
             return "?"
 
     ram_kb = first("/proc/meminfo", "MemTotal").split()[0]
-    return {"nproc": len(os.sched_getaffinity(0)), "cpu": first("/proc/cpuinfo", "model name"),
-            "ram_gib": round(int(ram_kb) / 2**20, 1) if ram_kb.isdigit() else None,
-            "python": platform.python_version(), "load_avg_start": os.getloadavg()}
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": first("/proc/cpuinfo", "model name"),
+        "ram_gib": round(int(ram_kb) / 2**20, 1) if ram_kb.isdigit() else None,
+        "python": platform.python_version(),
+        "load_avg_start": os.getloadavg(),
+    }
 
 
 def code_state() -> str:
     """The commit measured, and which package files differ from it (the build is measured as it is on disk)."""
+
     def git(*words: str) -> str:
         try:
             return subprocess.run(["git", *words], cwd=HERE, capture_output=True, text=True, timeout=30).stdout
@@ -352,14 +372,20 @@ def code_state() -> str:
             return ""
 
     changed = git("status", "--porcelain", "--", "../pytest_dummyweights").splitlines()
-    return f"{git('rev-parse', '--short', 'HEAD').strip() or '?'}" + (f" + uncommitted {', '.join(line[3:] for line in changed)}" if changed else "")
+    return f"{git('rev-parse', '--short', 'HEAD').strip() or '?'}" + (
+        f" + uncommitted {', '.join(line[3:] for line in changed)}" if changed else ""
+    )
 
 
 def summarize(runs: list[dict]) -> dict:
     walls = [run["wall_s"] for run in runs]
-    return {"wall_median_s": statistics.median(walls), "wall_min_s": min(walls),
-            "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
-            "rss_over_baseline_mb": max(run["rss_over_baseline_mb"] for run in runs), "runs": runs}
+    return {
+        "wall_median_s": statistics.median(walls),
+        "wall_min_s": min(walls),
+        "peak_rss_mb": max(run["peak_rss_mb"] for run in runs),
+        "rss_over_baseline_mb": max(run["rss_over_baseline_mb"] for run in runs),
+        "runs": runs,
+    }
 
 
 def ratios(cases: dict) -> dict:
@@ -377,8 +403,12 @@ def ratios(cases: dict) -> dict:
 def rss_check(cases: dict, nbytes: int) -> dict:
     limit = RSS_FACTOR * nbytes / MIB + RSS_SLACK_MB
     increase = cases["build"]["rss_over_baseline_mb"]
-    return {"build_rss_increase_mb": increase, "limit_mb": limit, "met": increase <= limit,
-            "rule": f"build peak RSS increase <= {RSS_FACTOR} x param bytes + {RSS_SLACK_MB} MB"}
+    return {
+        "build_rss_increase_mb": increase,
+        "limit_mb": limit,
+        "met": increase <= limit,
+        "rule": f"build peak RSS increase <= {RSS_FACTOR} x param bytes + {RSS_SLACK_MB} MB",
+    }
 
 
 def verdict(met: bool | None) -> str:
@@ -399,8 +429,10 @@ def render(report: dict) -> str:
         f"{'case':<46}{'wall s median':>14}{'min':>9}{'peak RSS MB':>13}{'RSS over baseline MB':>22}",
     ]
     for name, case in report["cases"].items():
-        lines.append(f"{CASES[name].label:<46}{case['wall_median_s']:>14.3f}{case['wall_min_s']:>9.3f}"
-                     f"{case['peak_rss_mb']:>13.0f}{case['rss_over_baseline_mb']:>22.0f}")
+        lines.append(
+            f"{CASES[name].label:<46}{case['wall_median_s']:>14.3f}{case['wall_min_s']:>9.3f}"
+            f"{case['peak_rss_mb']:>13.0f}{case['rss_over_baseline_mb']:>22.0f}"
+        )
     lines += ["", f"{'ratio of wall times':<28}{'median':>8}{'min':>8}  target"]
     for label, ratio in report["ratios"].items():
         lines.append(f"{label:<28}{ratio['median']:>8.2f}{ratio['min']:>8.2f}  {ratio['target'] or ''} {verdict(ratio['met'])}".rstrip())
@@ -431,9 +463,20 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                 print(f"  round {round_index + 1}/{args.repeat} {name:<13}{runs[name][-1]['wall_s']:8.3f} s", file=sys.stderr)
     cases = {name: summarize(case_runs) for name, case_runs in runs.items()}
     phases = {phase: statistics.median(run["phases"][phase] for run in runs["build"]) for phase in runs["build"][0]["phases"]}
-    return {"machine": start_machine, "config": str(args.config), "overrides": dict(args.set), "shrink": args.shrink, "dtype": args.dtype,
-            "repeat": args.repeat, "floor_method": FLOOR_METHOD, "model": prepared, "cases": cases,
-            "ratios": ratios(cases), "build_phases_median_s": phases, "rss_check": rss_check(cases, nbytes)}
+    return {
+        "machine": start_machine,
+        "config": str(args.config),
+        "overrides": dict(args.set),
+        "shrink": args.shrink,
+        "dtype": args.dtype,
+        "repeat": args.repeat,
+        "floor_method": FLOOR_METHOD,
+        "model": prepared,
+        "cases": cases,
+        "ratios": ratios(cases),
+        "build_phases_median_s": phases,
+        "rss_check": rss_check(cases, nbytes),
+    }
 
 
 def parse_cases(text: str) -> tuple[str, ...]:
@@ -450,12 +493,25 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float16", "float32"))
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the table shows median and min (default: 3)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON here")
-    parser.add_argument("--set", type=parse_assignment, action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set num_hidden_layers=2 (repeatable)")
+    parser.add_argument(
+        "--set",
+        type=parse_assignment,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set num_hidden_layers=2 (repeatable)",
+    )
     parser.add_argument("--shrink", action="store_true", help="shrink the config first (fewer layers and experts), as shrink=True does")
-    parser.add_argument("--cases", type=parse_cases, default=tuple(CASES), metavar="NAME,...",
-                        help=f"the cases to time, of {', '.join(CASES)} (default: all; build always runs)")
-    parser.add_argument("--checkpoints", type=Path, default=CHECKPOINTS, help="where checkpoints are written and reused (default: %(default)s)")
+    parser.add_argument(
+        "--cases",
+        type=parse_cases,
+        default=tuple(CASES),
+        metavar="NAME,...",
+        help=f"the cases to time, of {', '.join(CASES)} (default: all; build always runs)",
+    )
+    parser.add_argument(
+        "--checkpoints", type=Path, default=CHECKPOINTS, help="where checkpoints are written and reused (default: %(default)s)"
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds allowed per case subprocess")
     parser.add_argument("--case", choices=("prepare", *CASES), help=argparse.SUPPRESS)
     parser.add_argument("--model-file", type=Path, help=argparse.SUPPRESS)
@@ -467,8 +523,16 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     if args.case:
         model = json.loads(args.model_file.read_text()) if args.model_file else {"nbytes": 0, "shapes": []}
-        ctx = Context(str(args.config), args.dtype, dict(args.set), args.shrink, model["nbytes"], model["shapes"], args.checkpoint,
-                      args.checkpoints.resolve())
+        ctx = Context(
+            str(args.config),
+            args.dtype,
+            dict(args.set),
+            args.shrink,
+            model["nbytes"],
+            model["shapes"],
+            args.checkpoint,
+            args.checkpoints.resolve(),
+        )
         result = prepare_checkpoint(ctx) if args.case == "prepare" else run_child(args.case, ctx)
         print(RESULT_PREFIX + json.dumps(result), flush=True)
         return 0

@@ -35,30 +35,50 @@ MODELS = {  # name: config, shrink, parameters (counted from a build of the ship
     "qwen3-0.6b-full-bf16": ("qwen3-0.6b", False, 596_049_920),
     "qwen3-30b-a3b-shrunk-bf16": ("qwen3-30b-a3b", True, 811_149_824),
 }
-ARCHITECTURES = {"deepseek-v3": "DeepseekV3ForCausalLM", "llama-3.2-1b": "LlamaForCausalLM", "qwen3-0.6b": "Qwen3ForCausalLM",
-                 "qwen3-30b-a3b": "Qwen3MoeForCausalLM"}
+ARCHITECTURES = {
+    "deepseek-v3": "DeepseekV3ForCausalLM",
+    "llama-3.2-1b": "LlamaForCausalLM",
+    "qwen3-0.6b": "Qwen3ForCausalLM",
+    "qwen3-30b-a3b": "Qwen3MoeForCausalLM",
+}
 WORKERS = (1, 2, 4)
 TARGET = "<= 1.0"  # issue 17: -n 4 no slower than -n 2
 
 
 def models_json() -> dict:
     """The structural suite's model entries: no recorded values and no forward pass (those need a build first)."""
-    return {name: {"config": str(suite.CONFIGS / config), "dtype": "bfloat16", "shrink": shrink, "overrides": {}, "forward": False,
-                   "architecture": ARCHITECTURES[config], "parameters": parameters, "values": {}}
-            for name, (config, shrink, parameters) in MODELS.items()}
+    return {
+        name: {
+            "config": str(suite.CONFIGS / config),
+            "dtype": "bfloat16",
+            "shrink": shrink,
+            "overrides": {},
+            "forward": False,
+            "architecture": ARCHITECTURES[config],
+            "parameters": parameters,
+            "values": {},
+        }
+        for name, (config, shrink, parameters) in MODELS.items()
+    }
 
 
 def render(report: dict) -> str:
     m = report["machine"]
-    lines = [f"machine: {m['cpus']} CPUs, {m['cpu']}, {m['ram_gib']} GiB RAM, python {m['python']}, commit {m['commit']}",
-             f"load average at start: {report['load_start'][0]:.1f}, at end: {report['load_end'][0]:.1f}",
-             f"suite: {len(MODELS)} models, " + ", ".join(f"{name} {count / 1e9:,.1f} B" for name, (_, _, count) in MODELS.items()),
-             "", f"{'run':<8}{'wall s':>8}{'builds':>8}{'workers':>9}  load before/after  outcome"]
+    lines = [
+        f"machine: {m['cpus']} CPUs, {m['cpu']}, {m['ram_gib']} GiB RAM, python {m['python']}, commit {m['commit']}",
+        f"load average at start: {report['load_start'][0]:.1f}, at end: {report['load_end'][0]:.1f}",
+        f"suite: {len(MODELS)} models, " + ", ".join(f"{name} {count / 1e9:,.1f} B" for name, (_, _, count) in MODELS.items()),
+        "",
+        f"{'run':<8}{'wall s':>8}{'builds':>8}{'workers':>9}  load before/after  outcome",
+    ]
     for name, result in report["runs"].items():
-        lines.append(f"{name:<8}{result['wall_s']:>8.1f}{result['builds']:>8}{result['started']:>9}  "
-                     f"{result['load_before'][0]:>5.1f} / {result['load_after'][0]:<5.1f}     {result['outcome']}")
-    lines += ["", "ratios (one run):"] + [f"  {name:<12}{value:>6.2f}  {report['targets'].get(name, '')}".rstrip()
-                                          for name, value in report["ratios"].items()]
+        lines.append(
+            f"{name:<8}{result['wall_s']:>8.1f}{result['builds']:>8}{result['started']:>9}  "
+            f"{result['load_before'][0]:>5.1f} / {result['load_after'][0]:<5.1f}     {result['outcome']}"
+        )
+    lines += ["", "ratios (one run):"] + [
+        f"  {name:<12}{value:>6.2f}  {report['targets'].get(name, '')}".rstrip() for name, value in report["ratios"].items()
+    ]
     return "\n".join(lines)
 
 

@@ -37,8 +37,10 @@ SHARDS = 163
 
 def fp8_linear(name: str, out_features: int, in_features: int, block: tuple[int, int]) -> dict[str, tuple[str, tuple[int, ...]]]:
     """An fp8 block-quantized linear as published: the weight, and one float32 scale per block."""
-    return {f"{name}.weight": ("F8_E4M3", (out_features, in_features)),
-            f"{name}.weight_scale_inv": ("F32", (math.ceil(out_features / block[0]), math.ceil(in_features / block[1])))}
+    return {
+        f"{name}.weight": ("F8_E4M3", (out_features, in_features)),
+        f"{name}.weight_scale_inv": ("F32", (math.ceil(out_features / block[0]), math.ceil(in_features / block[1]))),
+    }
 
 
 def mlp(prefix: str, hidden: int, intermediate: int, block: tuple[int, int]) -> dict:
@@ -52,8 +54,12 @@ def mlp(prefix: str, hidden: int, intermediate: int, block: tuple[int, int]) -> 
 def decoder_layer(c: dict, index: int, block: tuple[int, int]) -> dict:
     p, hidden, heads = f"model.layers.{index}", c["hidden_size"], c["num_attention_heads"]
     qk_head = c["qk_nope_head_dim"] + c["qk_rope_head_dim"]
-    tensors = {f"{p}.input_layernorm.weight": ("BF16", (hidden,)), f"{p}.post_attention_layernorm.weight": ("BF16", (hidden,)),
-               f"{p}.self_attn.q_a_layernorm.weight": ("BF16", (c["q_lora_rank"],)), f"{p}.self_attn.kv_a_layernorm.weight": ("BF16", (c["kv_lora_rank"],))}
+    tensors = {
+        f"{p}.input_layernorm.weight": ("BF16", (hidden,)),
+        f"{p}.post_attention_layernorm.weight": ("BF16", (hidden,)),
+        f"{p}.self_attn.q_a_layernorm.weight": ("BF16", (c["q_lora_rank"],)),
+        f"{p}.self_attn.kv_a_layernorm.weight": ("BF16", (c["kv_lora_rank"],)),
+    }
     tensors.update(fp8_linear(f"{p}.self_attn.q_a_proj", c["q_lora_rank"], hidden, block))
     tensors.update(fp8_linear(f"{p}.self_attn.q_b_proj", heads * qk_head, c["q_lora_rank"], block))
     tensors.update(fp8_linear(f"{p}.self_attn.kv_a_proj_with_mqa", c["kv_lora_rank"] + c["qk_rope_head_dim"], hidden, block))
@@ -80,9 +86,16 @@ def published_layout(c: dict) -> dict[str, tuple[str, tuple[int, ...]]]:
         tensors.update(decoder_layer(c, index, block))
     for index in range(layers, layers + c["num_nextn_predict_layers"]):  # multi-token prediction
         p = f"model.layers.{index}"
-        tensors.update({f"{p}.embed_tokens.weight": ("BF16", (vocab, hidden)), f"{p}.enorm.weight": ("BF16", (hidden,)),
-                        f"{p}.hnorm.weight": ("BF16", (hidden,)), f"{p}.eh_proj.weight": ("BF16", (hidden, 2 * hidden)),
-                        f"{p}.shared_head.norm.weight": ("BF16", (hidden,)), f"{p}.shared_head.head.weight": ("BF16", (vocab, hidden))})
+        tensors.update(
+            {
+                f"{p}.embed_tokens.weight": ("BF16", (vocab, hidden)),
+                f"{p}.enorm.weight": ("BF16", (hidden,)),
+                f"{p}.hnorm.weight": ("BF16", (hidden,)),
+                f"{p}.eh_proj.weight": ("BF16", (hidden, 2 * hidden)),
+                f"{p}.shared_head.norm.weight": ("BF16", (hidden,)),
+                f"{p}.shared_head.head.weight": ("BF16", (vocab, hidden)),
+            }
+        )
     tensors["model.norm.weight"] = ("BF16", (hidden,))
     tensors["lm_head.weight"] = ("BF16", (vocab, hidden))
     return tensors
@@ -92,7 +105,11 @@ def ensure_checkpoint(directory: Path, config: dict, shards: int) -> dict:
     """Write the sparse checkpoint unless the directory already holds this one."""
     tensors = published_layout(config)
     index = directory / INDEX_NAME
-    if not index.is_file() or json.loads(index.read_text())["weight_map"].keys() != tensors.keys() or len(list(directory.glob("*.safetensors"))) != shards:
+    if (
+        not index.is_file()
+        or json.loads(index.read_text())["weight_map"].keys() != tensors.keys()
+        or len(list(directory.glob("*.safetensors"))) != shards
+    ):
         for stale in directory.glob("*.safetensors"):
             stale.unlink()
         write_sparse_checkpoint(directory, tensors, shards, {"format": "pt"})
@@ -102,7 +119,9 @@ def ensure_checkpoint(directory: Path, config: dict, shards: int) -> dict:
 def run_once(directory: Path, output: Path) -> dict:
     """One CLI run in a fresh process: wall time and that child's peak RSS."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pytest_dummyweights", "manifest", str(directory), "-o", str(output)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pytest_dummyweights", "manifest", str(directory), "-o", str(output)], check=True, capture_output=True
+    )
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
 
@@ -121,10 +140,16 @@ def run_check(directory: Path, overrides: dict) -> dict:
     report = check_model(model, manifest)
     checked = time.perf_counter()
     print("\n".join(report.table()[:3]))
-    return {"check_construct_seconds": constructed - start, "check_manifest_seconds": read - constructed, "check_compare_seconds": checked - read,
-            "check_missing": len(report.missing), "check_unexpected": len(report.unexpected),
-            "check_shape_mismatches": len(report.shape_mismatches), "check_dtype_mismatches": len(report.dtype_mismatches),
-            "check_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "check_construct_seconds": constructed - start,
+        "check_manifest_seconds": read - constructed,
+        "check_compare_seconds": checked - read,
+        "check_missing": len(report.missing),
+        "check_unexpected": len(report.unexpected),
+        "check_shape_mismatches": len(report.shape_mismatches),
+        "check_dtype_mismatches": len(report.dtype_mismatches),
+        "check_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def main() -> None:
@@ -132,9 +157,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--check", action="store_true", help="also check the full-size PaddleFormers model against the manifest")
-    parser.add_argument("--dir", type=Path, default=REPO / "bench" / ".checkpoints" / "deepseek-v3-sparse", help="where the sparse checkpoint goes")
+    parser.add_argument(
+        "--dir", type=Path, default=REPO / "bench" / ".checkpoints" / "deepseek-v3-sparse", help="where the sparse checkpoint goes"
+    )
     parser.add_argument("--shards", type=int, default=SHARDS)
-    parser.add_argument("--set", type=parse_assignment, action="append", default=[], metavar="KEY=VALUE", help="override a config key, to shrink it")
+    parser.add_argument(
+        "--set", type=parse_assignment, action="append", default=[], metavar="KEY=VALUE", help="override a config key, to shrink it"
+    )
     args = parser.parse_args()
     directory, overrides = args.dir, dict(args.set)
     tensors = ensure_checkpoint(directory, {**json.loads(CONFIG.read_text()), **overrides}, args.shards)
@@ -148,10 +177,16 @@ def main() -> None:
     in_process = time.perf_counter() - start
     assert len(manifest.tensors) == len(tensors) and manifest.index_problems == []
     result = {
-        "shards": len(files), "tensors": len(tensors), "apparent_gb": apparent / 1e9, "on_disk_mb": on_disk / 1e6,
-        "manifest_kb": output.stat().st_size / 1e3, "total_bytes": manifest.total_bytes,
-        "cli_seconds_median": statistics.median(r["seconds"] for r in runs), "cli_seconds_min": min(r["seconds"] for r in runs),
-        "cli_peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "read_manifest_seconds": in_process,
+        "shards": len(files),
+        "tensors": len(tensors),
+        "apparent_gb": apparent / 1e9,
+        "on_disk_mb": on_disk / 1e6,
+        "manifest_kb": output.stat().st_size / 1e3,
+        "total_bytes": manifest.total_bytes,
+        "cli_seconds_median": statistics.median(r["seconds"] for r in runs),
+        "cli_seconds_min": min(r["seconds"] for r in runs),
+        "cli_peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "read_manifest_seconds": in_process,
     }
     if args.check:
         result.update(run_check(directory, overrides))

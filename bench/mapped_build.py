@@ -58,8 +58,16 @@ def run_case(config: str, case: str) -> dict:
         result = execute(plan)
         model, parameters, phases = result.model, result.parameters, result.seconds
     seconds = time.perf_counter() - start
-    out = {"config": config, "case": case, "seconds": seconds, "phases": phases, "parameters": parameters,
-           "tensors": len(list(model.named_parameters())), "rss_before": rss_before, "rss_after": rss_bytes()}
+    out = {
+        "config": config,
+        "case": case,
+        "seconds": seconds,
+        "phases": phases,
+        "parameters": parameters,
+        "tensors": len(list(model.named_parameters())),
+        "rss_before": rss_before,
+        "rss_after": rss_bytes(),
+    }
     out["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # before the reads below
     if case == "mapped":
         from pytest_dummyweights._values import mapped
@@ -99,8 +107,10 @@ def spawn(config: str, case: str) -> dict:
 
 
 def isolation_line(run: dict) -> str:
-    return (f"  isolation over {run['mapped']} mapped parameters, one element written: find written pages {run['find_seconds'] * 1e3:.1f} ms "
-            f"({run['written_bytes']} bytes), restore {run['restore_seconds'] * 1e3:.1f} ms ({run['restored_bytes']} bytes)")
+    return (
+        f"  isolation over {run['mapped']} mapped parameters, one element written: find written pages {run['find_seconds'] * 1e3:.1f} ms "
+        f"({run['written_bytes']} bytes), restore {run['restore_seconds'] * 1e3:.1f} ms ({run['restored_bytes']} bytes)"
+    )
 
 
 def main() -> None:
@@ -124,22 +134,30 @@ def main() -> None:
         print(f"{config} bfloat16: construct only {construct['seconds']:.2f} s")
         for case in ("filled", "mapped"):
             built = cases[case]
-            print(f"  {case:6s} build {built['seconds']:.2f} s (construct + {built['seconds'] - construct['seconds']:+.2f} s; "
-                  f"init {built['phases']['init']:.3f} s), RSS growth from init "
-                  f"{(built['rss_after'] - construct['rss_after']) / 1e6:.0f} MB, peak RSS {built['peak_rss'] / GB:.2f} GB")
+            print(
+                f"  {case:6s} build {built['seconds']:.2f} s (construct + {built['seconds'] - construct['seconds']:+.2f} s; "
+                f"init {built['phases']['init']:.3f} s), RSS growth from init "
+                f"{(built['rss_after'] - construct['rss_after']) / 1e6:.0f} MB, peak RSS {built['peak_rss'] / GB:.2f} GB"
+            )
         print(isolation_line(cases["mapped"]))
     if not args.skip_deepseek:
         construct = spawn("deepseek-v3", "construct")
         first, second = spawn("deepseek-v3", "mapped"), spawn("deepseek-v3", "mapped")
         results += [construct, first, second]
-        print(f"deepseek-v3 bfloat16 (seq_length=8): construct only {construct['seconds']:.1f} s, "
-              f"{construct['parameters'] / 1e9:.1f} B parameters in {construct['tensors']} tensors")
+        print(
+            f"deepseek-v3 bfloat16 (seq_length=8): construct only {construct['seconds']:.1f} s, "
+            f"{construct['parameters'] / 1e9:.1f} B parameters in {construct['tensors']} tensors"
+        )
         for run in (first, second):
-            print(f"  mapped build {run['seconds']:.1f} s (init {run['phases']['init']:.1f} s), peak RSS {run['peak_rss'] / GB:.2f} GB, "
-                  f"{run['parameters'] / 1e9:.1f} B parameters, {run['mapped']} mapped, {run['process_mappings']} process mappings")
+            print(
+                f"  mapped build {run['seconds']:.1f} s (init {run['phases']['init']:.1f} s), peak RSS {run['peak_rss'] / GB:.2f} GB, "
+                f"{run['parameters'] / 1e9:.1f} B parameters, {run['mapped']} mapped, {run['process_mappings']} process mappings"
+            )
         print(isolation_line(first))
-        print(f"  same parameter count as constructed: {first['parameters'] == construct['parameters']}; "
-              f"same bits read in two processes: {first['digests'] == second['digests']} ({len(first['digests'])} parameters)")
+        print(
+            f"  same parameter count as constructed: {first['parameters'] == construct['parameters']}; "
+            f"same bits read in two processes: {first['digests'] == second['digests']} ({len(first['digests'])} parameters)"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 

@@ -73,7 +73,9 @@ def build_wheel(out: Path) -> Path:
 
 def one_run(python: Path, project: Path, environment: dict[str, str]) -> float:
     start = time.perf_counter()
-    subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=environment, check=True, capture_output=True)
+    subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=environment, check=True, capture_output=True
+    )
     return time.perf_counter() - start
 
 
@@ -105,7 +107,14 @@ def main() -> None:
             cost = medians["with the plugin"] - medians["without the plugin"]
             result["modes"][mode] = {"median_ms": medians, "plugin_cost_ms": cost}  # type: ignore[index]
             print(f"{mode}: with {medians['with the plugin']:.1f} ms, without {medians['without the plugin']:.1f} ms, cost {cost:+.1f} ms")
-        probe = subprocess.run([str(pythons["with the plugin"]), "-c", PROBE], cwd=project, env=clean_environment(None), check=True, capture_output=True, text=True)
+        probe = subprocess.run(
+            [str(pythons["with the plugin"]), "-c", PROBE],
+            cwd=project,
+            env=clean_environment(None),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         imported = json.loads(probe.stdout.splitlines()[-1].replace("'", '"'))
     result["imported"] = imported
     heavy = [name for name in imported if not name.startswith("pytest_dummyweights")]

@@ -102,8 +102,10 @@ RUNS = [
     Run("plugin mapped, -n 2 --dist load", "structural", "dummy", 2, "mapped", ("--dist", "load")),
     Run("plugin filled, -n 1", "structural", "dummy", 1, "filled"),
     Run("plugin filled, -n 2", "structural", "dummy", 2, "filled"),
-    *(Run(f"plugin mapped, shard {k}/{SHARDS}, -n 1", "structural", "dummy", 1, "mapped", (f"--dummy-shard={k}/{SHARDS}",))
-      for k in range(1, SHARDS + 1)),
+    *(
+        Run(f"plugin mapped, shard {k}/{SHARDS}, -n 1", "structural", "dummy", 1, "mapped", (f"--dummy-shard={k}/{SHARDS}",))
+        for k in range(1, SHARDS + 1)
+    ),
     Run("checkpoints (from_pretrained per test), -n 1", "structural", "checkpoint", 1),
     Run("demo suite, -n 1", "demo", "dummy", 1),
     Run("demo suite, -n 2", "demo", "dummy", 2),
@@ -118,8 +120,9 @@ def prepare() -> dict:
 
     out = {}
     for item in MODELS:
-        model = build_dummy_model(str(CONFIGS / item.config), dtype=item.dtype, device="cpu", shrink=item.shrink,
-                                  overrides=item.overrides or None)
+        model = build_dummy_model(
+            str(CONFIGS / item.config), dtype=item.dtype, device="cpu", shrink=item.shrink, overrides=item.overrides or None
+        )
         named = [(name, param) for name, param in model.named_parameters() if len(param.shape) == 2]
         key = json.dumps({**dataclasses.asdict(item), "paddleformers": paddleformers.__version__}, sort_keys=True)
         directory = CHECKPOINTS / f"suite-{item.name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
@@ -130,8 +133,13 @@ def prepare() -> dict:
             shutil.rmtree(directory, ignore_errors=True)
             partial.rename(directory)
         out[item.name] = {
-            "config": str(CONFIGS / item.config), "dtype": item.dtype, "shrink": item.shrink, "overrides": item.overrides,
-            "forward": item.forward, "architecture": type(model).__name__, "checkpoint": str(directory),
+            "config": str(CONFIGS / item.config),
+            "dtype": item.dtype,
+            "shrink": item.shrink,
+            "overrides": item.overrides,
+            "forward": item.forward,
+            "architecture": type(model).__name__,
+            "checkpoint": str(directory),
             "parameters": sum(int(param.numel()) for param in model.parameters()),
             "nbytes": sum(int(param.numel()) * param.element_size() for param in model.parameters()),
             "values": {name: param.reshape([-1])[:8].astype("float32").numpy().tolist() for name, param in (named[0], named[-1])},
@@ -170,8 +178,13 @@ def pytest_command(run: Run, suite_dir: Path) -> tuple[list[str], Path]:
 
 def run_pytest(run: Run, suite_dir: Path) -> dict:
     memory_dir = Path(tempfile.mkdtemp(prefix="suite-memory-"))
-    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "SUITE_MODELS": run.models, "SUITE_MEMORY_DIR": str(memory_dir),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(SUITE_FILES), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+        "SUITE_MODELS": run.models,
+        "SUITE_MEMORY_DIR": str(memory_dir),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(SUITE_FILES), os.environ.get("PYTHONPATH")])),
+    }
     env.pop("PYTEST_ADDOPTS", None)
     command, cwd = pytest_command(run, suite_dir)
     load_before = os.getloadavg()
@@ -184,10 +197,18 @@ def run_pytest(run: Run, suite_dir: Path) -> dict:
     shutil.rmtree(memory_dir)
     workers = {name: counters for name, counters in memory.items() if name.startswith("gw")} or memory
     built = re.search(r"(\d+) built in ", done.stdout)
-    return {**dataclasses.asdict(run), "wall_s": wall, "outcome": done.stdout.strip().splitlines()[-1],
-            "builds": int(built[1]) if built else None, "started": len(workers) if run.workers else 0,
-            "load_before": load_before, "load_after": os.getloadavg(), "memory": memory,
-            "workers_peak_rss": sum(c["peak_rss"] for c in workers.values()), "workers_pss": sum(c["pss"] for c in workers.values())}
+    return {
+        **dataclasses.asdict(run),
+        "wall_s": wall,
+        "outcome": done.stdout.strip().splitlines()[-1],
+        "builds": int(built[1]) if built else None,
+        "started": len(workers) if run.workers else 0,
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "memory": memory,
+        "workers_peak_rss": sum(c["peak_rss"] for c in workers.values()),
+        "workers_pss": sum(c["pss"] for c in workers.values()),
+    }
 
 
 def timed_runs(runs: list[Run], suite_dir: Path) -> dict:
@@ -214,8 +235,8 @@ def ratios(results: dict) -> dict:
         "real / plugin (filled, -n 1)": wall("checkpoints (from_pretrained per test), -n 1") / wall("plugin filled, -n 1"),
         "-n 2 / -n 1 (mapped)": wall("plugin mapped, -n 2") / wall("plugin mapped, -n 1"),
         "-n 2 --dist load / -n 1 (mapped)": wall("plugin mapped, -n 2 --dist load") / wall("plugin mapped, -n 1"),
-        f"slowest of {SHARDS} shards / -n 1 (mapped)": max(
-            wall(f"plugin mapped, shard {k}/{SHARDS}, -n 1") for k in range(1, SHARDS + 1)) / wall("plugin mapped, -n 1"),
+        f"slowest of {SHARDS} shards / -n 1 (mapped)": max(wall(f"plugin mapped, shard {k}/{SHARDS}, -n 1") for k in range(1, SHARDS + 1))
+        / wall("plugin mapped, -n 1"),
         "-n 2 / -n 1 (filled)": wall("plugin filled, -n 2") / wall("plugin filled, -n 1"),
         "-n 2 / -n 1 (demo)": wall("demo suite, -n 2") / wall("demo suite, -n 1"),
     }
@@ -231,6 +252,7 @@ def machine() -> dict:
         cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
     with open("/proc/meminfo") as meminfo:
         ram = int(next(line.split()[1] for line in meminfo if line.startswith("MemTotal"))) * 1024
+
     def git(*words: str) -> str:
         return subprocess.run(["git", *words], cwd=HERE, capture_output=True, text=True).stdout.strip()
 
@@ -241,15 +263,20 @@ def machine() -> dict:
 
 def render(report: dict) -> str:
     m = report["machine"]
-    lines = [f"machine: {m['cpus']} CPUs, {m['cpu']}, {m['ram_gib']} GiB RAM, python {m['python']}, commit {m['commit']}",
-             f"structural suite: {len(report['models'])} models, " + ", ".join(
-                 f"{name} {entry['parameters'] / 1e6:,.0f} M" for name, entry in report["models"].items()),
-             "", f"{'run':<46}{'wall s':>8}{'builds':>7}{'workers':>8}{'workers peak RSS GB':>21}{'PSS GB':>8}  load before/after  outcome"]
+    lines = [
+        f"machine: {m['cpus']} CPUs, {m['cpu']}, {m['ram_gib']} GiB RAM, python {m['python']}, commit {m['commit']}",
+        f"structural suite: {len(report['models'])} models, "
+        + ", ".join(f"{name} {entry['parameters'] / 1e6:,.0f} M" for name, entry in report["models"].items()),
+        "",
+        f"{'run':<46}{'wall s':>8}{'builds':>7}{'workers':>8}{'workers peak RSS GB':>21}{'PSS GB':>8}  load before/after  outcome",
+    ]
     for label, result in report["runs"].items():
         builds = "-" if result["builds"] is None else result["builds"]
-        lines.append(f"{label:<46}{result['wall_s']:>8.1f}{builds:>7}{result['started']:>8}{result['workers_peak_rss'] / GB:>21.2f}"
-                     f"{result['workers_pss'] / GB:>8.2f}  {result['load_before'][0]:>5.1f} / {result['load_after'][0]:<5.1f}     "
-                     f"{result['outcome']}")
+        lines.append(
+            f"{label:<46}{result['wall_s']:>8.1f}{builds:>7}{result['started']:>8}{result['workers_peak_rss'] / GB:>21.2f}"
+            f"{result['workers_pss'] / GB:>8.2f}  {result['load_before'][0]:>5.1f} / {result['load_after'][0]:<5.1f}     "
+            f"{result['outcome']}"
+        )
     lines += ["", "ratios (one run):"]
     lines += [f"  {label:<52}{value:>7.2f}  {TARGETS.get(label, '')}".rstrip() for label, value in report["ratios"].items()]
     return "\n".join(lines)
@@ -270,7 +297,7 @@ def main() -> None:
     lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if done.returncode or not lines:
         raise SystemExit(f"preparing the models failed:\n{done.stderr[-4000:]}")
-    models = json.loads(lines[-1][len(RESULT_PREFIX):])
+    models = json.loads(lines[-1][len(RESULT_PREFIX) :])
     write_suite(suite_dir, models)
     # untimed: value stores, imports, and the durations file (which model each test uses, build seconds)
     run_pytest(Run("warm-up", "structural", "dummy", 1, "mapped", ("--dummy-write-durations",)), suite_dir)

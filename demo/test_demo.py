@@ -12,11 +12,26 @@ from pytest_dummyweights import DummySpec
 TOKENS = [[101, 2023, 2003, 1037, 7099, 3793, 2005, 7953]]
 MOE_SHRINK = {"num_hidden_layers": 2, "num_experts": 16, "hidden_size": 512, "moe_intermediate_size": 256, "intermediate_size": 1024}
 DEEPSEEK_SHRINK = {
-    "num_hidden_layers": 2, "first_k_dense_replace": 1, "n_routed_experts": 16, "n_group": 4, "topk_group": 2,
-    "num_experts_per_tok": 4, "hidden_size": 512, "intermediate_size": 1024, "moe_intermediate_size": 256,
+    "num_hidden_layers": 2,
+    "first_k_dense_replace": 1,
+    "n_routed_experts": 16,
+    "n_group": 4,
+    "topk_group": 2,
+    "num_experts_per_tok": 4,
+    "hidden_size": 512,
+    "intermediate_size": 1024,
+    "moe_intermediate_size": 256,
     "seq_length": len(TOKENS[0]),
 }
-STRUCTURE = ("num_hidden_layers", "num_experts", "n_routed_experts", "first_k_dense_replace", "n_group", "topk_group", "num_experts_per_tok")
+STRUCTURE = (
+    "num_hidden_layers",
+    "num_experts",
+    "n_routed_experts",
+    "first_k_dense_replace",
+    "n_group",
+    "topk_group",
+    "num_experts_per_tok",
+)
 MOE_WIDTHS = {key: value for key, value in MOE_SHRINK.items() if key not in STRUCTURE}
 DEEPSEEK_WIDTHS = {key: value for key, value in DEEPSEEK_SHRINK.items() if key not in STRUCTURE}
 

@@ -229,8 +229,4 @@ def summary_counts(lines: list[str]) -> dict:
 
 def model_lines(lines: list[str]) -> list[dict]:
     """The -v per-model lines: key, description, bytes, built and hits counts."""
-    return [
-        {**m.groupdict(), "built": int(m["built"]), "hits": int(m["hits"])}
-        for m in map(MODEL_LINE.match, summary_section(lines))
-        if m
-    ]
+    return [{**m.groupdict(), "built": int(m["built"]), "hits": int(m["hits"])} for m in map(MODEL_LINE.match, summary_section(lines)) if m]

@@ -29,10 +29,10 @@ from cache_support import (
 from pytest_dummyweights import hookspecs
 from pytest_dummyweights._building.pipeline import build, plan_build
 from pytest_dummyweights._cache.fingerprint import fingerprint
-from pytest_dummyweights.vocabulary import human_bytes
 from pytest_dummyweights._runtime.device import gpu_count, resolve_device, worker_index
 from pytest_dummyweights.errors import DummyWeightsError
 from pytest_dummyweights.spec import DummySpec
+from pytest_dummyweights.vocabulary import human_bytes
 
 TINY = "cache_support:Tiny"
 SIZE = tiny_bytes()  # every tiny() config below has the default width and depth
@@ -145,8 +145,10 @@ def test_each_spec_is_built_at_most_once_per_worker_and_the_summary_counts_it(in
         "repairs": 0,
         "lock_wait": counts["lock_wait"],
     }
-    assert f"{len(SPREAD)} distinct models, {human_bytes(len(SPREAD) * SIZE)} (a real-weights run reads at least this); " \
+    assert (
+        f"{len(SPREAD)} distinct models, {human_bytes(len(SPREAD) * SIZE)} (a real-weights run reads at least this); "
         f"{human_bytes(tests * SIZE)} served to tests" in "\n".join(lines)
+    )
     per_model = {m["key"]: (m["built"], m["hits"]) for m in model_lines(result.outlines)}
     if verbosity == "-q":
         assert len(lines) == 1 and lines[0].startswith("dummyweights: "), lines

@@ -65,7 +65,7 @@ def from_pretrained_verdict(model_class: type, directory: Path, layout: str, mon
     return Verdict(missing=loading["missing"], unexpected=loading["unexpected"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def model_for(tag: str):
     return shrunk_model(tag)
 
@@ -93,7 +93,9 @@ AGREEING = ["drop", "extra", "rename", "transpose", "integer_dtype", "layer_shor
 @pytest.mark.parametrize("corruption", AGREEING)
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("tag", TAGS)
-def test_check_names_what_from_pretrained_names(checkpoints, tmp_path: Path, tag: str, layout: str, corruption: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_names_what_from_pretrained_names(
+    checkpoints, tmp_path: Path, tag: str, layout: str, corruption: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     directory = corrupted_copy(checkpoints[tag, layout], tmp_path, corruption, target(tag))
     model = model_for(tag)
     report = check_model(model, load_manifest(directory))
@@ -157,7 +159,11 @@ def test_keys_the_model_ignores_by_design_are_not_reported(checkpoints, tmp_path
     ckpt.write()
     model = model_for("qwen3")
     report = check_model(model, load_manifest(ckpt_dir))
-    assert from_pretrained_verdict(type(model), ckpt_dir, "paddle", monkeypatch).unexpected == set(report.unexpected) == {TARGET.replace(".weight", "_extra.weight")}
+    assert (
+        from_pretrained_verdict(type(model), ckpt_dir, "paddle", monkeypatch).unexpected
+        == set(report.unexpected)
+        == {TARGET.replace(".weight", "_extra.weight")}
+    )
 
 
 @pytest.mark.paddleformers
@@ -169,7 +175,6 @@ def test_table_shows_the_first_entries_of_each_kind_with_counts(checkpoints, tmp
     assert f"  missing (the model needs it, the checkpoint lacks it): {len(report.missing)}" in table
     assert table[2 : 2 + SHOWN] == [f"    {name}" for name in report.missing[:SHOWN]]
     assert f"    ... and {len(report.missing) - SHOWN} more" in table
-
 
 
 @pytest.mark.paddleformers
@@ -202,10 +207,24 @@ def test_base_model_loading_a_causal_lm_checkpoint(checkpoints, monkeypatch: pyt
     assert (set(report.missing), set(report.unexpected)) == (verdict.missing, verdict.unexpected) == (set(), {"lm_head.weight"})
 
 
-@pytest.mark.parametrize(("dtype", "kind"), [
-    ("F8_E4M3", "float8"), ("F8_E5M2", "float8"), ("BF16", "float"), ("F16", "float"), ("F32", "float"), ("F64", "float"),
-    ("I8", "integer"), ("U8", "integer"), ("I64", "integer"), ("BOOL", "bool"),
-    ("paddle.float8_e4m3fn", "float8"), ("paddle.bfloat16", "float"), ("paddle.int32", "integer"), ("paddle.bool", "bool"),
-])
+@pytest.mark.parametrize(
+    ("dtype", "kind"),
+    [
+        ("F8_E4M3", "float8"),
+        ("F8_E5M2", "float8"),
+        ("BF16", "float"),
+        ("F16", "float"),
+        ("F32", "float"),
+        ("F64", "float"),
+        ("I8", "integer"),
+        ("U8", "integer"),
+        ("I64", "integer"),
+        ("BOOL", "bool"),
+        ("paddle.float8_e4m3fn", "float8"),
+        ("paddle.bfloat16", "float"),
+        ("paddle.int32", "integer"),
+        ("paddle.bool", "bool"),
+    ],
+)
 def test_dtype_kinds(dtype: str, kind: str) -> None:
     assert dtypes.kind(dtype) == kind

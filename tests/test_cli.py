@@ -33,7 +33,9 @@ def test_build_prints_class_size_and_seconds_per_phase(capsys, monkeypatch):
 
 def test_bad_input_exits_2_with_a_one_line_error():
     """The real command, in its own process: the exit status."""
-    done = subprocess.run([sys.executable, "-m", "pytest_dummyweights", "build", "no_such_dir"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_dummyweights", "build", "no_such_dir"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 2 and not done.stdout
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors == [done.stderr.splitlines()[-1]] and "Traceback" not in done.stderr

@@ -17,10 +17,10 @@ from safetensors.paddle import save_file
 
 from pytest_dummyweights import DummySpec
 from pytest_dummyweights._building.pipeline import build
-from pytest_dummyweights.vocabulary import human_bytes
 from pytest_dummyweights._checkpoints.loader_feed import dummy_tensor
 from pytest_dummyweights._checkpoints.manifest import FORMAT_VERSION, MANIFEST_KIND, TensorEntry, load_manifest
 from pytest_dummyweights.errors import DummyWeightsError
+from pytest_dummyweights.vocabulary import human_bytes
 
 REAL_SEED = 7  # the checkpoints' values: not those of a dummy build (seed 0)
 
@@ -65,7 +65,8 @@ BOTH_MODES = """
 
     @pytest.mark.dummy_load(CHECKPOINT_CONFIG, model=EngineCheckpointModel, checkpoint="ckpt/engine", device="cpu")
     def test_engine_loads_through_its_own_loader_and_derives_mla_weights(dummy_model, request):
-        assert dummy_model.loaded_tensors == len(load_manifest(request.path.parent / "ckpt/engine").tensors)  # its own loader ran, on every tensor
+        # its own loader ran, on every tensor
+        assert dummy_model.loaded_tensors == len(load_manifest(request.path.parent / "ckpt/engine").tensors)
         tensor, entry = stored(request, "ckpt/engine", KV_B)
         if not real(request):
             tensor = dummy_tensor(KV_B, entry, seed=0, std=0.02)  # what the dummy build fed the loader
@@ -88,9 +89,16 @@ BOTH_MODES = """
 
 def write_engine_checkpoint(directory: Path) -> int:
     """The engine model's checkpoint with real data (values of seed ``REAL_SEED``); returns its data bytes."""
-    entries = {name: TensorEntry(dtype, shape, "") for name, (dtype, shape) in checkpoint_tensors(types.SimpleNamespace(**CHECKPOINT_CONFIG)).items()}
+    entries = {
+        name: TensorEntry(dtype, shape, "")
+        for name, (dtype, shape) in checkpoint_tensors(types.SimpleNamespace(**CHECKPOINT_CONFIG)).items()
+    }
     directory.mkdir(parents=True)
-    save_file({name: dummy_tensor(name, entry, seed=REAL_SEED) for name, entry in entries.items()}, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    save_file(
+        {name: dummy_tensor(name, entry, seed=REAL_SEED) for name, entry in entries.items()},
+        str(directory / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
     return sum(entry.nbytes for entry in entries.values())
 
 
@@ -112,10 +120,13 @@ def test_one_file_passes_with_dummy_and_with_real_weights(inner, checkpoints: in
 
     real = inner.run("-v", "-rs", "--real-weights")
     real.assert_outcomes(passed=3, skipped=2)
-    real.stdout.fnmatch_lines([
-        "SKIPPED * --real-weights: checkpoint */qwen3.manifest.json is a manifest only, without tensor data; it runs with dummy weights only",
-        "SKIPPED * --real-weights: the test names no checkpoint= to load real weights from; it runs with dummy weights only",
-    ])
+    real.stdout.fnmatch_lines(
+        [
+            "SKIPPED * --real-weights: checkpoint */qwen3.manifest.json is a manifest only, without tensor data; "
+            "it runs with dummy weights only",
+            "SKIPPED * --real-weights: the test names no checkpoint= to load real weights from; it runs with dummy weights only",
+        ]
+    )
     real.stdout.fnmatch_lines([f"*real weights: 3 models loaded real, {human_bytes(checkpoints)} read from checkpoints*"])
 
 
@@ -143,13 +154,15 @@ def dropped(inner) -> None:
 def test_a_corrupted_checkpoint_fails_setup_with_the_table(inner, dropped: None) -> None:
     result = inner.run("-v")
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines([
-        "*test_against_a_corrupted_checkpoint: dummy build of config * failed: the model does not match checkpoint *qwen3-hf-drop: "
-        "fix the config, the model's loader or the checkpoint (or set checkpoint_check='warn' / --dummy-checkpoint-check=warn)",
-        "checkpoint *qwen3-hf-drop: the model and the checkpoint disagree",
-        "  missing (the model needs it, the checkpoint lacks it): 1",
-        "    model.layers.0.mlp.down_proj.weight",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_against_a_corrupted_checkpoint: dummy build of config * failed: the model does not match checkpoint *qwen3-hf-drop: "
+            "fix the config, the model's loader or the checkpoint (or set checkpoint_check='warn' / --dummy-checkpoint-check=warn)",
+            "checkpoint *qwen3-hf-drop: the model and the checkpoint disagree",
+            "  missing (the model needs it, the checkpoint lacks it): 1",
+            "    model.layers.0.mlp.down_proj.weight",
+        ]
+    )
     result.stdout.fnmatch_lines(["*checkpoint checks: 0 passed, 1 failed*"])
     assert "Traceback" not in result.stdout.str()
 
@@ -158,11 +171,13 @@ def test_a_corrupted_checkpoint_fails_setup_with_the_table(inner, dropped: None)
 def test_warn_mode_warns_with_the_table(inner, dropped: None) -> None:
     result = inner.run("-v", "--dummy-checkpoint-check=warn")
     result.assert_outcomes(passed=2, warnings=1)
-    result.stdout.fnmatch_lines([
-        "*CheckpointMismatchWarning: checkpoint *qwen3-hf-drop: the model and the checkpoint disagree",
-        "*  missing (the model needs it, the checkpoint lacks it): 1",
-        "*    model.layers.0.mlp.down_proj.weight",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*CheckpointMismatchWarning: checkpoint *qwen3-hf-drop: the model and the checkpoint disagree",
+            "*  missing (the model needs it, the checkpoint lacks it): 1",
+            "*    model.layers.0.mlp.down_proj.weight",
+        ]
+    )
     result.stdout.fnmatch_lines(["*checkpoint checks: 0 passed, 1 failed*"])
 
 
@@ -205,7 +220,8 @@ BAD_INPUT = """
     """
 
 BAD_CAUSES = {
-    "test_missing": r"checkpoint 'no/such/checkpoint' not found \(looked at: [^;]*\); give a directory of \*\.safetensors files or a manifest JSON file",
+    "test_missing": r"checkpoint 'no/such/checkpoint' not found \(looked at: [^;]*\); "
+    r"give a directory of \*\.safetensors files or a manifest JSON file",
     "test_no_safetensors": r"checkpoint \S*empty: the directory has no \*\.safetensors files",
     "test_not_a_manifest": r"\S*notes\.json: not a manifest JSON file \(.*\); give a checkpoint directory",
     "test_not_a_path": r"checkpoint must be a checkpoint directory or a manifest JSON file path; got int: 3",
@@ -290,7 +306,14 @@ def test_the_checkpoint_layout_hook_names_what_the_model_loads(inner) -> None:
     result = inner.run("-v")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*test_the_projects_layout_agrees PASSED*"])
-    result.stdout.fnmatch_lines(["  missing (the model needs it, the checkpoint lacks it): 1", "    w", "  unexpected (the checkpoint has it, nothing loads it): 1", "    weights.w"])
+    result.stdout.fnmatch_lines(
+        [
+            "  missing (the model needs it, the checkpoint lacks it): 1",
+            "    w",
+            "  unexpected (the checkpoint has it, nothing loads it): 1",
+            "    weights.w",
+        ]
+    )
 
 
 @pytest.mark.paddleformers
@@ -308,7 +331,10 @@ def test_cli_build_prints_the_checks_table_and_exits_1_when_it_fails(tmp_path: P
     monkeypatch.chdir(tmp_path)  # a relative checkpoint path resolves against the working directory
     assert cli.main(["build", str(config), *sets, "--set=num_hidden_layers=3", "--checkpoint", checkpoint.name]) == 1
     out = capsys.readouterr().out
-    assert f"checkpoint {checkpoint}: the model and the checkpoint disagree\n  missing (the model needs it, the checkpoint lacks it): 11\n" in out
+    assert (
+        f"checkpoint {checkpoint}: the model and the checkpoint disagree\n  missing (the model needs it, the checkpoint lacks it): 11\n"
+        in out
+    )
 
     assert cli.main(["build", str(config), *sets, "--checkpoint", "no_such_checkpoint"]) == 2
     out, err = capsys.readouterr()
@@ -317,14 +343,17 @@ def test_cli_build_prints_the_checks_table_and_exits_1_when_it_fails(tmp_path: P
 
 def test_the_ini_turns_real_weights_on(inner) -> None:
     inner.write("pytest.ini", "[pytest]\ndummyweights_real_weights = true\n")
-    inner.write("test_ini.py", """
+    inner.write(
+        "test_ini.py",
+        """
         import pytest
         from engine_models import ZOO, zoo_config
 
         @pytest.mark.dummy_load(zoo_config(), model=ZOO)
         def test_without_a_checkpoint(dummy_model):
             pass
-        """)
+        """,
+    )
     result = inner.run("-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED * --real-weights: the test names no checkpoint= *"])
@@ -380,8 +409,14 @@ def test_malformed_checkpoint_files_fail_their_test_at_setup_with_one_line(inner
     raw_shard(inner.path / "string_offsets" / "model.safetensors", '{"w": {"dtype": "F32", "shape": [1], "data_offsets": ["0", "4"]}}', 4)
     raw_shard(inner.path / "metadata_list" / "model.safetensors", '{"__metadata__": []}')
     (inner.path / "shard_directory" / "model.safetensors").mkdir(parents=True)
-    edited = {"kind": MANIFEST_KIND, "format_version": FORMAT_VERSION, "source": "x", "total_bytes": 4,
-              "formats": {"a.safetensors": "pt"}, "tensors": {"w": {"shape": [1], "shard": "a.safetensors"}}}
+    edited = {
+        "kind": MANIFEST_KIND,
+        "format_version": FORMAT_VERSION,
+        "source": "x",
+        "total_bytes": 4,
+        "formats": {"a.safetensors": "pt"},
+        "tensors": {"w": {"shape": [1], "shard": "a.safetensors"}},
+    }
     inner.write("edited.manifest.json", json.dumps(edited))
     tests = [
         f"@pytest.mark.dummy_load(QWEN3, overrides=OVERRIDES, checkpoint={checkpoint!r})\ndef {test}(dummy_model):\n    pass\n"

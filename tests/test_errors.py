@@ -167,7 +167,11 @@ def test_each_bad_input_errors_at_setup_naming_test_config_and_cause(inner):
         assert message is not None, test  # ...naming the test...
         assert config in message[1], (test, message[0])  # ...the config...
         assert re.search(cause, message[2]), (test, message[0])  # ...and the cause
-    assert re.search(r"^test_bad_input\.py::test_factory_error: dummy build of config 'no_such_dir' failed: config 'no_such_dir' not found", output, re.MULTILINE)
+    assert re.search(
+        r"^test_bad_input\.py::test_factory_error: dummy build of config 'no_such_dir' failed: config 'no_such_dir' not found",
+        output,
+        re.MULTILINE,
+    )
     factory_line = (
         "test_bad_input.py::test_factory_spec_and_keywords: dummy build of config '{}' failed: dummy_model_factory got a DummySpec and "
         "keywords (overrides): pass the DummySpec alone with every field in it (dataclasses.replace(spec, overrides=...)), "
@@ -245,9 +249,9 @@ def test_reraised_as_folds_foreign_errors_and_passes_its_own_through():
     assert str(raised.value) == "reading the XML failed: OSError: no such file: coverage.xml; write one again"
     assert raised.value.__cause__ is None and raised.value.__suppress_context__  # no foreign traceback
     report = type("Report", (), {"source": "ckpt", "table": lambda self: ["  missing: 1"]})()
-    with pytest.raises(errors.CheckpointMismatch, match=r"^the model does not match checkpoint ckpt: .*\n  missing: 1$"):
-        with errors.reraised_as(errors.DummyWeightsError, "never"):  # the package's own: unchanged
-            raise errors.CheckpointMismatch(report)
+    mismatch = pytest.raises(errors.CheckpointMismatch, match=r"^the model does not match checkpoint ckpt: .*\n  missing: 1$")
+    with mismatch, errors.reraised_as(errors.DummyWeightsError, "never"):  # the package's own: unchanged
+        raise errors.CheckpointMismatch(report)
     with pytest.raises(KeyError), errors.reraised_as(errors.DummyWeightsError, "never", catch=(OSError,)):  # not asked for
         raise KeyError("k")
 

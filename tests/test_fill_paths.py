@@ -59,6 +59,6 @@ def test_the_copy_path_for_devices_writes_the_same_bits_as_the_host_path():
     dtypes = ["float16", "bfloat16", "float32", "float64"]
     host, device = layer_of(dtypes), layer_of(dtypes)
     fill.initialize_dummy_weights(host, seed=7, std=0.5, storage="filled")
-    for (name, expected), (_, param), dtype in zip(host.named_parameters(), device.named_parameters(), dtypes):
+    for (name, expected), (_, param), dtype in zip(host.named_parameters(), device.named_parameters(), dtypes, strict=True):
         fill.fill_by_copy(param, *fill.source_of(name, param, 7, 0.5))
         assert (internals.host_view(param) == internals.host_view(expected)).all(), dtype

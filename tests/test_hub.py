@@ -80,9 +80,17 @@ def hub(tmp_path: Path) -> Iterator[tuple[str, Path, list[int]]]:
 
 
 def run_cli(endpoint: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf-home"), "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "0"}
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": endpoint,
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_OFFLINE": "0",
+    }
     env.pop("HF_TOKEN", None)
-    return subprocess.run([sys.executable, "-m", "pytest_dummyweights", "manifest", *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_dummyweights", "manifest", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.paddleformers
@@ -117,7 +125,9 @@ def test_a_repo_the_hub_lacks_is_a_one_line_error(hub, tmp_path: Path) -> None:
     assert done.stderr.startswith("error: --hub org/nothing: reading its safetensors headers failed") and done.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize(("args", "says"), [(("CHECKPOINT", "--hub", "org/x"), "one of them"), (("--hub", "no-owner"), "expected OWNER/NAME[@REVISION]")])
+@pytest.mark.parametrize(
+    ("args", "says"), [(("CHECKPOINT", "--hub", "org/x"), "one of them"), (("--hub", "no-owner"), "expected OWNER/NAME[@REVISION]")]
+)
 def test_usage_errors(tmp_path: Path, args: tuple[str, ...], says: str) -> None:
     done = run_cli("http://127.0.0.1:9", tmp_path, *(str(tmp_path) if arg == "CHECKPOINT" else arg for arg in args))
     assert done.returncode == 2 and says in done.stderr and done.stderr.count("\n") == 1

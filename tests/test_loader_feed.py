@@ -72,10 +72,17 @@ def test_without_kv_b_the_mla_weights_are_never_derived(tmp_path: Path) -> None:
     assert result.report.missing == ["model.layers.1.self_attn.k_b_proj_weight", "model.layers.1.self_attn.v_b_proj_weight"]
 
 
-@pytest.mark.parametrize(("edit", "culprit", "error"), [
-    (lambda t: t.update({"model.layers.0.mlp.extra_proj.weight": ("BF16", (4, 4))}), "model.layers.0.mlp.extra_proj.weight", "KeyError"),
-    (lambda t: t.update({"model.norm.weight": ("BF16", (33,))}), "model.norm.weight", "ValueError"),
-])
+@pytest.mark.parametrize(
+    ("edit", "culprit", "error"),
+    [
+        (
+            lambda t: t.update({"model.layers.0.mlp.extra_proj.weight": ("BF16", (4, 4))}),
+            "model.layers.0.mlp.extra_proj.weight",
+            "KeyError",
+        ),
+        (lambda t: t.update({"model.norm.weight": ("BF16", (33,))}), "model.norm.weight", "ValueError"),
+    ],
+)
 def test_what_the_loader_raises_on_is_named_with_the_checkpoint_tensor(tmp_path: Path, edit, culprit: str, error: str) -> None:
     result = feed_load_weights(lazy_engine_model(), engine_manifest(tmp_path, edit))
     [raised] = result.report.loader_errors

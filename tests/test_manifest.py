@@ -34,12 +34,14 @@ def test_manifest_matches_what_safetensors_reads(tmp_path: Path, layout: str) ->
     for shard in sorted(directory.glob("*.safetensors")):
         with safe_open(shard, framework="np") as file:
             assert manifest.formats[shard.name] == file.metadata()["format"]
-            for name in file.keys():
+            for name in file.keys():  # noqa: SIM118  (safe_open is not iterable)
                 piece = file.get_slice(name)
                 seen[name] = (piece.get_dtype(), tuple(piece.get_shape()), shard.name)
     assert {name: (e.dtype, e.shape, e.shard) for name, e in manifest.tensors.items()} == seen
     assert manifest.layout == layout
-    assert manifest.total_bytes == sum(p.stat().st_size for p in directory.glob("*.safetensors")) - sum(8 + header_length(p) for p in directory.glob("*.safetensors"))
+    assert manifest.total_bytes == sum(p.stat().st_size for p in directory.glob("*.safetensors")) - sum(
+        8 + header_length(p) for p in directory.glob("*.safetensors")
+    )
     assert manifest.index_problems == []
 
 
@@ -102,8 +104,10 @@ def bad_checkpoints(tmp_path: Path) -> dict[str, tuple[Path, Path, str]]:
     """Each case: (what to pass, the file the message must name, the cause it must state)."""
     empty = tmp_path / "empty"
     empty.mkdir()
-    cases = {"missing": (tmp_path / "nowhere", tmp_path / "nowhere", "no such file or directory"),
-             "no safetensors": (empty, empty, "no *.safetensors files")}
+    cases = {
+        "missing": (tmp_path / "nowhere", tmp_path / "nowhere", "no such file or directory"),
+        "no safetensors": (empty, empty, "no *.safetensors files"),
+    }
     for case, content, cause in [("not json", b"{nope", "not JSON"), ("length past end", b"{}", "runs past the file's end")]:
         directory = tmp_path / case.replace(" ", "_")
         directory.mkdir()
@@ -114,10 +118,16 @@ def bad_checkpoints(tmp_path: Path) -> dict[str, tuple[Path, Path, str]]:
     truncated.mkdir()
     write_sparse_shard(truncated / "model.safetensors", {"w": ("F32", (1000,))}, {"format": "np"})
     os.truncate(truncated / "model.safetensors", 8 + header_length(truncated / "model.safetensors") + 10)
-    cases["data past end"] = (truncated, truncated / "model.safetensors", "the header describes 4,000 bytes of tensor data, the file holds 10")
-    for case, content, cause in [("too short", b"\x01\x00", "too short for a safetensors header"),
-                                 ("header a list", b"[]", "JSON but not an object"),
-                                 ("entry without shape", json.dumps({"w": {"dtype": "F32"}}).encode(), "tensor 'w': no \"shape\"")]:
+    cases["data past end"] = (
+        truncated,
+        truncated / "model.safetensors",
+        "the header describes 4,000 bytes of tensor data, the file holds 10",
+    )
+    for case, content, cause in [
+        ("too short", b"\x01\x00", "too short for a safetensors header"),
+        ("header a list", b"[]", "JSON but not an object"),
+        ("entry without shape", json.dumps({"w": {"dtype": "F32"}}).encode(), "tensor 'w': no \"shape\""),
+    ]:
         directory = tmp_path / case.replace(" ", "_")
         directory.mkdir()
         (directory / "model.safetensors").write_bytes(content if case == "too short" else struct.pack("<Q", len(content)) + content)

@@ -10,14 +10,32 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHRUNK = {"num_hidden_layers": 4, "n_routed_experts": 8, "first_k_dense_replace": 1, "n_group": 4, "topk_group": 2, "num_experts_per_tok": 2}
+SHRUNK = {
+    "num_hidden_layers": 4,
+    "n_routed_experts": 8,
+    "first_k_dense_replace": 1,
+    "n_group": 4,
+    "topk_group": 2,
+    "num_experts_per_tok": 2,
+}
 
 pytestmark = pytest.mark.paddleformers
 
 
 def test_giant_manifest_bench_runs_on_a_shrunk_layout(tmp_path: Path) -> None:
-    command = [sys.executable, str(ROOT / "bench" / "manifest_giant.py"), "--repeat", "1", "--check", "--shards", "5",
-               "--dir", str(tmp_path / "ckpt"), "--json", str(tmp_path / "out.json")]
+    command = [
+        sys.executable,
+        str(ROOT / "bench" / "manifest_giant.py"),
+        "--repeat",
+        "1",
+        "--check",
+        "--shards",
+        "5",
+        "--dir",
+        str(tmp_path / "ckpt"),
+        "--json",
+        str(tmp_path / "out.json"),
+    ]
     command += [f"--set={key}={value}" for key, value in SHRUNK.items()]
     process = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert process.returncode == 0, process.stderr[-3000:]

@@ -55,7 +55,7 @@ def bits(param: paddle.Tensor) -> np.ndarray:
 
 def test_mapped_and_filled_give_the_same_bits_for_every_dtype():
     mapped_model, filled_model = build_zoo("mapped"), build_zoo("filled")
-    for (name, param), (_, filled_param) in zip(mapped_model.named_parameters(), filled_model.named_parameters()):
+    for (name, param), (_, filled_param) in zip(mapped_model.named_parameters(), filled_model.named_parameters(), strict=True):
         assert np.array_equal(bits(param), bits(filled_param)), name
         big = int(np.prod(param.shape)) * param.element_size() >= fill.MAPPED_MIN_BYTES
         assert mapped.is_mapped(param) == (big and "float8" not in name), name
@@ -77,7 +77,11 @@ MAPPED_DIGESTS = """
 
 def test_another_process_maps_the_bits_this_one_fills():
     output = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(MAPPED_DIGESTS), json.dumps(PARAMS)], capture_output=True, text=True, check=True, env=WITH_TESTS
+        [sys.executable, "-c", textwrap.dedent(MAPPED_DIGESTS), json.dumps(PARAMS)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=WITH_TESTS,
     ).stdout
     assert json.loads(output.strip().splitlines()[-1]) == parameter_digests(build_zoo("filled"))
 
@@ -121,7 +125,7 @@ def test_an_optimizer_step_is_restored_exactly(page_scan):
     assert mapped.written_bytes(model) == sum(written.values()) * store.PAGE  # over the model: the same
     assert mapped.restore_model(model) == sum(written.values()) * store.PAGE
     assert mapped.written_bytes(model) == 0
-    for (name, param), (_, expected) in zip(model.named_parameters(), fresh.named_parameters()):
+    for (name, param), (_, expected) in zip(model.named_parameters(), fresh.named_parameters(), strict=True):
         if mapped.is_mapped(param):
             assert np.array_equal(bits(param), bits(expected)), name
 

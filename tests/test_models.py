@@ -92,7 +92,11 @@ ENGINE_MODELS = """
 
 
 def test_engine_models(inner):
-    inner.write("conftest.py", "from engine_models.layers import EngineModel\n\ndef pytest_dummyweights_resolve_model(model_config, spec):\n    return EngineModel\n")
+    inner.write(
+        "conftest.py",
+        "from engine_models.layers import EngineModel\n\n"
+        "def pytest_dummyweights_resolve_model(model_config, spec):\n    return EngineModel\n",
+    )
     inner.write("test_engine.py", ENGINE_MODELS)
     result = inner.run("-v")
     result.assert_outcomes(passed=5)

@@ -16,7 +16,9 @@ HEADER = """
     from engine_models.layers import EngineModel, make_engine_model
     """
 
-MARKERS = HEADER + """
+MARKERS = (
+    HEADER
+    + """
     pytestmark = pytest.mark.dummy_load(zoo_config("module"), model=ZOO)
 
     def test_module_marker(dummy_model):
@@ -38,8 +40,11 @@ MARKERS = HEADER + """
     def test_plugin_registered_under_its_name(request):
         assert request.config.pluginmanager.has_plugin("dummyweights")
     """
+)
 
-RELATIVE = HEADER + """
+RELATIVE = (
+    HEADER
+    + """
     def where(config, expected_tag, name):
         return pytest.param(expected_tag, marks=pytest.mark.dummy_load(config, model=ZOO), id=name)
 
@@ -52,6 +57,7 @@ RELATIVE = HEADER + """
     def test_relative_config(dummy_model, expected_tag):
         assert dummy_model.config.tag == expected_tag
     """
+)
 
 
 def write_relative_configs(inner) -> None:
@@ -210,7 +216,10 @@ def test_auto_map_is_never_imported(inner):
     inner.config_dir("evil", {**published, **SHRINK["qwen3"][1], "auto_map": auto_map})
     inner.config_dir("evil_only", {**published, **SHRINK["qwen3"][1], "auto_map": auto_map, "architectures": ["EvilForCausalLM"]})
     for module in ("configuration_evil", "modeling_evil"):
-        code = f"import pathlib; pathlib.Path({str(inner.path / 'IMPORTED')!r}).write_text({module!r})\nclass EvilConfig: pass\nclass EvilForCausalLM: pass\n"
+        code = (
+            f"import pathlib; pathlib.Path({str(inner.path / 'IMPORTED')!r}).write_text({module!r})\n"
+            "class EvilConfig: pass\nclass EvilForCausalLM: pass\n"
+        )
         for where in ("evil", "evil_only", "."):  # beside the config, and on sys.path (the test's dir)
             inner.write(f"{where}/{module}.py", code)
     inner.write(

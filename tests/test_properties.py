@@ -41,7 +41,7 @@ override_keys = st.sampled_from(["rms_norm_eps", "rope_theta", "tie_word_embeddi
 
 
 def outcome(make_spec, search_dirs=()) -> str:
-    """"model" or the error line; anything else propagates and fails the property."""
+    """ "model" or the error line; anything else propagates and fails the property."""
     try:
         result = build(make_spec(), BuildContext(search_dirs=search_dirs))
     except DummyWeightsError as error:
@@ -70,7 +70,9 @@ def test_any_overrides_give_a_model_or_one_error_line(overrides, sizes) -> None:
 @PROPERTY
 @given(
     keywords=st.dictionaries(
-        st.sampled_from(["dtype", "seed", "std", "device", "fresh", "new_keys", "model", "overrides", "dtypes", "smoke", "scales", "shrink"]),
+        st.sampled_from(
+            ["dtype", "seed", "std", "device", "fresh", "new_keys", "model", "overrides", "dtypes", "smoke", "scales", "shrink"]
+        ),
         st.one_of(
             values,
             st.sampled_from(["bfloat16", "float32", "cpu", "gpu:7", "auto", "neutral", "x.y:Z", "engine_models.layers:ParamZoo"]),

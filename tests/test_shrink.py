@@ -18,27 +18,71 @@ from pytest_dummyweights._building.shrink import Change, describe_changes, routi
 
 TOKENS = paddle.to_tensor([list(range(1, 9))])
 NARROW_MOE = {**NARROW, "head_dim": 16, "moe_intermediate_size": 32}
-NARROW_MLA = {**NARROW, "num_key_value_heads": 4, "moe_intermediate_size": 32, "q_lora_rank": 32, "kv_lora_rank": 32,
-              "qk_nope_head_dim": 16, "qk_rope_head_dim": 8, "v_head_dim": 16, "seq_length": 8}
+NARROW_MLA = {
+    **NARROW,
+    "num_key_value_heads": 4,
+    "moe_intermediate_size": 32,
+    "q_lora_rank": 32,
+    "kv_lora_rank": 32,
+    "qk_nope_head_dim": 16,
+    "qk_rope_head_dim": 8,
+    "v_head_dim": 16,
+    "seq_length": 8,
+}
 
 # GLM-4.5-Air's published values for the fields of PaddleFormers 0.4.1's Glm4MoeConfig
 GLM4_MOE = {
-    "architectures": ["Glm4MoeForCausalLM"], "model_type": "glm4_moe", "attention_bias": True, "head_dim": 128,
-    "hidden_act": "silu", "hidden_size": 4096, "partial_rotary_factor": 0.5, "initializer_range": 0.02,
-    "intermediate_size": 10944, "max_position_embeddings": 131072, "moe_intermediate_size": 1408, "norm_topk_prob": True,
-    "num_attention_heads": 96, "n_group": 1, "topk_group": 1, "n_routed_experts": 128, "n_shared_experts": 1,
-    "routed_scaling_factor": 1.0, "num_experts_per_tok": 8, "first_k_dense_replace": 1, "num_hidden_layers": 46,
-    "num_key_value_heads": 8, "rms_norm_eps": 1e-05, "rope_scaling": None, "rope_theta": 1000000,
-    "num_nextn_predict_layers": 1, "tie_word_embeddings": False, "use_qk_norm": False, "vocab_size": 151552,
-    "pad_token_id": 151329, "eos_token_id": [151329, 151336, 151338],
+    "architectures": ["Glm4MoeForCausalLM"],
+    "model_type": "glm4_moe",
+    "attention_bias": True,
+    "head_dim": 128,
+    "hidden_act": "silu",
+    "hidden_size": 4096,
+    "partial_rotary_factor": 0.5,
+    "initializer_range": 0.02,
+    "intermediate_size": 10944,
+    "max_position_embeddings": 131072,
+    "moe_intermediate_size": 1408,
+    "norm_topk_prob": True,
+    "num_attention_heads": 96,
+    "n_group": 1,
+    "topk_group": 1,
+    "n_routed_experts": 128,
+    "n_shared_experts": 1,
+    "routed_scaling_factor": 1.0,
+    "num_experts_per_tok": 8,
+    "first_k_dense_replace": 1,
+    "num_hidden_layers": 46,
+    "num_key_value_heads": 8,
+    "rms_norm_eps": 1e-05,
+    "rope_scaling": None,
+    "rope_theta": 1000000,
+    "num_nextn_predict_layers": 1,
+    "tie_word_embeddings": False,
+    "use_qk_norm": False,
+    "vocab_size": 151552,
+    "pad_token_id": 151329,
+    "eos_token_id": [151329, 151336, 151338],
 }
 # Qwen2 with a sliding window on its last layers, listed explicitly in layer_types
 QWEN2_SLIDING = {
-    "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864,
-    "num_attention_heads": 14, "num_key_value_heads": 2, "num_hidden_layers": 24, "max_window_layers": 21,
-    "use_sliding_window": True, "sliding_window": 4, "vocab_size": 151936, "rope_theta": 1000000.0,
-    "layer_types": ["full_attention"] * 21 + ["sliding_attention"] * 3, "rms_norm_eps": 1e-06,
-    "tie_word_embeddings": True, "hidden_act": "silu", "max_position_embeddings": 32768,
+    "architectures": ["Qwen2ForCausalLM"],
+    "model_type": "qwen2",
+    "hidden_size": 896,
+    "intermediate_size": 4864,
+    "num_attention_heads": 14,
+    "num_key_value_heads": 2,
+    "num_hidden_layers": 24,
+    "max_window_layers": 21,
+    "use_sliding_window": True,
+    "sliding_window": 4,
+    "vocab_size": 151936,
+    "rope_theta": 1000000.0,
+    "layer_types": ["full_attention"] * 21 + ["sliding_attention"] * 3,
+    "rms_norm_eps": 1e-06,
+    "tie_word_embeddings": True,
+    "hidden_act": "silu",
+    "max_position_embeddings": 32768,
 }
 
 
@@ -198,10 +242,16 @@ def test_unknown_structure_passes_through_with_a_warning_naming_the_keys():
 @pytest.mark.parametrize(
     ("request_", "error"),
     [
-        ({"layers": 1}, "shrink layers=1 cannot keep the config's 2 layer kind(s) (dense/full_attention, moe/full_attention); ask for at least 2"),
+        (
+            {"layers": 1},
+            "shrink layers=1 cannot keep the config's 2 layer kind(s) (dense/full_attention, moe/full_attention); ask for at least 2",
+        ),
         ({"layers": 62}, "shrink layers=62 is more than the config's num_hidden_layers=61; ask for at most 61"),
         ({"experts": 12}, "shrink experts=12 would break routing: not divisible by n_group=8 and ep_size=1; choose another expert count"),
-        ({"experts": 8}, "shrink experts=8 would break routing: fewer than 2 per group (n_group=8, topk_method noaux_tc); choose another expert count"),
+        (
+            {"experts": 8},
+            "shrink experts=8 would break routing: fewer than 2 per group (n_group=8, topk_method noaux_tc); choose another expert count",
+        ),
         ({"layers": "2"}, "shrink layers must be a positive integer; got str '2'"),
         ({"layers": 2.0}, "shrink layers must be a positive integer; got float 2.0"),
         ({"vocab": 10**6}, "shrink vocab=1000000 is more than the config's vocab_size=129280; ask for at most 129280"),
@@ -244,7 +294,9 @@ def test_cli_build_shrink_prints_the_changes(capsys, monkeypatch):
     sets = [f"--set={key}={value}" for key, value in NARROW_MOE.items()]
     assert cli.main(["build", "configs/qwen3-30b-a3b", "--shrink-experts", "32", *sets]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line for line in out if line.startswith("shrink:")] == describe_changes(shrink_config(shipped("qwen3-30b-a3b"), {"experts": 32}))
+    assert [line for line in out if line.startswith("shrink:")] == describe_changes(
+        shrink_config(shipped("qwen3-30b-a3b"), {"experts": 32})
+    )
     assert "shrink: num_experts 128 -> 32" in out and "shrink: layers moe/full_attention x2" in out
 
 
@@ -263,7 +315,9 @@ def test_marker_shrink_shows_what_changed_with_v(inner):
     result = inner.run("-v")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
-        ["*DeepseekV3ForCausalLM float32 (shrunk: num_hidden_layers 61 -> 2; first_k_dense_replace 3 -> 1; "
-         "n_routed_experts 256 -> 16; layers dense/full_attention x1, moe/full_attention x1; "
-         "MTP kept: num_nextn_predict_layers=1)*built 1x*"]
+        [
+            "*DeepseekV3ForCausalLM float32 (shrunk: num_hidden_layers 61 -> 2; first_k_dense_replace 3 -> 1; "
+            "n_routed_experts 256 -> 16; layers dense/full_attention x1, moe/full_attention x1; "
+            "MTP kept: num_nextn_predict_layers=1)*built 1x*"
+        ]
     )

@@ -103,7 +103,8 @@ def test_smoke_in_a_session_through_the_ini_option_and_the_hook(inner):
     result.stdout.fnmatch_lines(
         [
             "*test_planted: dummy build of config '<dict>' failed: finiteness smoke failed for config <dict>: "
-            "* output values are not finite; sublayer 'down_proj' (UE8M0Linear) gave * non-finite of * values, the first in execution order*",
+            "* output values are not finite; sublayer 'down_proj' (UE8M0Linear) gave * non-finite of * values, "
+            "the first in execution order*",
             "*test_no_default_input: dummy build of config '<dict>' failed: smoke=True for config <dict>, but ParamZoo is not a causal LM, "
             "so there is no default input: return its outputs from a pytest_dummyweights_smoke(model, model_config, spec) hook*",
             "*test_hook_outputs: dummy build of config '<dict>' failed: finiteness smoke failed for config <dict>: 1 of 2 output values "

@@ -80,7 +80,15 @@ def test_lambdas_partials_and_closures_of_one_module_get_their_own_models(inner)
     output = result.stdout.str()
     # 6 distinct factories built once each (the repeated lambda is a hit); the unsafe one twice, uncached
     assert re.search(r"models: 8 built in [\d.]+ s \([^)]*\), 1 cache hits", output), output
-    assert len(re.findall(r"Tiny float32 \(not cached: its factory carries values that cannot be described safely\)\s+\S+ \S+ \([^)]*\)\s+built 2x", output)) == 1
+    assert (
+        len(
+            re.findall(
+                r"Tiny float32 \(not cached: its factory carries values that cannot be described safely\)\s+\S+ \S+ \([^)]*\)\s+built 2x",
+                output,
+            )
+        )
+        == 1
+    )
 
 
 def test_identical_factory_text_in_two_places_still_differs() -> None:
@@ -145,7 +153,9 @@ VALUE_WRITES = {"set_value_one_element", "copy_into_a_slice"}
     ],
     ids=["small-kept-copy", "mapped-pages", "filled-strict"],
 )
-def test_each_leak_kind_is_undone_and_the_next_test_sees_a_fresh_build(inner, logs, monkeypatch, width, storage, isolation, value_writes) -> None:
+def test_each_leak_kind_is_undone_and_the_next_test_sees_a_fresh_build(
+    inner, logs, monkeypatch, width, storage, isolation, value_writes
+) -> None:
     from cache_support import read_log
 
     monkeypatch.setenv("LEAK_WIDTH", str(width))
@@ -166,7 +176,9 @@ def test_each_leak_kind_is_undone_and_the_next_test_sees_a_fresh_build(inner, lo
     result.stdout.fnmatch_lines(["*isolation repaired after *test_1_mutates*changed config*"])
     result.stdout.fnmatch_lines(["*isolation repaired after *test_1_mutates*added attribute note of layers.1*"])
     if value_writes == "restored":
-        result.stdout.fnmatch_lines(["*isolation repaired after *test_1_mutates?set_value_one_element?: Tiny: * of written weights restored"])
+        result.stdout.fnmatch_lines(
+            ["*isolation repaired after *test_1_mutates?set_value_one_element?: Tiny: * of written weights restored"]
+        )
 
 
 @pytest.fixture
@@ -220,7 +232,8 @@ def test_numpy_integer_seed_is_a_seed(dummy_model_factory):
 """
 
 BAD_CAUSES = {
-    "test_override_of_the_wrong_kind[string]": r"override num_hidden_layers='2' is a string, but config .* has an integer there \(28\): pass an integer",
+    "test_override_of_the_wrong_kind[string]": r"override num_hidden_layers='2' is a string, "
+    r"but config .* has an integer there \(28\): pass an integer",
     "test_override_of_the_wrong_kind[none]": r"override num_hidden_layers=None is a NoneType, but config .* has an integer there",
     "test_override_of_the_wrong_kind[negative]": r"override num_hidden_layers=-1 is negative",
     "test_malformed_architectures[dict]": r"'architectures' must be a list of class names",
@@ -283,16 +296,21 @@ def test_the_users_own_code_keeps_its_traceback_and_a_bad_hook_result_is_one_lin
     result.assert_outcomes(failed=1, errors=1)
     output = result.stdout.str()
     # the user's frame and exception, with a note naming the step and the config
-    result.stdout.fnmatch_lines([
-        "*raise RuntimeError(\"the user's own factory is broken\")",
-        "E*RuntimeError: the user's own factory is broken",
-        "*pytest-dummyweights: raised while constructing model='broken_factory' for config <dict>*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            '*raise RuntimeError("the user\'s own factory is broken")',
+            "E*RuntimeError: the user's own factory is broken",
+            "*pytest-dummyweights: raised while constructing model='broken_factory' for config <dict>*",
+        ]
+    )
     assert len(re.findall(r"^E\s+RuntimeError: the user's own factory is broken$", output, re.MULTILINE)) == 1  # reported once
     assert "During handling" not in output
-    result.stdout.fnmatch_lines([
-        "*test_hook_returns_a_string: dummy build of config * failed: hook pytest_dummyweights_resolve_model returned str 'not a class', not a class*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_hook_returns_a_string: dummy build of config * failed: "
+            "hook pytest_dummyweights_resolve_model returned str 'not a class', not a class*",
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -311,7 +329,11 @@ def test_the_users_own_code_keeps_its_traceback_and_a_bad_hook_result_is_one_lin
             "*pytest-dummyweights: ini dummyweights_seed='99999999999999999999': seed must be below 2**64*",
         ),
         ((), "dummyweights_cache_bytes = lots", "*pytest-dummyweights: ini dummyweights_cache_bytes='lots': not a size*"),
-        (("--dummy-device=gpu:99",), None, "*pytest-dummyweights: --dummy-device='gpu:99': device 'gpu:99' does not exist: Paddle sees no GPU*"),
+        (
+            ("--dummy-device=gpu:99",),
+            None,
+            "*pytest-dummyweights: --dummy-device='gpu:99': device 'gpu:99' does not exist: Paddle sees no GPU*",
+        ),
         (("--dummy-isolation=paranoid",), None, "*argument --dummy-isolation: invalid choice: 'paranoid'*"),
         # every ini key is named in its error
         ((), "dummyweights_smoke = maybe", "*pytest-dummyweights: ini dummyweights_smoke: invalid truth value 'maybe': use true*"),
@@ -341,7 +363,10 @@ def test_bad_settings_stop_the_run_naming_the_option_or_ini_key(inner, args, ini
         (["--std", "inf"], "error: std must be a finite positive number; got inf"),
         (["--std", "1e39"], "error: std 1e+39 cannot give finite float32 values*"),
         (["--set", 'architectures={"a": 1}'], "error: override architectures={'a': 1} is a dict, but config * has a list there*"),
-        (["--set", 'architectures=["export_model"]'], "error: no model class found for 'export_model'*it is a function, not a model class*"),
+        (
+            ["--set", 'architectures=["export_model"]'],
+            "error: no model class found for 'export_model'*it is a function, not a model class*",
+        ),
         (["--device", "gpu:99"], "error: device 'gpu:99' does not exist*"),
     ],
 )
@@ -368,7 +393,11 @@ def test_a_user_factory_error_in_the_build_command_keeps_its_traceback(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "mine"}))
     done = subprocess.run(
         [sys.executable, "-m", "pytest_dummyweights", "build", "config.json", "--model", "broken:factory"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)},
     )
     assert done.returncode == 1
     assert "Traceback" in done.stderr and "raise ValueError('bug in my factory')" in done.stderr

@@ -44,7 +44,9 @@ def test_the_build_fails_naming_the_sublayer_and_attribute():
 
 def test_every_kind_of_placeholder_is_found_and_the_allow_list_takes_patterns():
     model = Placeholders()
-    with pytest.raises(DummyWeightsError, match=r"fill: the model \(Placeholders\): k_scale, v_scale_inv; sublayer 'inner' \(Linear\): w_kc_weight; "):
+    with pytest.raises(
+        DummyWeightsError, match=r"fill: the model \(Placeholders\): k_scale, v_scale_inv; sublayer 'inner' \(Linear\): w_kc_weight; "
+    ):
         check_nothing_unset(model)
     with pytest.raises(DummyWeightsError, match=r"the model \(Placeholders\): v_scale_inv; .*allow_unset=\['v_scale_inv'\]$"):
         check_nothing_unset(model, allow=["inner.w_kc_weight", "k_scale"])

@@ -18,6 +18,7 @@ from pytest_dummyweights._values.value_rules import apply_value_rules
 
 IDS = paddle.to_tensor([[1, 2, 3, 4, 5]])
 
+
 def non_scales(digests: dict[str, str]) -> dict[str, str]:
     return {name: digest for name, digest in digests.items() if name not in SCALES}
 
@@ -58,13 +59,21 @@ def test_scale_values_are_pinned_for_both_presets():
     assert values(default_params["up_proj.weight_scale"]).std() == pytest.approx(0.02, rel=0.5)
     assert 0 < abs(float(default_params["attn.k_scale"])) < 0.2
     neutral_params = dict(neutral.named_parameters())
-    for name, expected in {"attn.k_scale": 1.0, "attn.v_scale": 1.0, "up_proj.weight_scale": 1.0, "down_proj.weight_scale_inv": 127}.items():
+    for name, expected in {
+        "attn.k_scale": 1.0,
+        "attn.v_scale": 1.0,
+        "up_proj.weight_scale": 1.0,
+        "down_proj.weight_scale_inv": 127,
+    }.items():
         assert (values(neutral_params[name]) == expected).all(), name
     assert neutral_params["attn.k_scale"].shape == []
     assert non_scales(parameter_digests(neutral)) == non_scales(parameter_digests(default))
     counts = {rule.pattern: rule.parameters for rule in neutral_result.rules_applied.rules}
     assert counts == {"<0-d floating point>": 0, "*_scale": 3, "*_scale_inv": 1, "*_scale_2": 0}  # a name beats the 0-d rule
-    assert neutral_result.rules_applied.summary_line() == "value rules: *_scale=neutral (scales='neutral') 3; *_scale_inv=neutral (scales='neutral') 1"
+    assert (
+        neutral_result.rules_applied.summary_line()
+        == "value rules: *_scale=neutral (scales='neutral') 3; *_scale_inv=neutral (scales='neutral') 1"
+    )
 
 
 def test_exact_rules_come_after_the_preset_and_the_last_match_wins():
@@ -93,7 +102,8 @@ def test_quantization_config_adds_the_scale_names_it_implies():
     quantized = build(DummySpec(gptq, model=ZOO, scales="neutral"))
     assert (values(quantized.model.scales) == 1.0).all() and not values(quantized.model.qzeros).any()
     assert [(r.pattern, r.source, r.parameters) for r in quantized.rules_applied.rules if r.source == "quantization_config"] == [
-        ("scales", "quantization_config", 1), ("*.scales", "quantization_config", 0)
+        ("scales", "quantization_config", 1),
+        ("*.scales", "quantization_config", 0),
     ]
     plain = build(DummySpec(zoo_config(**params), model=ZOO, scales="neutral")).model  # no quantization config: "scales" is generic
     assert values(plain.scales).std() > 0.01
@@ -107,10 +117,22 @@ def test_quantization_config_adds_the_scale_names_it_implies():
         ({"value_rules": {"*.k_scale": True}}, "value_rules['*.k_scale'] = True is not a number"),
         ({"value_rules": {"*.k_scale": float("inf")}}, "value_rules['*.k_scale'] = inf is not finite"),
         ({"value_rules": ["*.k_scale"]}, "value_rules must be a dict of name patterns to values"),
-        ({"value_rules": {"*.weight_scale_inv": 300}}, "value 300 for parameter 'down_proj.weight_scale_inv' is not representable in uint8 (integers 0..255)"),
-        ({"value_rules": {"*.weight_scale_inv": 1.5}}, "value 1.5 for parameter 'down_proj.weight_scale_inv' is not representable in uint8"),
-        ({"value_rules": {"up_proj.weight": 1000.0}}, "value 1000.0 for parameter 'up_proj.weight' is not representable in float8_e4m3fn (it becomes 448.0)"),
-        ({"value_rules": {"*.k_scale": 1e-50}}, "value 1e-50 for parameter 'attn.k_scale' is not representable in float32 (it becomes 0.0)"),
+        (
+            {"value_rules": {"*.weight_scale_inv": 300}},
+            "value 300 for parameter 'down_proj.weight_scale_inv' is not representable in uint8 (integers 0..255)",
+        ),
+        (
+            {"value_rules": {"*.weight_scale_inv": 1.5}},
+            "value 1.5 for parameter 'down_proj.weight_scale_inv' is not representable in uint8",
+        ),
+        (
+            {"value_rules": {"up_proj.weight": 1000.0}},
+            "value 1000.0 for parameter 'up_proj.weight' is not representable in float8_e4m3fn (it becomes 448.0)",
+        ),
+        (
+            {"value_rules": {"*.k_scale": 1e-50}},
+            "value 1e-50 for parameter 'attn.k_scale' is not representable in float32 (it becomes 0.0)",
+        ),
     ],
 )
 def test_bad_arguments_are_one_line_errors(keywords, message):
@@ -153,9 +175,14 @@ def test_the_marker_takes_the_rules_and_a_bad_preset_fails_setup_in_one_line(inn
     result = inner.run("-v")
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(
-        ["*Fp8EngineModel float32 (value rules: *_scale=neutral (scales='neutral') 2; *_scale_inv=neutral (scales='neutral') 1; *.v_scale=2.0 (value_rules) 1)*built 1x*"]
+        [
+            "*Fp8EngineModel float32 (value rules: *_scale=neutral (scales='neutral') 2; "
+            "*_scale_inv=neutral (scales='neutral') 1; *.v_scale=2.0 (value_rules) 1)*built 1x*"
+        ]
     )
-    result.stdout.fnmatch_lines(["*test_bad: dummy build of config '<dict>' failed: unknown scales preset 'unit': use one of 'default', 'neutral'*"])
+    result.stdout.fnmatch_lines(
+        ["*test_bad: dummy build of config '<dict>' failed: unknown scales preset 'unit': use one of 'default', 'neutral'*"]
+    )
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
@@ -191,6 +218,13 @@ def test_the_cache_tells_rule_sets_apart_including_their_order():
         return fingerprint(plan.spec, plan.loaded_config.raw, plan.factory)
 
     ordered, reversed_order = {"*.k_scale": 0.5, "attn.*": 2.0}, {"attn.*": 2.0, "*.k_scale": 0.5}
-    keys = [key(), key(scales="neutral"), key(value_rules=ordered), key(value_rules=reversed_order), key(smoke=True), key(allow_unset=["x"])]
+    keys = [
+        key(),
+        key(scales="neutral"),
+        key(value_rules=ordered),
+        key(value_rules=reversed_order),
+        key(smoke=True),
+        key(allow_unset=["x"]),
+    ]
     assert len(set(keys)) == len(keys)
     assert key() == key(scales="default") == key(smoke=False)

@@ -112,6 +112,7 @@ def test_installed_wheel_serves_fixtures_and_marker_without_paddle(python_withou
     intercepting = run([python, "-c", probe], cwd=project, PYTEST_DUMMYWEIGHTS_INTERCEPT=payload)
     assert "pytest_dummyweights._intercept.startup" in intercepting.stdout and not intercepting.stderr
 
+
 INSTALL_PADDLE = "Paddle is not installed: pip install paddlepaddle (or paddlepaddle-gpu for GPUs)"
 
 

@@ -13,9 +13,17 @@ CONFIGS = REPO / "configs"
 NARROW = {"hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 512}
 _TINY = {"num_hidden_layers": 2, **NARROW}
 _DEEPSEEK = {
-    **_TINY, "num_key_value_heads": 4, "first_k_dense_replace": 1, "n_routed_experts": 16, "n_group": 4,
-    "topk_group": 2, "num_experts_per_tok": 4, "seq_length": 8, "moe_intermediate_size": 32,
-    "q_lora_rank": 32, "kv_lora_rank": 32,
+    **_TINY,
+    "num_key_value_heads": 4,
+    "first_k_dense_replace": 1,
+    "n_routed_experts": 16,
+    "n_group": 4,
+    "topk_group": 2,
+    "num_experts_per_tok": 4,
+    "seq_length": 8,
+    "moe_intermediate_size": 32,
+    "q_lora_rank": 32,
+    "kv_lora_rank": 32,
 }
 SHRINK = {
     "qwen3": (CONFIGS / "qwen3-0.6b", {**_TINY, "head_dim": 16}),
@@ -32,7 +40,11 @@ ENGINE = "engine_models.layers:EngineModel"
 
 def zoo_config(tag: str = "", **params: tuple[str, list[int]]) -> dict:
     """A dict config for ``ParamZoo``: one parameter per keyword, ``name=(dtype, shape)``."""
-    return {"model_type": "param_zoo", "tag": tag, "params": {name: list(spec) for name, spec in (params or {"w": ("float32", [4, 4])}).items()}}
+    return {
+        "model_type": "param_zoo",
+        "tag": tag,
+        "params": {name: list(spec) for name, spec in (params or {"w": ("float32", [4, 4])}).items()},
+    }
 
 
 # every floating dtype, several chunks each (values are written chunk by chunk)

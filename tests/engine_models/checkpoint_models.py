@@ -16,9 +16,17 @@ from paddle.nn.initializer import Constant
 from pytest_dummyweights import mla
 
 CHECKPOINT_CONFIG = {
-    "model_type": "engine_checkpoint_test", "hidden_size": 32, "intermediate_size": 48, "vocab_size": 64,
-    "num_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
-    "kv_lora_rank": 16, "qk_nope_head_dim": 8, "qk_rope_head_dim": 4, "v_head_dim": 8,
+    "model_type": "engine_checkpoint_test",
+    "hidden_size": 32,
+    "intermediate_size": 48,
+    "vocab_size": 64,
+    "num_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 8,
+    "kv_lora_rank": 16,
+    "qk_nope_head_dim": 8,
+    "qk_rope_head_dim": 4,
+    "v_head_dim": 8,
 }
 STACKED = {"q_proj": "qkv_proj", "k_proj": "qkv_proj", "v_proj": "qkv_proj", "gate_proj": "gate_up_proj", "up_proj": "gate_up_proj"}
 
@@ -48,7 +56,14 @@ class Float8Linear(paddle.nn.Layer):
 class GQAttention(paddle.nn.Layer):
     def __init__(self, c) -> None:
         super().__init__()
-        self.qkv_proj = StackedLinear(c.hidden_size, {"q_proj": c.num_heads * c.head_dim, "k_proj": c.num_key_value_heads * c.head_dim, "v_proj": c.num_key_value_heads * c.head_dim})
+        self.qkv_proj = StackedLinear(
+            c.hidden_size,
+            {
+                "q_proj": c.num_heads * c.head_dim,
+                "k_proj": c.num_key_value_heads * c.head_dim,
+                "v_proj": c.num_key_value_heads * c.head_dim,
+            },
+        )
         self.o_proj = paddle.nn.Linear(c.num_heads * c.head_dim, c.hidden_size, bias_attr=False)
 
 
@@ -67,7 +82,10 @@ class MLAttention(paddle.nn.Layer):
     def derive_from_kv_b(self, kv_b: paddle.Tensor) -> None:
         """``kv_b_proj.weight`` ``[heads * (nope + v), rank]`` -> ``k_b`` ``[heads, nope, rank]``, ``v_b`` ``[heads, rank, v]``."""
         per_head = kv_b.reshape([self.num_heads_per_partition, self.qk_nope_head_dim + self.v_head_dim, self.kv_lora_rank])
-        derived = {"k_b_proj_weight": per_head[:, : self.qk_nope_head_dim, :], "v_b_proj_weight": per_head[:, self.qk_nope_head_dim :, :].transpose([0, 2, 1])}
+        derived = {
+            "k_b_proj_weight": per_head[:, : self.qk_nope_head_dim, :],
+            "v_b_proj_weight": per_head[:, self.qk_nope_head_dim :, :].transpose([0, 2, 1]),
+        }
         for attribute, value in derived.items():
             param = self.create_parameter(list(value.shape), dtype=self.q_proj.weight.dtype)
             param.set_value(value.astype(param.dtype).contiguous())
@@ -124,10 +142,18 @@ def checkpoint_tensors(c) -> dict[str, tuple[str, tuple[int, ...]]]:
     qk_head_dim = mla.qk_head_dim(c.qk_nope_head_dim, c.qk_rope_head_dim)
     tensors = {"model.embed_tokens.weight": ("BF16", (c.vocab_size, c.hidden_size))}
     attention = {
-        0: {"q_proj": (c.num_heads * c.head_dim, c.hidden_size), "k_proj": (c.num_key_value_heads * c.head_dim, c.hidden_size),
-            "v_proj": (c.num_key_value_heads * c.head_dim, c.hidden_size), "o_proj": (c.hidden_size, c.num_heads * c.head_dim)},
-        1: {"q_proj": (c.num_heads * qk_head_dim, c.hidden_size), "kv_a_proj_with_mqa": (c.kv_lora_rank + c.qk_rope_head_dim, c.hidden_size),
-            "kv_b_proj": (c.num_heads * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank), "o_proj": (c.hidden_size, c.num_heads * c.v_head_dim)},
+        0: {
+            "q_proj": (c.num_heads * c.head_dim, c.hidden_size),
+            "k_proj": (c.num_key_value_heads * c.head_dim, c.hidden_size),
+            "v_proj": (c.num_key_value_heads * c.head_dim, c.hidden_size),
+            "o_proj": (c.hidden_size, c.num_heads * c.head_dim),
+        },
+        1: {
+            "q_proj": (c.num_heads * qk_head_dim, c.hidden_size),
+            "kv_a_proj_with_mqa": (c.kv_lora_rank + c.qk_rope_head_dim, c.hidden_size),
+            "kv_b_proj": (c.num_heads * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank),
+            "o_proj": (c.hidden_size, c.num_heads * c.v_head_dim),
+        },
     }
     for layer, projections in attention.items():
         prefix = f"model.layers.{layer}"

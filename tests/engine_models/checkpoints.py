@@ -136,7 +136,7 @@ def strip_base_prefix(ckpt: Checkpoint, name: str) -> None:
     prefix = name.split(".")[0] + "."
     for other in ckpt.names():
         if other.startswith(prefix):
-            ckpt.put(other[len(prefix):], ckpt.pop(other), next_to=next(n for n in ckpt.names() if n != other))
+            ckpt.put(other[len(prefix) :], ckpt.pop(other), next_to=next(n for n in ckpt.names() if n != other))
 
 
 def stale_index_names_absent(ckpt: Checkpoint, name: str) -> None:
@@ -150,8 +150,19 @@ def stale_index_lacks_present(ckpt: Checkpoint, name: str) -> None:
 
 
 CORRUPTIONS: dict[str, Callable[[Checkpoint, str], None]] = {
-    fn.__name__: fn for fn in (drop, extra, rename, transpose, integer_dtype, layer_short, layer_extra, strip_base_prefix,
-                               stale_index_names_absent, stale_index_lacks_present)
+    fn.__name__: fn
+    for fn in (
+        drop,
+        extra,
+        rename,
+        transpose,
+        integer_dtype,
+        layer_short,
+        layer_extra,
+        strip_base_prefix,
+        stale_index_names_absent,
+        stale_index_lacks_present,
+    )
 }
 
 
@@ -168,7 +179,7 @@ def vlm_names(ckpt: Checkpoint, name: str) -> None:
     """Keys as a VLM release names its language model: ``model.language_model.`` for ``model.``."""
     for other in ckpt.names():
         if other.startswith("model."):
-            ckpt.put("model.language_model." + other[len("model."):], ckpt.pop(other), next_to=next(n for n in ckpt.names() if n != other))
+            ckpt.put("model.language_model." + other[len("model.") :], ckpt.pop(other), next_to=next(n for n in ckpt.names() if n != other))
 
 
 CORRUPTIONS[vlm_names.__name__] = vlm_names
@@ -178,4 +189,6 @@ def qwen2vl_style_class():
     """Qwen3 under a class name ``from_pretrained`` treats as a VLM, with a key mapping back from ``model.language_model.``."""
     from paddleformers.transformers import Qwen3ForCausalLM
 
-    return type("Qwen2VLStyleQwen3ForCausalLM", (Qwen3ForCausalLM,), {"_checkpoint_conversion_mapping": {r"^model\.language_model\.": "model."}})
+    return type(
+        "Qwen2VLStyleQwen3ForCausalLM", (Qwen3ForCausalLM,), {"_checkpoint_conversion_mapping": {r"^model\.language_model\.": "model."}}
+    )

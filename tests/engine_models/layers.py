@@ -84,7 +84,9 @@ class MLAAttention(paddle.nn.Layer):
     """DeepSeek-style attention in the engines' combined-KV convention: ``k_b_proj_weight`` and
     ``v_b_proj_weight`` are not created here (an engine derives them from ``kv_b_proj`` while loading)."""
 
-    def __init__(self, hidden_size: int, heads: int, kv_lora_rank: int, qk_nope_head_dim: int, qk_rope_head_dim: int, v_head_dim: int) -> None:
+    def __init__(
+        self, hidden_size: int, heads: int, kv_lora_rank: int, qk_nope_head_dim: int, qk_rope_head_dim: int, v_head_dim: int
+    ) -> None:
         super().__init__()
         self.num_heads_per_partition = heads
         self.kv_lora_rank = kv_lora_rank
@@ -129,7 +131,9 @@ class EngineModel(paddle.nn.Layer):
         hidden = config.hidden_size
         self.embed = paddle.nn.Embedding(config.vocab_size, hidden)
         attention = MLAAttentionWithPlaceholders if getattr(config, "mla_placeholders", False) else MLAAttention
-        self.attention = attention(hidden, config.num_heads, config.kv_lora_rank, config.qk_nope_head_dim, config.qk_rope_head_dim, config.v_head_dim)
+        self.attention = attention(
+            hidden, config.num_heads, config.kv_lora_rank, config.qk_nope_head_dim, config.qk_rope_head_dim, config.v_head_dim
+        )
         self.quant = QuantLinear(hidden, hidden)
         self.fp8_e4m3 = Float8Linear(hidden, hidden, "float8_e4m3fn")
         self.fp8_e5m2 = Float8Linear(hidden, hidden, "float8_e5m2")
@@ -143,8 +147,14 @@ class EngineModel(paddle.nn.Layer):
 
 
 ENGINE_CONFIG = {
-    "model_type": "engine_test", "hidden_size": 32, "vocab_size": 64, "num_heads": 2,
-    "kv_lora_rank": 16, "qk_nope_head_dim": 8, "qk_rope_head_dim": 4, "v_head_dim": 8,
+    "model_type": "engine_test",
+    "hidden_size": 32,
+    "vocab_size": 64,
+    "num_heads": 2,
+    "kv_lora_rank": 16,
+    "qk_nope_head_dim": 8,
+    "qk_rope_head_dim": 4,
+    "v_head_dim": 8,
 }
 
 

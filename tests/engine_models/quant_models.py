@@ -87,7 +87,10 @@ class Fp8EngineModel(paddle.nn.Layer):
     def __init__(self, config) -> None:
         super().__init__()
         hidden, inner = config.hidden_size, config.intermediate_size
-        flags = {name: {"plant_inf": getattr(config, "plant_inf", "") == name, "forget_derived": getattr(config, "forget_derived", "") == name} for name in ("up_proj", "down_proj")}
+        flags = {
+            name: {"plant_inf": getattr(config, "plant_inf", "") == name, "forget_derived": getattr(config, "forget_derived", "") == name}
+            for name in ("up_proj", "down_proj")
+        }
         self.embed = paddle.nn.Embedding(config.vocab_size, hidden)
         self.attn = Fp8KVAttention(hidden)
         self.up_proj = Fp8Linear(hidden, inner, **flags["up_proj"])
