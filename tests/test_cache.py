@@ -9,9 +9,10 @@ build made here in the outer process, and the plugin's terminal summary.
 from __future__ import annotations
 
 import collections
+import gc
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from cache_support import (
@@ -515,3 +516,35 @@ def test_set_value_of_one_unprobed_element_is_restored_without_a_rebuild() -> No
     weight.set_value(values)
     assert cache.check_loans("test_unprobed") == ["Tiny: 64 B of written weights restored"]
     assert cache.get(spec) is model and digest(model) == fresh_digest(tiny("u"))
+
+
+class CollectorWitness(dict):
+    """A model attribute whose items are read whenever isolation describes the model: it notes whether Python's
+    cyclic garbage collector was running then."""
+
+    seen: ClassVar[list[bool]] = []
+
+    def items(self) -> Any:
+        CollectorWitness.seen.append(gc.isenabled())
+        return super().items()
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["collector on", "collector off"])
+def test_a_snapshot_and_a_check_pause_the_collector_and_leave_it_as_they_found_it(enabled: bool) -> None:
+    """Describing a giant model allocates millions of tuples it keeps to the end; collections meanwhile would
+    traverse them all again and again (``bench/isolation.py``)."""
+    from pytest_dummyweights._cache.isolation import Snapshot
+
+    model = build(DummySpec(tiny("collector"), model=TINY, seed=0, device="cpu")).model
+    model.witness = CollectorWitness(note="kept")
+    CollectorWitness.seen.clear()
+    was_enabled = gc.isenabled()
+    try:
+        gc.enable() if enabled else gc.disable()
+        snapshot = Snapshot.of(model)
+        verdict = snapshot.check(model)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable() if was_enabled else gc.disable()
+    assert verdict.rebuild == [] and verdict.restored == []
+    assert CollectorWitness.seen == [False, False]  # described once at the snapshot, once at the check: paused both times

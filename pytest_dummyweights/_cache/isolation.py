@@ -27,8 +27,10 @@ repair line names the test and what changed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import gc
 import hashlib
 from collections.abc import Iterator
 from typing import Any
@@ -81,6 +83,21 @@ def _tensor_state(tensor: paddle.Tensor, strict: bool, restored: bool) -> tuple:
     if restored:
         return identity
     return (*identity, inplace_version(tensor), _digest(tensor) if strict else _probe(tensor))
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused for one snapshot or check, then as it was. Describing a giant
+    model allocates millions of small tuples and frees none until the comparison ends; every collection meanwhile
+    traverses them all again, which took over half of a full-size DeepSeek-V3's check (``bench/isolation.py``).
+    What is compared is the same either way; the walk's own garbage is freed by reference counting."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclasses.dataclass
@@ -215,6 +232,7 @@ class Snapshot:
     kept_attributes: dict[str, tuple[str, str, Any]]  # tensors' own attributes holding plain data: key -> tensor key, name, value
 
     @classmethod
+    @collector_paused()
     def of(cls, model: paddle.nn.Layer, mode: str = "fast") -> Snapshot:
         strict, walk = mode == "strict", Walk.of(model)
         kept_attributes = {
@@ -250,6 +268,7 @@ class Snapshot:
             attributes.clear()
             attributes.update({name: now.pop(name) for name, _ in self.state[f"attributes of {tensor_key}"].described if name in now})
 
+    @collector_paused()
     def check(self, model: paddle.nn.Layer) -> Verdict:
         """Compare the model with the snapshot; restore values, mode, gradients and tensors' own attributes in place."""
         walk = Walk.of(model)
