@@ -341,7 +341,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     stats = run_stats(config)
     if stats is None and fleet.scheduler is None:
         return  # nothing was built or scheduled: nothing to learn
-    from pytest_dummyweights._fleet.durations import Durations, measured, write_durations  # lazy: see the module docstring
+    from pytest_dummyweights._fleet.durations import measured, write_durations  # lazy: see the module docstring
 
     models, served = (stats.models.values(), stats.test_models) if stats is not None else ((), {})
     now = measured(models, served, fleet.scheduler.unit_durations(served) if fleet.scheduler else [])
@@ -350,8 +350,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     cache = getattr(config, "cache", None)
     if cache is not None:
         cache.set(CACHE_KEY, _cached(cache).updated(now).to_json())
-    if fleet.write_durations and fleet.durations_file is not None:
-        write_durations(fleet.durations_file, (fleet.file_durations or Durations()).updated(now))
+    if fleet.write_durations and fleet.durations_file is not None and fleet.file_durations is not None:  # read at configure
+        write_durations(fleet.durations_file, fleet.file_durations.updated(now))
 
 
 @pytest.hookimpl(optionalhook=True)
