@@ -120,10 +120,11 @@ def _cache(request: pytest.FixtureRequest) -> Any:
     """This worker's model cache, made on first use (so Paddle is imported only by runs that build)."""
     config = request.config
     if CACHE not in config.stash:
-        from pytest_dummyweights._runtime.requirements import require_paddle  # lazy: see the module docstring
+        # lazy (see the module docstring): the cache, its budget and the device import Paddle, whose absence is
+        # said first, in one line
+        from pytest_dummyweights._runtime.requirements import require_paddle
 
         require_paddle()
-        # lazy: the cache, its budget and the device import Paddle, which a run without builds never needs
         from pytest_dummyweights._cache.budget import default_budget_bytes, workers_per_device
         from pytest_dummyweights._cache.model_cache import ModelCache
         from pytest_dummyweights._runtime.device import resolve_device
