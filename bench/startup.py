@@ -16,7 +16,9 @@ alike. Two modes:
 - ``PYTHONDONTWRITEBYTECODE=1`` (common in containers): pytest writes no rewritten modules, so every run
   rewrites every plugin module it imports. Measured first, before anything is cached.
 
-Reports the medians and their difference, and which of the plugin's modules a run without builds imports (the
+Reports the medians of the wall time and of the CPU time (user and system) and their differences, the median of
+the rounds' paired differences (each round runs both, back to back, which cancels the machine's drift), and
+which of the plugin's modules a run without builds imports (the
 fewer the better: numpy and Paddle wait for the first build, and the build's machinery for its first use).
 """
 
@@ -26,6 +28,7 @@ import argparse
 import importlib.metadata
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -71,12 +74,14 @@ def build_wheel(out: Path) -> Path:
     return wheel
 
 
-def one_run(python: Path, project: Path, environment: dict[str, str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(
-        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=environment, check=True, capture_output=True
-    )
-    return time.perf_counter() - start
+def one_run(python: Path, project: Path, environment: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds of one pytest run, and the CPU seconds (user and system) it used: on a shared machine the
+    CPU time is the steadier of the two, for time spent waiting for a core counts in the wall time only."""
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
+    command = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    subprocess.run(command, cwd=project, env=environment, check=True, capture_output=True)
+    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def main() -> None:
@@ -99,14 +104,27 @@ def main() -> None:
             environment = clean_environment(dont_write_bytecode)
             for python in pythons.values():
                 one_run(python, project, environment)  # untimed: warms the file cache (and, bytecode on, pytest's own)
-            times: dict[str, list[float]] = {name: [] for name in pythons}
+            times: dict[str, list[tuple[float, float]]] = {name: [] for name in pythons}
             for _ in range(args.runs):
                 for name, python in pythons.items():
                     times[name].append(one_run(python, project, environment))
-            medians = {name: statistics.median(values) * 1e3 for name, values in times.items()}
-            cost = medians["with the plugin"] - medians["without the plugin"]
-            result["modes"][mode] = {"median_ms": medians, "plugin_cost_ms": cost}  # type: ignore[index]
-            print(f"{mode}: with {medians['with the plugin']:.1f} ms, without {medians['without the plugin']:.1f} ms, cost {cost:+.1f} ms")
+            wall = {name: statistics.median(run[0] for run in runs) * 1e3 for name, runs in times.items()}
+            cpu = {name: statistics.median(run[1] for run in runs) * 1e3 for name, runs in times.items()}
+            cost, cpu_cost = (median["with the plugin"] - median["without the plugin"] for median in (wall, cpu))
+            # each round runs both back to back: the median of the rounds' differences cancels the machine's drift
+            rounds = zip(times["with the plugin"], times["without the plugin"], strict=True)
+            paired = statistics.median(with_plugin[0] - without[0] for with_plugin, without in rounds) * 1e3
+            result["modes"][mode] = {  # type: ignore[index]
+                "median_ms": wall,
+                "plugin_cost_ms": cost,
+                "median_cpu_ms": cpu,
+                "plugin_cpu_cost_ms": cpu_cost,
+                "plugin_cost_paired_ms": paired,
+            }
+            print(
+                f"{mode}: with {wall['with the plugin']:.1f} ms, without {wall['without the plugin']:.1f} ms, cost {cost:+.1f} ms; "
+                f"CPU time cost {cpu_cost:+.1f} ms; median of the {args.runs} rounds' differences {paired:+.1f} ms"
+            )
         probe = subprocess.run(
             [str(pythons["with the plugin"]), "-c", PROBE],
             cwd=project,
